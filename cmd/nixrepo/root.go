@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	// Bucket drivers nixrepo can open by URL.
+	_ "gocloud.dev/blob/azureblob"
+	_ "gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/gcsblob"
+	_ "gocloud.dev/blob/memblob"
+	_ "gocloud.dev/blob/s3blob"
+
+	root "github.com/nixrepo/nixrepo"
+	"github.com/nixrepo/nixrepo/internal/config"
+	"github.com/nixrepo/nixrepo/internal/store"
+)
+
+// app holds what every command shares: global flags and the loaded config.
+type app struct {
+	configPath string
+	jsonOut    bool
+	quiet      bool
+	stdout     io.Writer
+	stderr     io.Writer
+	cfg        *config.Config
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "nixrepo",
+		Short: "Nix binary caches, channels and a package catalog on any object-storage bucket",
+		Long: `nixrepo turns an object-storage bucket (a folder, S3, GCS, Azure Blob) into a Nix
+repository manager. Each repository is a prefix of the bucket in Nix's exact
+binary-cache layout, so any static file server or CDN over the bucket is a
+substituter for Nix.
+
+The scheduled job is "nixrepo run": ingest every configured incoming binary
+cache (verify, sign, store), then publish. Configuration comes from --config,
+else ./nixrepo.toml, else the built-in default (file:// buckets under ./var).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "config file (default ./nixrepo.toml, else the built-in default)")
+	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print the report as JSON")
+	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "no progress bar")
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
+	})
+	root.AddCommand(
+		newRunCmd(a),
+		newIngestCmd(a),
+		newPublishCmd(a),
+		newVerifyCmd(a),
+		newKeygenCmd(a),
+		newSetmeupCmd(a),
+		newConfigCmd(a),
+	)
+	return root
+}
+
+// loadConfig finds and loads the configuration once.
+func (a *app) loadConfig() (*config.Config, error) {
+	if a.cfg != nil {
+		return a.cfg, nil
+	}
+	var err error
+	switch {
+	case a.configPath != "":
+		a.cfg, err = config.Load(a.configPath)
+	default:
+		if _, statErr := os.Stat("nixrepo.toml"); statErr == nil {
+			a.cfg, err = config.Load("nixrepo.toml")
+		} else {
+			wd, _ := os.Getwd()
+			a.cfg, err = config.Parse(root.DefaultConfig, "built-in default config", wd)
+		}
+	}
+	return a.cfg, err
+}
+
+// openStore opens the repository store of the config.
+func (a *app) openStore(ctx context.Context) (*store.Store, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, cfg.Store.URL, cfg.Dir, false)
+}
+
+// printJSON writes v as indented JSON.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// usageError marks a misuse of the command line (exit status 2).
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// failedError marks a command that ran but found problems (exit status 1
+// with the report already printed).
+type failedError struct{ error }
+
+func (e failedError) Unwrap() error { return e.error }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") ||
+		strings.HasPrefix(err.Error(), "accepts ") || strings.HasPrefix(err.Error(), "requires ") {
+		return 2
+	}
+	return 1
+}
+
+// oneLine folds a (possibly joined) error into one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s: expected %s (see %s --help)", cmd.CommandPath(), what, cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q (see %s --help)", cmd.CommandPath(), args[0], cmd.CommandPath())}
+	}
+	return nil
+}
+
+// absPath is for messages.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

@@ -1,0 +1,14 @@
+// Package ingest admits store paths into a repository, and re-checks them.
+//
+// Everything that enters a repository goes through Run (batch ingest of a
+// binary cache folder or bucket) and the checks it is built from: Measure
+// reads a NAR file once, streaming, and establishes its FileHash, FileSize,
+// NarHash, NarSize and listing; CheckClaims compares a narinfo with that.
+//
+// Visibility is ordered so that a crash at any moment leaves at worst an
+// unreferenced NAR file: NAR file first (content-addressed, named by its
+// FileHash, written once), then the .ls listing, then the signed narinfo,
+// and narinfos of references before the narinfos that point to them. The
+// narinfo write is write-once (first writer wins): a different NarHash for a
+// path the repository already has is refused, never overwritten.
+package ingest

@@ -1,0 +1,596 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/store"
+)
+
+// Options tune Run. The zero value is not usable: Key is required.
+type Options struct {
+	// Key signs every accepted path (signatures already present are kept).
+	Key nix.SecretKey
+	// Workers is the number of paths verified in parallel (≥ 1).
+	Workers int
+	// Consume deletes accepted and already-present paths from the source
+	// after they are safely in the repository, so the next run only does
+	// new work. Refused paths are always left in place.
+	Consume bool
+	// Progress, if set, is called as paths finish verification.
+	Progress func(Progress)
+	// Logger receives debug events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Progress is a snapshot of a running ingest.
+type Progress struct {
+	Paths, TotalPaths int
+	Bytes, TotalBytes int64 // NAR file bytes verified so far / in all
+}
+
+// Outcome of one path.
+type Outcome string
+
+const (
+	Accepted Outcome = "accepted" // verified, signed and stored
+	Present  Outcome = "present"  // already in the repository, identical
+	Refused  Outcome = "refused"  // not stored; Reason says why
+)
+
+// PathReport is the outcome for one store path (or one unreadable narinfo).
+type PathReport struct {
+	StorePath string  `json:"storePath"`
+	Outcome   Outcome `json:"outcome"`
+	Reason    string  `json:"reason,omitempty"`
+	NarSize   uint64  `json:"narSize,omitempty"`
+	FileSize  uint64  `json:"fileSize,omitempty"`
+	// NarStored is false when an identical NAR file was already stored.
+	NarStored bool `json:"narStored,omitempty"`
+}
+
+// Report summarises a Run.
+type Report struct {
+	Repo     string `json:"repo"`
+	Source   string `json:"source"`
+	Accepted int    `json:"accepted"`
+	Present  int    `json:"present"`
+	Refused  int    `json:"refused"`
+	Consumed int    `json:"consumed"`
+	// Skipped explains a source that was not read at all.
+	Skipped   string       `json:"skipped,omitempty"`
+	BytesRead int64        `json:"bytesRead"`    // NAR file bytes read from the source
+	Written   int64        `json:"bytesWritten"` // NAR file bytes newly stored
+	Duration  Duration     `json:"duration"`
+	Paths     []PathReport `json:"paths"`
+}
+
+// Duration marshals as seconds.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(fmt.Sprintf("%.3f", time.Duration(d).Seconds())), nil
+}
+
+// candidate is one narinfo of the source as it moves through the stages.
+type candidate struct {
+	hash    string // from the narinfo file name
+	ni      *nix.NarInfo
+	srcNar  string // source key of the NAR file
+	dstNar  string // repository-relative NAR name (canonical)
+	m       Measured
+	stored  bool // this run stored the NAR file
+	outcome Outcome
+	reason  string
+}
+
+func (c *candidate) refuse(format string, args ...any) {
+	c.outcome = Refused
+	c.reason = fmt.Sprintf(format, args...)
+}
+
+func (c *candidate) pathName() string {
+	if c.ni != nil && c.ni.StorePath.HashPart() == c.hash {
+		return c.ni.StorePath.Absolute()
+	}
+	return c.hash + ".narinfo"
+}
+
+// Run ingests every path of the binary cache src into the repository dst.
+//
+// Each path is verified in full before anything that points to it becomes
+// visible: the narinfo parses by Nix's rules, its NAR file exists, FileSize
+// and FileHash match the bytes, the file decompresses to a well-formed NAR
+// whose NarSize and NarHash match, and every reference is in the repository or
+// accepted in the same batch. Accepted paths are signed with opts.Key; NAR
+// files are stored first (once per content), then .ls listings, then narinfos
+// in reference order. A path that fails any check is refused with the reason
+// and leaves nothing behind.
+//
+// Run returns an error only when it cannot do its job at all (the source or
+// repository is unreadable, or writes fail); refusals are in the Report.
+func Run(ctx context.Context, dst, src *store.Cache, opts *Options) (*Report, error) {
+	start := time.Now()
+	if opts == nil || opts.Key.Name == "" {
+		return nil, errors.New("ingest: a signing key is required")
+	}
+	in := &ingester{dst: dst, src: src, opts: *opts, known: map[string]*nix.NarInfo{}}
+	if in.opts.Workers < 1 {
+		in.opts.Workers = 1
+	}
+	if in.opts.Logger == nil {
+		in.opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cands, err := in.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.verify(ctx, cands); err != nil {
+		in.cleanup(ctx, cands)
+		return nil, err
+	}
+	in.resolveReferences(ctx, cands)
+	if err := in.commit(ctx, cands); err != nil {
+		in.cleanup(ctx, cands)
+		return nil, err
+	}
+	in.cleanup(ctx, cands)
+	rep := &Report{Repo: dst.Name(), Source: src.Name()}
+	if opts.Consume {
+		rep.Consumed, err = in.consume(ctx, cands)
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range cands {
+		pr := PathReport{StorePath: c.pathName(), Outcome: c.outcome, Reason: c.reason, NarStored: c.stored}
+		if c.ni != nil {
+			pr.NarSize, pr.FileSize = c.ni.NarSize, c.m.FileSize
+		}
+		switch c.outcome {
+		case Accepted:
+			rep.Accepted++
+			if c.stored {
+				rep.Written += int64(c.m.FileSize)
+			}
+		case Present:
+			rep.Present++
+		case Refused:
+			rep.Refused++
+		}
+		rep.Paths = append(rep.Paths, pr)
+	}
+	rep.BytesRead = in.bytesRead.Load()
+	sort.Slice(rep.Paths, func(i, j int) bool { return rep.Paths[i].StorePath < rep.Paths[j].StorePath })
+	rep.Duration = Duration(time.Since(start))
+	return rep, nil
+}
+
+type ingester struct {
+	dst, src  *store.Cache
+	opts      Options
+	bytesRead atomic.Int64
+
+	mu    sync.Mutex
+	known map[string]*nix.NarInfo // repository narinfos read so far, by hash part (nil = absent)
+}
+
+// load lists and parses the source's narinfos and sorts out the paths the
+// repository already has.
+func (in *ingester) load(ctx context.Context) ([]*candidate, error) {
+	var hashes []string
+	if err := in.src.NarInfos(ctx, func(h string) error { hashes = append(hashes, h); return nil }); err != nil {
+		return nil, fmt.Errorf("ingest: listing %s: %w", in.src.Name(), err)
+	}
+	cands := make([]*candidate, len(hashes))
+	err := parallel(ctx, in.opts.Workers*4, len(hashes), func(i int) error {
+		c := &candidate{hash: hashes[i]}
+		cands[i] = c
+		ni, _, err := in.src.ReadNarInfo(ctx, c.hash)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				c.refuse("narinfo vanished while reading the source")
+				return nil
+			}
+			var pe *nix.ParseError
+			if errors.As(err, &pe) {
+				c.refuse("malformed narinfo: %v", pe)
+				return nil
+			}
+			return err
+		}
+		c.ni = ni
+		if ni.StorePath.HashPart() != c.hash {
+			c.refuse("narinfo file %s.narinfo describes another store path, %s", c.hash, ni.StorePath.Absolute())
+			return nil
+		}
+		for _, s := range ni.Sigs {
+			if err := nix.CheckSignature(s); err != nil {
+				c.refuse("malformed signature %q: %v", s, err)
+				return nil
+			}
+		}
+		if err := store.CheckRel(ni.URL); err != nil {
+			c.refuse("narinfo URL: %v (a binary cache's NAR URL must be relative to the cache)", err)
+			return nil
+		}
+		c.srcNar = in.src.Key(ni.URL)
+		existing, err := in.lookup(ctx, c.hash)
+		if err != nil {
+			return err
+		}
+		if existing != nil {
+			if existing.NarHash.Equal(ni.NarHash) {
+				c.outcome = Present
+			} else {
+				c.refuse("conflicts with the repository's copy of this store path (repository has NarHash %s, source has %s); the first upload wins", existing.NarHash, ni.NarHash)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: reading %s: %w", in.src.Name(), err)
+	}
+	return cands, nil
+}
+
+// lookup returns the repository's narinfo for hash (nil when absent),
+// caching answers for the run.
+func (in *ingester) lookup(ctx context.Context, hash string) (*nix.NarInfo, error) {
+	in.mu.Lock()
+	ni, ok := in.known[hash]
+	in.mu.Unlock()
+	if ok {
+		return ni, nil
+	}
+	ni, _, err := in.dst.ReadNarInfo(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		ni, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the repository: %w", err)
+	}
+	in.mu.Lock()
+	in.known[hash] = ni
+	in.mu.Unlock()
+	return ni, nil
+}
+
+// verify measures every pending candidate's NAR file, storing it in the
+// repository in the same pass when it is not there yet.
+func (in *ingester) verify(ctx context.Context, cands []*candidate) error {
+	var todo []*candidate
+	var total int64
+	for _, c := range cands {
+		if c.outcome == "" {
+			todo = append(todo, c)
+			total += int64(c.ni.FileSize)
+		}
+	}
+	// Largest first: the long poles start early and the workers finish
+	// together.
+	sort.SliceStable(todo, func(i, j int) bool { return todo[i].ni.FileSize > todo[j].ni.FileSize })
+	var done atomic.Int64
+	var doneBytes atomic.Int64
+	report := func() {
+		if in.opts.Progress != nil {
+			in.opts.Progress(Progress{Paths: int(done.Load()), TotalPaths: len(todo), Bytes: doneBytes.Load(), TotalBytes: total})
+		}
+	}
+	report()
+	return parallel(ctx, in.opts.Workers, len(todo), func(i int) error {
+		c := todo[i]
+		err := in.verifyOne(ctx, c)
+		done.Add(1)
+		doneBytes.Add(int64(c.ni.FileSize))
+		report()
+		return err
+	})
+}
+
+// verifyOne returns an error only for failures of the machinery; a bad path
+// is refused through c.
+func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
+	ni := c.ni
+	attrs, err := in.src.Stat(ctx, c.srcNar)
+	if errors.Is(err, store.ErrNotFound) {
+		c.refuse("NAR file %s is missing from the source", ni.URL)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if ni.FileSize != 0 && uint64(attrs.Size) != ni.FileSize {
+		c.refuse("FileSize mismatch: narinfo claims %d, file %s has %d bytes", ni.FileSize, ni.URL, attrs.Size)
+		return nil
+	}
+	compression := ni.EffectiveCompression()
+	// With a FileHash claim the final name is known up front: store while
+	// verifying and abort on any mismatch. Without one, verify first.
+	var w *store.Writer
+	if !ni.FileHash.IsZero() {
+		c.dstNar = nix.NarURL(ni.FileHash, compression)
+		exists, err := in.dst.Exists(ctx, in.dst.Key(c.dstNar))
+		if err != nil {
+			return err
+		}
+		if !exists {
+			w, err = in.dst.NewWriter(ctx, in.dst.Key(c.dstNar), &store.WriteOptions{ContentType: store.ContentTypeNar})
+			if err != nil {
+				return err
+			}
+			defer w.Abort()
+		}
+	}
+	r, err := in.src.NewReader(ctx, c.srcNar)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			c.refuse("NAR file %s is missing from the source", ni.URL)
+			return nil
+		}
+		return err
+	}
+	defer r.Close()
+	var copyTo ioWriter
+	if w != nil {
+		copyTo = w
+	}
+	m, err := Measure(countingReader{r, &in.bytesRead}, compression, attrs.Size, attrs.Size, copyTo)
+	var narErr *NarError
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case isStoreWriteError(err):
+		return err
+	case errors.As(err, &narErr) && !ni.FileHash.IsZero() && !ni.FileHash.Equal(m.FileHash):
+		// The bytes are not the file the narinfo describes; that is the
+		// cause, the decode error only a symptom.
+		c.refuse("FileHash mismatch: narinfo claims %s, file has %s (and it does not decode: %v)", ni.FileHash, m.FileHash, err)
+		return nil
+	default:
+		c.refuse("NAR file %s: %v", ni.URL, err)
+		return nil
+	}
+	if err := CheckClaims(ni, m); err != nil {
+		c.refuse("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil
+	}
+	c.m = m
+	if w != nil {
+		if err := w.Commit(); err != nil {
+			return err
+		}
+		c.stored = true
+		return nil
+	}
+	if c.dstNar == "" {
+		// No FileHash was claimed: name the file now and copy it.
+		c.dstNar = nix.NarURL(m.FileHash, compression)
+		exists, err := in.dst.Exists(ctx, in.dst.Key(c.dstNar))
+		if err != nil || exists {
+			return err
+		}
+		if err := in.copyFile(ctx, c); err != nil {
+			return err
+		}
+		c.stored = true
+	}
+	return nil
+}
+
+// copyFile copies a verified NAR file whose name was only known after
+// measuring; the copy is measured again so nothing unverified is stored.
+func (in *ingester) copyFile(ctx context.Context, c *candidate) error {
+	r, err := in.src.NewReader(ctx, c.srcNar)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	w, err := in.dst.NewWriter(ctx, in.dst.Key(c.dstNar), &store.WriteOptions{ContentType: store.ContentTypeNar})
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	m, err := Measure(r, c.ni.EffectiveCompression(), int64(c.m.FileSize), int64(c.m.FileSize), w)
+	if err != nil {
+		return fmt.Errorf("copying %s: %w", c.srcNar, err)
+	}
+	if !m.FileHash.Equal(c.m.FileHash) {
+		return fmt.Errorf("copying %s: the file changed while it was ingested", c.srcNar)
+	}
+	return w.Commit()
+}
+
+// resolveReferences refuses every verified path with a reference that is
+// neither in the repository nor accepted in this batch, transitively.
+func (in *ingester) resolveReferences(ctx context.Context, cands []*candidate) {
+	byHash := map[string]*candidate{}
+	for _, c := range cands {
+		if c.ni != nil {
+			byHash[c.hash] = c
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, c := range cands {
+			if c.outcome != "" {
+				continue
+			}
+			var missing []string
+			for _, ref := range c.ni.References {
+				h := ref.HashPart()
+				if h == c.hash {
+					continue
+				}
+				if b, ok := byHash[h]; ok && b.ni.StorePath == ref {
+					switch b.outcome {
+					case "", Accepted, Present:
+						continue
+					case Refused:
+						missing = append(missing, fmt.Sprintf("%s (refused in this batch)", ref.Absolute()))
+						continue
+					}
+				}
+				existing, err := in.lookup(ctx, h)
+				if err == nil && existing != nil && existing.StorePath == ref {
+					continue
+				}
+				if err != nil {
+					missing = append(missing, fmt.Sprintf("%s (%v)", ref.Absolute(), err))
+				} else {
+					missing = append(missing, ref.Absolute())
+				}
+			}
+			if len(missing) > 0 {
+				c.refuse("missing references: %s", strings.Join(missing, ", "))
+				changed = true
+			}
+		}
+	}
+}
+
+// commit writes listings and signed narinfos, references first.
+func (in *ingester) commit(ctx context.Context, cands []*candidate) error {
+	byHash := map[string]*candidate{}
+	for _, c := range cands {
+		if c.outcome == "" {
+			byHash[c.hash] = c
+		}
+	}
+	visited := map[string]bool{}
+	var order []*candidate
+	var visit func(c *candidate)
+	visit = func(c *candidate) {
+		if visited[c.hash] {
+			return
+		}
+		visited[c.hash] = true
+		for _, ref := range c.ni.References {
+			if d, ok := byHash[ref.HashPart()]; ok {
+				visit(d)
+			}
+		}
+		order = append(order, c)
+	}
+	// Visit in a stable order so runs are reproducible.
+	hashes := make([]string, 0, len(byHash))
+	for h := range byHash {
+		hashes = append(hashes, h)
+	}
+	sort.Strings(hashes)
+	for _, h := range hashes {
+		visit(byHash[h])
+	}
+	for _, c := range order {
+		if err := in.commitOne(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (in *ingester) commitOne(ctx context.Context, c *candidate) error {
+	ni := *c.ni
+	ni.URL = c.dstNar
+	ni.Compression = ni.EffectiveCompression()
+	ni.FileHash = c.m.FileHash
+	ni.FileSize = c.m.FileSize
+	ni.Sigs = append([]string(nil), c.ni.Sigs...)
+	if err := ni.Sign(in.opts.Key); err != nil {
+		c.refuse("cannot sign: %v", err)
+		return nil
+	}
+	if len(c.m.Listing) > 0 {
+		err := in.dst.Put(ctx, in.dst.Key(store.ListingFile(c.hash)), c.m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing})
+		if err != nil {
+			return err
+		}
+	}
+	err := in.dst.Put(ctx, in.dst.Key(store.NarInfoFile(c.hash)), ni.Bytes(),
+		&store.WriteOptions{ContentType: store.ContentTypeNarInfo, IfNotExist: true})
+	if errors.Is(err, store.ErrExists) {
+		// Another writer got there first: first writer wins.
+		in.mu.Lock()
+		delete(in.known, c.hash)
+		in.mu.Unlock()
+		existing, lerr := in.lookup(ctx, c.hash)
+		if lerr != nil {
+			return lerr
+		}
+		if existing != nil && existing.NarHash.Equal(ni.NarHash) {
+			c.outcome = Present
+		} else if existing != nil {
+			c.refuse("conflicts with a copy of this store path written concurrently (NarHash %s); the first upload wins", existing.NarHash)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.outcome = Accepted
+	in.mu.Lock()
+	in.known[c.hash] = &ni
+	in.mu.Unlock()
+	return nil
+}
+
+// cleanup removes NAR files this run stored for paths that ended up refused
+// (or were never committed because the run failed), unless an accepted path
+// uses the same file.
+func (in *ingester) cleanup(ctx context.Context, cands []*candidate) {
+	used := map[string]bool{}
+	for _, c := range cands {
+		if c.outcome == Accepted || c.outcome == Present {
+			used[c.dstNar] = true
+		}
+	}
+	for _, c := range cands {
+		if c.stored && c.outcome != Accepted && !used[c.dstNar] {
+			if err := in.dst.Delete(context.WithoutCancel(ctx), in.dst.Key(c.dstNar)); err != nil && !errors.Is(err, store.ErrNotFound) {
+				in.opts.Logger.Warn("removing an orphaned NAR file", "key", c.dstNar, "err", err)
+			}
+			c.stored = false
+		}
+	}
+}
+
+// consume deletes accepted and present paths from the source: the narinfo
+// first (so the source never holds a narinfo without its NAR), then the NAR
+// file once no remaining narinfo uses it, then the listing.
+func (in *ingester) consume(ctx context.Context, cands []*candidate) (int, error) {
+	users := map[string]int{}
+	for _, c := range cands {
+		if c.ni != nil {
+			users[c.srcNar]++
+		}
+	}
+	n := 0
+	for _, c := range cands {
+		if c.outcome != Accepted && c.outcome != Present {
+			continue
+		}
+		if err := in.src.Delete(ctx, in.src.Key(store.NarInfoFile(c.hash))); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return n, fmt.Errorf("ingest: consuming %s: %w", c.pathName(), err)
+		}
+		n++
+		users[c.srcNar]--
+		if users[c.srcNar] == 0 {
+			if err := in.src.Delete(ctx, c.srcNar); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return n, fmt.Errorf("ingest: consuming %s: %w", c.pathName(), err)
+			}
+		}
+		if err := in.src.Delete(ctx, in.src.Key(store.ListingFile(c.hash))); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return n, fmt.Errorf("ingest: consuming %s: %w", c.pathName(), err)
+		}
+	}
+	return n, nil
+}

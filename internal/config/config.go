@@ -1,0 +1,250 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Version is the only configuration format version this build understands.
+const Version = 1
+
+// Repository types.
+const (
+	TypeLocal = "local"
+)
+
+// Config is a parsed and validated nixrepo.toml.
+type Config struct {
+	Version int    `toml:"version"`
+	Store   Store  `toml:"store"`
+	Ingest  Ingest `toml:"ingest"`
+	Repos   []Repo `toml:"repo"`
+
+	// Dir is the folder relative paths and relative file:// URLs resolve
+	// against: the folder of the config file. It is not read from TOML.
+	Dir string `toml:"-"`
+	// Source names where the configuration came from (a file path or
+	// "embedded default"), for messages.
+	Source string `toml:"-"`
+}
+
+// Store configures the bucket that holds every repository.
+type Store struct {
+	// URL is any gocloud blob URL. A relative file:// URL such as
+	// "file://./var/store" resolves against the config file's folder.
+	URL string `toml:"url"`
+}
+
+// Ingest tunes batch ingestion.
+type Ingest struct {
+	// Workers is the number of paths verified in parallel; 0 means one per CPU.
+	Workers int `toml:"workers"`
+}
+
+// Repo is one [[repo]] table.
+type Repo struct {
+	Name string `toml:"name"`
+	Type string `toml:"type"`
+	// Priority is served in nix-cache-info (lower is preferred by Nix).
+	Priority int `toml:"priority"`
+	// Description is shown to people (setmeup, the site).
+	Description string `toml:"description"`
+	// SigningKeyFile holds the repo's secret key in Nix's format.
+	SigningKeyFile string `toml:"signing_key_file"`
+	// GenerateKey creates SigningKeyFile on first use when it does not exist.
+	// Meant for demos and first runs; production configs leave it false so a
+	// wrong path is an error rather than a new key.
+	GenerateKey bool `toml:"generate_key"`
+	// Incoming lists binary caches (folders or gocloud URLs) that `nixrepo run`
+	// ingests into this repo.
+	Incoming []string `toml:"incoming"`
+	// KeepIncoming leaves accepted paths in the incoming sources instead of
+	// deleting them after they were ingested.
+	KeepIncoming bool `toml:"keep_incoming"`
+}
+
+// decodeErrRE matches the decoder's type errors, which carry the line only
+// in their text.
+var decodeErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+var typeErrRE = regexp.MustCompile(`^incompatible types: TOML value has type (\S+); destination has type (\S+)$`)
+
+func typeMsg(msg string) string {
+	if m := typeErrRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("expected %s, got %s", m[2], m[1])
+	}
+	return msg
+}
+
+var repoNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// ValidRepoName reports whether name may name a repository: lower-case
+// letters, digits, '.', '_' and '-', starting with a letter or digit, at most
+// 63 characters. Names starting with '_' are reserved for nixrepo itself.
+func ValidRepoName(name string) bool {
+	return repoNameRE.MatchString(name) && !strings.Contains(name, "..")
+}
+
+// Error is a configuration problem, located when possible.
+type Error struct {
+	Source string // file name or "embedded default"
+	Line   int    // 0 when unknown
+	Key    string // dotted key, e.g. repo[0].priority
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Source)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": %s", e.Key)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads, strictly decodes and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, path, filepath.Dir(abs))
+}
+
+// Parse decodes data strictly (an unknown key is an error naming the key and
+// its line) and validates it. source names the data in messages; dir is the
+// folder relative paths resolve against.
+func Parse(data []byte, source, dir string) (*Config, error) {
+	c := &Config{Dir: dir, Source: source}
+	md, err := toml.NewDecoder(strings.NewReader(string(data))).Decode(c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{Source: source, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		}
+		if m := decodeErrRE.FindStringSubmatch(err.Error()); m != nil {
+			ln, _ := strconv.Atoi(m[1])
+			return nil, &Error{Source: source, Line: ln, Key: m[2], Msg: typeMsg(m[3])}
+		}
+		return nil, &Error{Source: source, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+	}
+	lines := scanLines(string(data))
+	var errs []error
+	used := map[string]bool{}
+	for _, k := range md.Undecoded() {
+		key, ln := lines.undecoded(k.String(), used)
+		errs = append(errs, &Error{Source: source, Line: ln, Key: key, Msg: "unknown key"})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := c.validate(md, lines); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) validate(md toml.MetaData, lines keyLines) error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &Error{Source: c.Source, Line: lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	if !md.IsDefined("version") {
+		bad("version", "missing; add `version = %d` at the top", Version)
+	} else if c.Version != Version {
+		bad("version", "unsupported version %d (this nixrepo reads version %d)", c.Version, Version)
+	}
+	if c.Store.URL == "" {
+		bad("store.url", "missing: the bucket URL holding the repositories")
+	} else if _, err := url.Parse(c.Store.URL); err != nil || !strings.Contains(c.Store.URL, "://") {
+		bad("store.url", "%q is not a URL like file://./var/store or s3://bucket", c.Store.URL)
+	}
+	if c.Ingest.Workers < 0 {
+		bad("ingest.workers", "must be ≥ 0 (0 = one per CPU)")
+	}
+	if len(c.Repos) == 0 {
+		bad("repo", "no [[repo]] table: configure at least one repository")
+	}
+	seen := map[string]bool{}
+	for i := range c.Repos {
+		r := &c.Repos[i]
+		key := func(k string) string { return fmt.Sprintf("repo[%d].%s", i, k) }
+		switch {
+		case r.Name == "":
+			bad(key("name"), "missing")
+		case !ValidRepoName(r.Name):
+			bad(key("name"), "%q is not a valid repository name (lower-case letters, digits, '.', '_', '-'; starting with a letter or digit; ≤ 63 characters)", r.Name)
+		case seen[r.Name]:
+			bad(key("name"), "repository %q is configured twice", r.Name)
+		}
+		seen[r.Name] = true
+		switch r.Type {
+		case TypeLocal:
+		case "":
+			bad(key("type"), "missing (one of: %s)", TypeLocal)
+		default:
+			bad(key("type"), "unknown repository type %q (one of: %s)", r.Type, TypeLocal)
+		}
+		if r.Priority < 0 {
+			bad(key("priority"), "must be ≥ 0")
+		}
+		if r.SigningKeyFile == "" {
+			bad(key("signing_key_file"), "missing: a local repository signs what it accepts (create one with `nixrepo keygen`)")
+		}
+		for j, in := range r.Incoming {
+			if in == "" {
+				bad(key("incoming"), "entry %d is empty", j)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Repo returns the repository called name.
+func (c *Config) Repo(name string) (*Repo, error) {
+	for i := range c.Repos {
+		if c.Repos[i].Name == name {
+			return &c.Repos[i], nil
+		}
+	}
+	names := make([]string, len(c.Repos))
+	for i, r := range c.Repos {
+		names[i] = r.Name
+	}
+	return nil, fmt.Errorf("no repository %q in %s (configured: %s)", name, c.Source, strings.Join(names, ", "))
+}
+
+// Path resolves a file path from the config against the config's folder.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// Workers is the effective ingest parallelism.
+func (c *Config) Workers() int {
+	if c.Ingest.Workers > 0 {
+		return c.Ingest.Workers
+	}
+	return runtime.GOMAXPROCS(0)
+}

@@ -1,0 +1,7 @@
+// Package publish writes the files derived from what the repositories hold,
+// so that the bucket, served by any static file server, is complete: today
+// each repository's nix-cache-info (StoreDir, WantMassQuery, Priority).
+//
+// Publishing is idempotent and cheap: an object is rewritten only when its
+// bytes change, so a CDN in front of the bucket keeps its caches.
+package publish
