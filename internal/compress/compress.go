@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"compress/bzip2"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os/exec"
 	"sync"
@@ -114,12 +116,72 @@ func NewReaderSize(r io.Reader, compression string, compressedSize int64) (io.Re
 // newXZGo decodes xz in-process with github.com/ulikunitz/xz.
 func newXZGo(r io.Reader) io.ReadCloser {
 	return newGoDecoder("xz", r, func(src io.Reader) (io.Reader, func(), error) {
-		z, err := xz.ReaderConfig{}.NewReader(bufio.NewReaderSize(src, 64<<10))
+		tail := &xzTail{r: src}
+		z, err := xz.ReaderConfig{}.NewReader(bufio.NewReaderSize(tail, 64<<10))
 		if err != nil {
 			return nil, nil, err
 		}
-		return z, nil, nil
+		return &xzFooterCheck{z: z, tail: tail}, nil, nil
 	})
+}
+
+// xzFooterCheck turns a clean EOF from ulikunitz/xz into an error unless
+// the input ended with an xz stream footer. ulikunitz/xz v0.5.17 reports a
+// clean EOF when the input stops at a block boundary (right after the
+// stream header or a complete block, before the index and footer), where
+// xz itself says "Unexpected end of input".
+type xzFooterCheck struct {
+	z    io.Reader
+	tail *xzTail
+}
+
+func (c *xzFooterCheck) Read(p []byte) (int, error) {
+	n, err := c.z.Read(p)
+	if err == io.EOF && !c.tail.endsWithFooter() {
+		err = &corruptError{method: "xz", detail: "unexpected end of input (no stream footer)", cause: io.ErrUnexpectedEOF}
+	}
+	return n, err
+}
+
+// xzTail remembers the last 12 bytes read before any trailing zero bytes
+// (xz stream padding), to check the stream footer at the end.
+type xzTail struct {
+	r     io.Reader
+	tail  []byte
+	zeros int64
+}
+
+func (t *xzTail) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	b := p[:n]
+	i := len(b) - 1
+	for i >= 0 && b[i] == 0 {
+		i--
+	}
+	if i < 0 {
+		t.zeros += int64(n)
+		return n, err
+	}
+	for z := min(t.zeros, 12); z > 0; z-- {
+		t.tail = append(t.tail, 0)
+	}
+	t.tail = append(t.tail, b[max(0, i+1-12):i+1]...)
+	if len(t.tail) > 12 {
+		t.tail = t.tail[:copy(t.tail, t.tail[len(t.tail)-12:])]
+	}
+	t.zeros = int64(len(b) - 1 - i)
+	return n, err
+}
+
+// endsWithFooter reports whether the input ended with an xz stream footer
+// (CRC32 of the next 6 bytes, backward size, flags, "YZ") followed by
+// stream padding (a multiple of 4 zero bytes).
+func (t *xzTail) endsWithFooter() bool {
+	if len(t.tail) < 12 || t.zeros%4 != 0 {
+		return false
+	}
+	f := t.tail[len(t.tail)-12:]
+	return f[10] == 'Y' && f[11] == 'Z' && crc32.ChecksumIEEE(f[4:10]) == binary.LittleEndian.Uint32(f[:4])
 }
 
 // corruptError reports a problem with the compressed data.
@@ -226,6 +288,10 @@ func (d *goDecoder) Read(p []byte) (int, error) {
 func (d *goDecoder) classify(err error) error {
 	if srcErr := d.src.failure(); srcErr != nil {
 		return fmt.Errorf("compress: reading %s input: %w", d.method, srcErr)
+	}
+	var ce *corruptError
+	if errors.As(err, &ce) {
+		return ce
 	}
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 		return &corruptError{method: d.method, detail: "unexpected end of input", cause: io.ErrUnexpectedEOF}

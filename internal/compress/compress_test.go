@@ -469,3 +469,39 @@ func TestGoDecoderCloseEarly(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryTruncation cuts small compressed streams at every offset: no
+// prefix may decode cleanly. The xz input has several blocks, since
+// ulikunitz/xz on its own accepts a cut at a block boundary.
+func TestEveryTruncation(t *testing.T) {
+	noLeaks(t)
+	data := payload(5000)
+	for _, v := range variants(t) {
+		t.Run(v.name, func(t *testing.T) {
+			comp := compressData(t, v.method, data)
+			if v.method == "xz" {
+				if _, err := exec.LookPath("xz"); err == nil {
+					cmd := exec.Command("xz", "-6", "-T1", "--block-size=1000", "-c")
+					cmd.Stdin = bytes.NewReader(data)
+					out, err := cmd.Output()
+					if err != nil {
+						t.Fatal(err)
+					}
+					comp = out
+				}
+			}
+			step := 1
+			if v.name == "xz-process" && testing.Short() {
+				step = 7
+			}
+			for n := 0; n < len(comp); n += step {
+				rc := v.open(bytes.NewReader(comp[:n]))
+				_, err := io.ReadAll(rc)
+				rc.Close()
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("prefix of %d/%d bytes: got %v, want ErrCorrupt", n, len(comp), err)
+				}
+			}
+		})
+	}
+}

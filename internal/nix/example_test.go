@@ -82,9 +82,9 @@ func ExampleNarInfo_Sign() {
 func ExampleParseStorePath() {
 	p, err := nix.ParseStorePath("/nix/store/y9v4w1kf41c10q7fdxlbz10s0adiximd-openssl-3.0.8-dev")
 	fmt.Println(p.HashPart(), p.Name(), err)
-	_, err = nix.ParseStorePath("/nix/store/y9v4w1kf41c10q7fdxlbz10s0adiximd-.hidden")
+	_, err = nix.ParseStorePath("/nix/store/y9v4w1kf41c10q7fdxlbz10s0adiximd-..")
 	fmt.Println(err)
 	// Output:
 	// y9v4w1kf41c10q7fdxlbz10s0adiximd openssl-3.0.8-dev <nil>
-	// invalid store path "/nix/store/y9v4w1kf41c10q7fdxlbz10s0adiximd-.hidden": name ".hidden" starts with a period
+	// invalid store path "/nix/store/y9v4w1kf41c10q7fdxlbz10s0adiximd-..": name ".." is not allowed (".", ".." and names starting ".-" or "..-" are reserved)
 }

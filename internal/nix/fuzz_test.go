@@ -87,8 +87,18 @@ func FuzzParseNarInfo(f *testing.F) {
 	})
 }
 
-// storePathRE is an independent statement of the rules ParseStorePath enforces.
-var storePathRE = regexp.MustCompile(`^/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-_?=][A-Za-z0-9+\-._?=]{0,210}$`)
+// storePathRE and validStorePath are an independent statement of the rules
+// ParseStorePath enforces.
+var storePathRE = regexp.MustCompile(`^/nix/store/[0-9a-df-np-sv-z]{32}-([A-Za-z0-9+\-._?=]{1,211})$`)
+
+func validStorePath(s string) bool {
+	m := storePathRE.FindStringSubmatch(s)
+	if m == nil {
+		return false
+	}
+	name := m[1]
+	return name != "." && name != ".." && !strings.HasPrefix(name, ".-") && !strings.HasPrefix(name, "..-")
+}
 
 func FuzzParseStorePath(f *testing.F) {
 	for _, s := range []string{
@@ -110,7 +120,7 @@ func FuzzParseStorePath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParseStorePath(s)
-		if (err == nil) != storePathRE.MatchString(s) {
+		if (err == nil) != validStorePath(s) {
 			t.Fatalf("ParseStorePath(%q) error %v disagrees with the regexp", s, err)
 		}
 		if err != nil {
@@ -128,7 +138,7 @@ func FuzzParseStorePath(f *testing.F) {
 			}
 		}
 		q, err := ParseStorePathBase(s)
-		if (err == nil) != storePathRE.MatchString(StoreDir+"/"+s) {
+		if (err == nil) != validStorePath(StoreDir+"/"+s) {
 			t.Fatalf("ParseStorePathBase(%q) error %v disagrees with the regexp", s, err)
 		}
 		if err == nil && q.Base() != s {

@@ -53,14 +53,12 @@ func ParseStorePath(abs string) (StorePath, error) {
 
 // ParseStorePathBase parses a store path basename "<hash>-<name>" (as used
 // in narinfo References and Deriver): 32 characters of the nix32 alphabet,
-// a '-', then a name of 1 to 211 characters from [A-Za-z0-9+-._?=] that
-// does not start with '.'.
+// a '-', then a name of 1 to 211 characters from [A-Za-z0-9+-._?=] that is
+// not ".", ".." and does not start with ".-" or "..-".
 //
-// This is the strictest rule any Nix version applies, so every path it
-// accepts is valid for all clients: Nix 2.8 itself accepts names starting
-// with '.' (verified; current Nix rejects only ".", ".." and names starting
-// with ".-" or "..-", Nix 2.3 rejected them all), and no Nix version checks
-// the '-' after the hash.
+// Names starting with '.' are accepted as Nix 2.8 and current Nix accept
+// them (verified with 2.8; current Nix rejects only the reserved forms
+// above). No Nix version checks the '-' after the hash; this does.
 func ParseStorePathBase(base string) (StorePath, error) {
 	if msg := checkBase(base); msg != "" {
 		return StorePath{}, storePathError(base, msg)
@@ -160,8 +158,11 @@ func checkName(name string) string {
 	if len(name) > MaxNameLen {
 		return fmt.Sprintf("name is %d characters long, the limit is %d", len(name), MaxNameLen)
 	}
-	if name[0] == '.' {
-		return fmt.Sprintf("name %q starts with a period", name)
+	// Nix 2.8 accepts any leading period; current Nix refuses ".", ".." and
+	// names starting ".-" or "..-" (they would be confusable with path
+	// segments). Accept what both accept.
+	if name == "." || name == ".." || strings.HasPrefix(name, ".-") || strings.HasPrefix(name, "..-") {
+		return fmt.Sprintf("name %q is not allowed (\".\", \"..\" and names starting \".-\" or \"..-\" are reserved)", name)
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; !isNameChar(c) {
