@@ -9,11 +9,11 @@
 # and prints wall-clock ratios and peak RSS. Also measures peak RSS of
 # nixrepo ingesting one ≥ 1 GiB NAR.
 #
-# Usage: bench/ingest.sh [WORKDIR]   (default /tmp/nixrepo-bench; reused)
+# Usage: bench/ingest.sh [WORKDIR]   (default /tmp/nixrepo-ingest-bench; reused)
 # Needs: nix (Debian nix-bin), xz, GNU time (/usr/bin/time), Go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-W=${1:-/tmp/nixrepo-bench}
+W=${1:-/tmp/nixrepo-ingest-bench}
 RUNS=${RUNS:-3}
 mkdir -p "$W"
 export NIX_CONFIG="experimental-features = nix-command

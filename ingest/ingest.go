@@ -179,8 +179,25 @@ type ingester struct {
 	opts      Options
 	bytesRead atomic.Int64
 
-	mu    sync.Mutex
-	known map[string]*nix.NarInfo // repository narinfos read so far, by hash part (nil = absent)
+	mu       sync.Mutex
+	known    map[string]*nix.NarInfo // repository narinfos read so far, by hash part (nil = absent)
+	narLocks map[string]*sync.Mutex
+}
+
+// lockNar serialises work on one repository NAR file name within the run.
+func (in *ingester) lockNar(rel string) (unlock func()) {
+	in.mu.Lock()
+	if in.narLocks == nil {
+		in.narLocks = map[string]*sync.Mutex{}
+	}
+	l, ok := in.narLocks[rel]
+	if !ok {
+		l = &sync.Mutex{}
+		in.narLocks[rel] = l
+	}
+	in.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }
 
 // load lists and parses the source's narinfos and sorts out the paths the
@@ -318,6 +335,10 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 	var w *store.Writer
 	if !ni.FileHash.IsZero() {
 		c.dstNar = nix.NarURL(ni.FileHash, compression)
+		// Paths of the batch sharing a NAR file take turns, so the file is
+		// stored once and the others see it.
+		unlock := in.lockNar(c.dstNar)
+		defer unlock()
 		exists, err := in.dst.Exists(ctx, in.dst.Key(c.dstNar))
 		if err != nil {
 			return err
@@ -370,7 +391,7 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 			return err
 		}
 		c.stored = true
-		return nil
+		return writeMeta(ctx, in.dst, m)
 	}
 	if c.dstNar == "" {
 		// No FileHash was claimed: name the file now and copy it.
@@ -383,6 +404,7 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 			return err
 		}
 		c.stored = true
+		return writeMeta(ctx, in.dst, m)
 	}
 	return nil
 }

@@ -6,14 +6,18 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"io/fs"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	_ "gocloud.dev/blob/fileblob"
 	_ "gocloud.dev/blob/memblob"
+	_ "gocloud.dev/blob/s3blob"
 
 	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/nix"
@@ -447,4 +451,60 @@ func TestMissingKey(t *testing.T) {
 	if err == nil {
 		t.Fatal("ingest without a key must fail")
 	}
+}
+
+func TestIdenticalNarStoredOnce(t *testing.T) {
+	files := sample(t)
+	// A second store path with exactly greeting-data's contents: the NAR is
+	// byte-identical, so the file must be stored once.
+	twin := narinfoOf(t, files, dataHash)
+	p, err := nix.ParseStorePath("/nix/store/00000000000000000000000000000000-greeting-data-twin-2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin.StorePath = p
+	files["00000000000000000000000000000000.narinfo"] = twin.Bytes()
+	dst := memStore(t)
+	rep := run(t, dst, load(t, files), false)
+	if rep.Accepted != 4 {
+		t.Fatalf("%+v", rep.Paths)
+	}
+	stored := 0
+	for _, pr := range rep.Paths {
+		if pr.NarStored {
+			stored++
+		}
+	}
+	if stored != 3 {
+		t.Fatalf("%d NAR files stored for 3 distinct NARs: %+v", stored, rep.Paths)
+	}
+	if nars := keys(t, dst, "r/nar/"); len(nars) != 3 {
+		t.Fatalf("nar files: %v", nars)
+	}
+	assertClean(t, dst)
+}
+
+func TestIngestIntoS3(t *testing.T) {
+	backend := s3mem.New()
+	srv := httptest.NewServer(gofakes3.New(backend).Server())
+	defer srv.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testtesttest")
+	if err := backend.CreateBucket("repo"); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := store.Open(context.Background(), "s3://repo?endpoint="+srv.URL+"&use_path_style=true&region=us-east-1&disable_https=true&request_checksum_calculation=when_required&response_checksum_validation=when_required", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	files := sample(t)
+	b := bytes.Clone(files[narinfoOf(t, files, helloHash).URL])
+	b[len(b)-3] ^= 1
+	files[narinfoOf(t, files, helloHash).URL] = b
+	rep := run(t, dst, load(t, files), false)
+	if rep.Accepted != 2 || rep.Refused != 1 {
+		t.Fatalf("%+v", rep.Paths)
+	}
+	assertClean(t, dst)
 }

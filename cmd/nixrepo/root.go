@@ -66,6 +66,8 @@ else ./nixrepo.toml, else the built-in default (file:// buckets under ./var).`,
 		newKeygenCmd(a),
 		newSetmeupCmd(a),
 		newConfigCmd(a),
+		newServeCmd(a),
+		newTokenCmd(a),
 	)
 	return root
 }

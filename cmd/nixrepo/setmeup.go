@@ -17,7 +17,10 @@ func newSetmeupCmd(a *app) *cobra.Command {
 		Long: `setmeup prints the exact nix.conf lines for Nix users of repository REPO,
 published under BASE (the URL where the bucket is served, e.g. a CDN or a
 static file server over the store folder): the substituter URL with the
-repository's priority, and its public key for trusted-public-keys.`,
+repository's priority, and its public key for trusted-public-keys, both for
+static hosting of the bucket (BASE/REPO) and for "nixrepo serve"
+(BASE/api/nix/REPO), with the netrc line and the "nix copy --to" command for
+uploads.`,
 		Example: `  nixrepo setmeup --repo nix-local --url https://cache.example.org`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,17 +43,37 @@ repository's priority, and its public key for trusted-public-keys.`,
 			if err != nil {
 				return err
 			}
-			sub := strings.TrimSuffix(base, "/") + "/" + r.Name
+			base = strings.TrimSuffix(base, "/")
+			prio := ""
 			if r.Priority > 0 {
-				sub += fmt.Sprintf("?priority=%d", r.Priority)
+				prio = fmt.Sprintf("?priority=%d", r.Priority)
 			}
+			static := base + "/" + r.Name + prio
+			srv := base + "/api/nix/" + r.Name
 			if a.jsonOut {
-				return a.printJSON(map[string]string{"substituter": sub, "trustedPublicKey": pub.String()})
+				return a.printJSON(map[string]string{
+					"substituter":       static,
+					"serverSubstituter": srv + prio,
+					"uploadURL":         srv,
+					"netrc":             fmt.Sprintf("machine %s login nixrepo password TOKEN", u.Hostname()),
+					"trustedPublicKey":  pub.String(),
+				})
 			}
-			fmt.Fprintf(a.stdout, "# nix.conf (or /etc/nix/nix.conf) for repository %s\n", r.Name)
-			fmt.Fprintf(a.stdout, "extra-substituters = %s\n", sub)
-			fmt.Fprintf(a.stdout, "extra-trusted-public-keys = %s\n", pub)
-			fmt.Fprintf(a.stdout, "# or, to use only this repository:\n# substituters = %s\n# trusted-public-keys = %s\n", sub, pub)
+			w := a.stdout
+			fmt.Fprintf(w, "# Repository %s. Put these lines in nix.conf (/etc/nix/nix.conf, or ~/.config/nix/nix.conf).\n\n", r.Name)
+			fmt.Fprintf(w, "# If %s serves the store bucket statically (nginx, S3 website, CDN):\n", base)
+			fmt.Fprintf(w, "extra-substituters = %s\n", static)
+			fmt.Fprintf(w, "extra-trusted-public-keys = %s\n\n", pub)
+			fmt.Fprintf(w, "# If %s is `nixrepo serve`:\n", base)
+			fmt.Fprintf(w, "extra-substituters = %s%s\n", srv, prio)
+			fmt.Fprintf(w, "extra-trusted-public-keys = %s\n", pub)
+			if !r.Public {
+				fmt.Fprintf(w, "# the repository is private: give Nix a token (nix.conf: netrc-file = /etc/nix/netrc)\n")
+			}
+			fmt.Fprintf(w, "# /etc/nix/netrc (a token from `nixrepo token new`; any login works):\n")
+			fmt.Fprintf(w, "#   machine %s login nixrepo password TOKEN\n", u.Hostname())
+			fmt.Fprintf(w, "# upload a build (needs a token with write access to %s):\n", r.Name)
+			fmt.Fprintf(w, "#   nix copy --to '%s' ./result\n", srv)
 			return nil
 		},
 	}

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"compress/bzip2"
 	"compress/gzip"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os/exec"
 	"sync"
@@ -40,6 +38,12 @@ var ErrCorrupt = errors.New("truncated or corrupt compressed data")
 // at 40-60 KB, and they break even at about 100-300 KB of compressed input;
 // above that the subprocess wins, reaching 2x on whole NARs (52 MB).
 const XZSubprocessMinSize = 256 << 10
+
+// xzMaxDict bounds the dictionary an xz stream may demand, in both
+// decoders: Nix's presets use at most 64 MiB (xz -9), Nix's default 8 MiB.
+// Without it a crafted block header makes the Go decoder allocate up to
+// 4 GiB.
+const xzMaxDict = 128 << 20
 
 // zstdMaxWindow bounds the memory a zstd stream may demand; it is the limit
 // of the zstd program (128 MiB, --long=27) without --memory.
@@ -116,72 +120,258 @@ func NewReaderSize(r io.Reader, compression string, compressedSize int64) (io.Re
 // newXZGo decodes xz in-process with github.com/ulikunitz/xz.
 func newXZGo(r io.Reader) io.ReadCloser {
 	return newGoDecoder("xz", r, func(src io.Reader) (io.Reader, func(), error) {
-		tail := &xzTail{r: src}
-		z, err := xz.ReaderConfig{}.NewReader(bufio.NewReaderSize(tail, 64<<10))
+		fr := &xzFramingReader{r: src}
+		// DictCap 4096: allocate the dictionary size the stream declares
+		// (8 MiB for xz -6) rather than at least 8 MiB.
+		z, err := xz.ReaderConfig{DictCap: 4096}.NewReader(bufio.NewReaderSize(fr, 64<<10))
 		if err != nil {
 			return nil, nil, err
 		}
-		return &xzFooterCheck{z: z, tail: tail}, nil, nil
+		return &xzEndCheck{z: z, framing: &fr.f}, nil, nil
 	})
 }
 
-// xzFooterCheck turns a clean EOF from ulikunitz/xz into an error unless
-// the input ended with an xz stream footer. ulikunitz/xz v0.5.17 reports a
-// clean EOF when the input stops at a block boundary (right after the
-// stream header or a complete block, before the index and footer), where
-// xz itself says "Unexpected end of input".
-type xzFooterCheck struct {
-	z    io.Reader
-	tail *xzTail
+// xzEndCheck turns a clean EOF from ulikunitz/xz into an error unless the
+// input ended where an xz file may end. ulikunitz/xz v0.5.17 reports a
+// clean EOF when the input stops at or inside a block header (for example
+// right after the stream header, or after a complete block, before the
+// index and footer), where xz itself says "Unexpected end of input".
+type xzEndCheck struct {
+	z       io.Reader
+	framing *xzFraming
 }
 
-func (c *xzFooterCheck) Read(p []byte) (int, error) {
+func (c *xzEndCheck) Read(p []byte) (int, error) {
 	n, err := c.z.Read(p)
-	if err == io.EOF && !c.tail.endsWithFooter() {
-		err = &corruptError{method: "xz", detail: "unexpected end of input (no stream footer)", cause: io.ErrUnexpectedEOF}
+	if err == io.EOF && !c.framing.complete() {
+		err = &corruptError{method: "xz", detail: "unexpected end of input", cause: io.ErrUnexpectedEOF}
 	}
 	return n, err
 }
 
-// xzTail remembers the last 12 bytes read before any trailing zero bytes
-// (xz stream padding), to check the stream footer at the end.
-type xzTail struct {
-	r     io.Reader
-	tail  []byte
-	zeros int64
+// xzFramingReader passes the compressed bytes through an xzFraming.
+type xzFramingReader struct {
+	r io.Reader
+	f xzFraming
 }
 
-func (t *xzTail) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	b := p[:n]
-	i := len(b) - 1
-	for i >= 0 && b[i] == 0 {
-		i--
+func (fr *xzFramingReader) Read(p []byte) (int, error) {
+	if fr.f.dictErr != nil {
+		return 0, fr.f.dictErr
 	}
-	if i < 0 {
-		t.zeros += int64(n)
-		return n, err
+	n, err := fr.r.Read(p)
+	fr.f.write(p[:n])
+	if fr.f.dictErr != nil {
+		// Withhold these bytes: the decoder must not see the header.
+		return 0, fr.f.dictErr
 	}
-	for z := min(t.zeros, 12); z > 0; z-- {
-		t.tail = append(t.tail, 0)
-	}
-	t.tail = append(t.tail, b[max(0, i+1-12):i+1]...)
-	if len(t.tail) > 12 {
-		t.tail = t.tail[:copy(t.tail, t.tail[len(t.tail)-12:])]
-	}
-	t.zeros = int64(len(b) - 1 - i)
 	return n, err
 }
 
-// endsWithFooter reports whether the input ended with an xz stream footer
-// (CRC32 of the next 6 bytes, backward size, flags, "YZ") followed by
-// stream padding (a multiple of 4 zero bytes).
-func (t *xzTail) endsWithFooter() bool {
-	if len(t.tail) < 12 || t.zeros%4 != 0 {
-		return false
+// xzFraming follows the container structure of an xz file (streams,
+// blocks, LZMA2 chunk headers, index, footer, stream padding) without
+// decoding anything, to know whether the input ended at the end of a
+// stream. It checks framing only; the decoder checks everything else.
+type xzFraming struct {
+	state     int
+	skip      int64 // bytes to pass over before handling state
+	hdr       [12]byte
+	block     []byte // the block header being collected
+	dictErr   error  // set when a block needs a dictionary above xzMaxDict
+	hdrN      int    // bytes collected in hdr
+	want      int    // bytes to collect in hdr for the current state
+	checkSize int64  // size of each block's check field
+	blockLen  int64  // bytes of the current block so far (header + data)
+	indexLen  int64  // bytes of the index so far
+	varint    uint64 // index varint being read
+	shift     uint
+	varints   uint64 // index varints still to read
+	zeros     int64  // stream padding after the last footer
+	bad       bool
+}
+
+const (
+	xzStreamHeader = iota // collecting the 12-byte stream header
+	xzBlockStart          // block header size byte or index indicator
+	xzBlockHeader         // collecting the rest of the block header
+	xzChunk               // LZMA2 chunk control byte
+	xzChunkHeader         // collecting the rest of an LZMA2 chunk header
+	xzIndexCount          // number of records (varint)
+	xzIndexRecords        // record varints
+	xzAfterStream         // stream padding or the next stream header
+)
+
+var xzMagic = [6]byte{0xfd, '7', 'z', 'X', 'Z', 0}
+
+// xzCheckSizes maps the check ID (stream flags) to the check field size.
+var xzCheckSizes = [16]int64{0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64}
+
+// checkBlockHeader finds the LZMA2 dictionary size in a block header and
+// refuses sizes above xzMaxDict, before the decoder allocates the
+// dictionary. Malformed headers are left to the decoder.
+func (f *xzFraming) checkBlockHeader() {
+	h := f.block
+	if len(h) < 6 {
+		return
 	}
-	f := t.tail[len(t.tail)-12:]
-	return f[10] == 'Y' && f[11] == 'Z' && crc32.ChecksumIEEE(f[4:10]) == binary.LittleEndian.Uint32(f[:4])
+	h = h[1 : len(h)-4] // size byte and CRC32
+	flags := h[0]
+	h = h[1:]
+	varint := func() (uint64, bool) {
+		var v uint64
+		for i := 0; i < 9 && i < len(h); i++ {
+			v |= uint64(h[i]&0x7f) << (7 * i)
+			if h[i]&0x80 == 0 {
+				h = h[i+1:]
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	for _, present := range []bool{flags&0x40 != 0, flags&0x80 != 0} {
+		if present {
+			if _, ok := varint(); !ok {
+				return
+			}
+		}
+	}
+	for range int(flags&3) + 1 {
+		id, ok1 := varint()
+		size, ok2 := varint()
+		if !ok1 || !ok2 || size > uint64(len(h)) {
+			return
+		}
+		if id == 0x21 && size == 1 && h[0] <= 40 {
+			p := uint64(h[0])
+			dict := uint64(2|p&1) << (p/2 + 11)
+			if p == 40 {
+				dict = 1<<32 - 1
+			}
+			if dict > xzMaxDict {
+				f.dictErr = &corruptError{method: "xz", detail: fmt.Sprintf(
+					"dictionary of %d MiB exceeds the limit of %d MiB", dict>>20, xzMaxDict>>20)}
+			}
+		}
+		h = h[size:]
+	}
+}
+
+func (f *xzFraming) complete() bool {
+	return !f.bad && f.skip == 0 && f.state == xzAfterStream && f.zeros%4 == 0
+}
+
+func (f *xzFraming) write(b []byte) {
+	for len(b) > 0 && !f.bad {
+		if f.skip > 0 {
+			n := min(int64(len(b)), f.skip)
+			f.skip -= n
+			b = b[n:]
+			continue
+		}
+		f.byte(b[0])
+		b = b[1:]
+	}
+}
+
+func (f *xzFraming) byte(c byte) {
+	switch f.state {
+	case xzStreamHeader:
+		f.hdr[f.hdrN] = c
+		f.hdrN++
+		if f.hdrN < 12 {
+			return
+		}
+		if [6]byte(f.hdr[:6]) != xzMagic {
+			f.bad = true
+			return
+		}
+		f.checkSize = xzCheckSizes[f.hdr[7]&0x0f]
+		f.state = xzBlockStart
+	case xzBlockStart:
+		if c == 0 {
+			f.state, f.indexLen, f.varint, f.shift = xzIndexCount, 1, 0, 0
+			return
+		}
+		f.blockLen = (int64(c) + 1) * 4
+		f.block = append(f.block[:0], c)
+		f.state = xzBlockHeader
+	case xzBlockHeader:
+		f.block = append(f.block, c)
+		if int64(len(f.block)) < f.blockLen {
+			return
+		}
+		f.checkBlockHeader()
+		f.state = xzChunk
+	case xzChunk:
+		f.blockLen++
+		switch {
+		case c == 0: // end of LZMA2 data: block padding, then the check
+			f.skip = (4-f.blockLen%4)%4 + f.checkSize
+			f.state = xzBlockStart
+		case c == 1 || c == 2: // uncompressed chunk: 2-byte size
+			f.hdr[0], f.hdrN, f.want, f.state = c, 1, 3, xzChunkHeader
+		case c >= 0x80: // LZMA chunk: 2+2 size bytes, and props from 0xc0
+			f.hdr[0], f.hdrN, f.want, f.state = c, 1, 5, xzChunkHeader
+			if c >= 0xc0 {
+				f.want = 6
+			}
+		default:
+			f.bad = true
+		}
+	case xzChunkHeader:
+		f.hdr[f.hdrN] = c
+		f.hdrN++
+		f.blockLen++
+		if f.hdrN < f.want {
+			return
+		}
+		var size int64
+		if f.hdr[0] < 0x80 {
+			size = int64(f.hdr[1])<<8 | int64(f.hdr[2]) + 1
+		} else {
+			size = int64(f.hdr[3])<<8 | int64(f.hdr[4]) + 1
+		}
+		f.blockLen += size
+		f.skip = size
+		f.state = xzChunk
+	case xzIndexCount, xzIndexRecords:
+		f.indexLen++
+		if f.shift > 56 {
+			f.bad = true
+			return
+		}
+		f.varint |= uint64(c&0x7f) << f.shift
+		f.shift += 7
+		if c&0x80 != 0 {
+			return
+		}
+		if f.state == xzIndexCount {
+			if f.varint > 1<<40 {
+				f.bad = true
+				return
+			}
+			f.varints = 2 * f.varint
+			f.state = xzIndexRecords
+		} else {
+			f.varints--
+		}
+		f.varint, f.shift = 0, 0
+		if f.varints == 0 {
+			// index padding, CRC32, then the 12-byte stream footer
+			f.skip = (4-f.indexLen%4)%4 + 4 + 12
+			f.state, f.zeros = xzAfterStream, 0
+		}
+	case xzAfterStream:
+		if c == 0 {
+			f.zeros++
+			return
+		}
+		if f.zeros%4 != 0 {
+			f.bad = true
+			return
+		}
+		f.hdr[0], f.hdrN, f.state = c, 1, xzStreamHeader
+	}
 }
 
 // corruptError reports a problem with the compressed data.

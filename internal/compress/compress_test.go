@@ -3,8 +3,10 @@ package compress
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -475,13 +477,13 @@ func TestGoDecoderCloseEarly(t *testing.T) {
 // ulikunitz/xz on its own accepts a cut at a block boundary.
 func TestEveryTruncation(t *testing.T) {
 	noLeaks(t)
-	data := payload(5000)
+	data := payload(2000)
 	for _, v := range variants(t) {
 		t.Run(v.name, func(t *testing.T) {
 			comp := compressData(t, v.method, data)
 			if v.method == "xz" {
 				if _, err := exec.LookPath("xz"); err == nil {
-					cmd := exec.Command("xz", "-6", "-T1", "--block-size=1000", "-c")
+					cmd := exec.Command("xz", "-0", "-T1", "--block-size=500", "-c")
 					cmd.Stdin = bytes.NewReader(data)
 					out, err := cmd.Output()
 					if err != nil {
@@ -490,11 +492,10 @@ func TestEveryTruncation(t *testing.T) {
 					comp = out
 				}
 			}
-			step := 1
-			if v.name == "xz-process" && testing.Short() {
-				step = 7
-			}
-			for n := 0; n < len(comp); n += step {
+			for n := range len(comp) {
+				if v.name == "xz-process" && n%5 != 0 && n < len(comp)-24 {
+					continue // 5 ms per process: every 5th cut, and the last 24
+				}
 				rc := v.open(bytes.NewReader(comp[:n]))
 				_, err := io.ReadAll(rc)
 				rc.Close()
@@ -503,5 +504,56 @@ func TestEveryTruncation(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// withXZDict rewrites the LZMA2 dictionary size of the first block of an
+// xz -6 file (header at offset 12: size, flags, filter 0x21, 1, props) and
+// fixes the header CRC32.
+func withXZDict(t *testing.T, comp []byte, props byte) []byte {
+	t.Helper()
+	out := bytes.Clone(comp)
+	hsize := (int(out[12]) + 1) * 4
+	if out[14] != 0x21 || out[15] != 1 {
+		t.Fatalf("unexpected block header % x", out[12:12+hsize])
+	}
+	out[16] = props
+	binary.LittleEndian.PutUint32(out[12+hsize-4:], crc32.ChecksumIEEE(out[12:12+hsize-4]))
+	return out
+}
+
+func TestXZDictLimit(t *testing.T) {
+	noLeaks(t)
+	if _, err := exec.LookPath("xz"); err != nil {
+		t.Skip("xz not installed: cannot make the xz -6 input")
+	}
+	data := payload(10000)
+	comp := compressData(t, "xz", data)
+	for _, tc := range []struct {
+		props byte
+		ok    bool
+	}{
+		{0x16, true},  // 8 MiB, xz -6
+		{0x1c, true},  // 64 MiB, xz -9
+		{0x1e, true},  // 128 MiB
+		{0x1f, false}, // 192 MiB
+		{40, false},   // 4 GiB - 1
+	} {
+		in := withXZDict(t, comp, tc.props)
+		for _, v := range variants(t) {
+			if v.method != "xz" {
+				continue
+			}
+			got, err := decodeAll(v.open(bytes.NewReader(in)))
+			if tc.ok && (err != nil || !bytes.Equal(got, data)) {
+				t.Errorf("props %#x, %s: %v", tc.props, v.name, err)
+			}
+			if !tc.ok && !errors.Is(err, ErrCorrupt) {
+				t.Errorf("props %#x, %s: got %v, want ErrCorrupt", tc.props, v.name, err)
+			}
+			if err != nil {
+				t.Logf("props %#x, %s: %v", tc.props, v.name, err)
+			}
+		}
 	}
 }

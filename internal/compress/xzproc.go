@@ -10,6 +10,11 @@ import (
 	"sync"
 )
 
+// xzMemlimit makes xz refuse what the Go decoder refuses: dictionaries
+// above xzMaxDict (128 MiB; the next size up is 192 MiB, and xz needs about
+// the dictionary size plus 1 MiB).
+const xzMemlimit = "--memlimit-decompress=160MiB"
+
 // xzProcess decodes xz with an "xz -dc" subprocess. r is copied to the
 // process's stdin by a goroutine (or handed over directly when it is an
 // *os.File); the decoded data is read from its stdout pipe.
@@ -54,9 +59,9 @@ func (p *xzProcess) start() error {
 
 func (p *xzProcess) startLocked() error {
 	// --format=xz: accept exactly what the Go decoder accepts (no .lzma or
-	// .lz); -T1: bounded memory. LC_ALL=C gives English messages, and the
+	// .lz); -T1 and the memory limit: bounded memory. LC_ALL=C gives English messages, and the
 	// otherwise empty environment keeps XZ_OPT/XZ_DEFAULTS out.
-	cmd := exec.Command(p.path, "--decompress", "--stdout", "--format=xz", "--threads=1")
+	cmd := exec.Command(p.path, "--decompress", "--stdout", "--format=xz", "--threads=1", xzMemlimit)
 	cmd.Args[0] = "xz" // messages read "xz: (stdin): …"
 	cmd.Env = []string{"LC_ALL=C"}
 	p.stderr = &boundedBuffer{max: 4 << 10}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -24,10 +25,12 @@ const (
 
 // Config is a parsed and validated nixrepo.toml.
 type Config struct {
-	Version int    `toml:"version"`
-	Store   Store  `toml:"store"`
-	Ingest  Ingest `toml:"ingest"`
-	Repos   []Repo `toml:"repo"`
+	Version int     `toml:"version"`
+	Store   Store   `toml:"store"`
+	Ingest  Ingest  `toml:"ingest"`
+	Server  Server  `toml:"server"`
+	Repos   []Repo  `toml:"repo"`
+	Tokens  []Token `toml:"token"`
 
 	// Dir is the folder relative paths and relative file:// URLs resolve
 	// against: the folder of the config file. It is not read from TOML.
@@ -50,6 +53,32 @@ type Ingest struct {
 	Workers int `toml:"workers"`
 }
 
+// Server configures `nixrepo serve`.
+type Server struct {
+	// Listen is the address to listen on (default 127.0.0.1:8080).
+	Listen string `toml:"listen"`
+	// TLSCertFile and TLSKeyFile enable HTTPS when both are set.
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
+	// MaxObjectSize bounds one uploaded object ("10GiB", "512MiB", or bytes).
+	MaxObjectSize Size `toml:"max_object_size"`
+	// MaxUploads bounds concurrent uploads; more wait their turn.
+	MaxUploads int `toml:"max_uploads"`
+	// UploadStallTimeout aborts an upload that sends nothing for this long.
+	UploadStallTimeout Duration `toml:"upload_stall_timeout"`
+	// NarInfoCacheEntries bounds the in-memory narinfo cache.
+	NarInfoCacheEntries int `toml:"narinfo_cache_entries"`
+}
+
+// Token is one [[token]] table: a credential for uploads and private reads.
+// Only the token's SHA-256 is stored.
+type Token struct {
+	Name   string   `toml:"name"`
+	SHA256 string   `toml:"sha256"`
+	Read   []string `toml:"read"`  // repository names, or "*"
+	Write  []string `toml:"write"` // repository names, or "*"; write implies read
+}
+
 // Repo is one [[repo]] table.
 type Repo struct {
 	Name string `toml:"name"`
@@ -67,6 +96,8 @@ type Repo struct {
 	// Incoming lists binary caches (folders or gocloud URLs) that `nixrepo run`
 	// ingests into this repo.
 	Incoming []string `toml:"incoming"`
+	// Public repositories can be read without a token by the server.
+	Public bool `toml:"public"`
 	// KeepIncoming leaves accepted paths in the incoming sources instead of
 	// deleting them after they were ingested.
 	KeepIncoming bool `toml:"keep_incoming"`
@@ -156,10 +187,39 @@ func Parse(data []byte, source, dir string) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	c.applyDefaults()
 	if err := c.validate(md, lines); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Server defaults.
+const (
+	DefaultListen              = "127.0.0.1:8080"
+	DefaultMaxObjectSize       = 16 << 30
+	DefaultMaxUploads          = 16
+	DefaultUploadStallTimeout  = 5 * time.Minute
+	DefaultNarInfoCacheEntries = 65536
+)
+
+func (c *Config) applyDefaults() {
+	s := &c.Server
+	if s.Listen == "" {
+		s.Listen = DefaultListen
+	}
+	if s.MaxObjectSize == 0 {
+		s.MaxObjectSize = DefaultMaxObjectSize
+	}
+	if s.MaxUploads == 0 {
+		s.MaxUploads = DefaultMaxUploads
+	}
+	if s.UploadStallTimeout == 0 {
+		s.UploadStallTimeout = Duration(DefaultUploadStallTimeout)
+	}
+	if s.NarInfoCacheEntries == 0 {
+		s.NarInfoCacheEntries = DefaultNarInfoCacheEntries
+	}
 }
 
 func (c *Config) validate(md toml.MetaData, lines keyLines) error {
@@ -180,6 +240,18 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 	}
 	if c.Ingest.Workers < 0 {
 		bad("ingest.workers", "must be ≥ 0 (0 = one per CPU)")
+	}
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		bad("server.tls_cert_file", "set both tls_cert_file and tls_key_file, or neither")
+	}
+	if c.Server.MaxObjectSize < 0 {
+		bad("server.max_object_size", "must be positive")
+	}
+	if c.Server.MaxUploads < 0 {
+		bad("server.max_uploads", "must be ≥ 1")
+	}
+	if c.Server.NarInfoCacheEntries < 0 {
+		bad("server.narinfo_cache_entries", "must be ≥ 0")
 	}
 	if len(c.Repos) == 0 {
 		bad("repo", "no [[repo]] table: configure at least one repository")
@@ -216,8 +288,37 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 			}
 		}
 	}
+	repoNames := map[string]bool{"*": true}
+	for _, r := range c.Repos {
+		repoNames[r.Name] = true
+	}
+	tokenNames := map[string]bool{}
+	for i, tk := range c.Tokens {
+		key := func(k string) string { return fmt.Sprintf("token[%d].%s", i, k) }
+		if tk.Name == "" {
+			bad(key("name"), "missing")
+		} else if tokenNames[tk.Name] {
+			bad(key("name"), "token %q is configured twice", tk.Name)
+		}
+		tokenNames[tk.Name] = true
+		if !sha256HexRE.MatchString(tk.SHA256) {
+			bad(key("sha256"), "want the 64-character hex SHA-256 of the token (`nixrepo token new %s` prints it)", tk.Name)
+		}
+		for _, list := range []struct {
+			k     string
+			names []string
+		}{{"read", tk.Read}, {"write", tk.Write}} {
+			for _, n := range list.names {
+				if !repoNames[n] {
+					bad(key(list.k), "no repository %q", n)
+				}
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
+
+var sha256HexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Repo returns the repository called name.
 func (c *Config) Repo(name string) (*Repo, error) {

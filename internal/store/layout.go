@@ -131,3 +131,10 @@ func (c *Cache) ReadNarInfo(ctx context.Context, hashPart string) (*nix.NarInfo,
 func (c *Cache) HasNarInfo(ctx context.Context, hashPart string) (bool, error) {
 	return c.Exists(ctx, c.Key(NarInfoFile(hashPart)))
 }
+
+// NarMetaKey is where the measurement of the cache's NAR file with the given
+// FileHash (nix32) is recorded: under the reserved prefix, so static hosting
+// never serves it as part of the cache.
+func (c *Cache) NarMetaKey(fileHashNix32 string) string {
+	return Reserved + "repos/" + c.prefix + "nar-meta/" + fileHashNix32 + ".json"
+}

@@ -27,6 +27,7 @@ var (
 type Store struct {
 	bucket *blob.Bucket
 	url    string
+	dir    string // the folder of a file bucket, else ""
 }
 
 // New wraps an open bucket; url is used in messages only.
@@ -64,7 +65,21 @@ func Open(ctx context.Context, rawURL, baseDir string, mustExist bool) (*Store, 
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", redact(rawURL), err)
 	}
-	return &Store{bucket: b, url: redact(rawURL)}, nil
+	st := &Store{bucket: b, url: redact(rawURL)}
+	if u.Scheme == "file" {
+		st.dir = u.Path
+	}
+	return st, nil
+}
+
+// LocalPath returns the file holding key when the store is a folder, so a
+// server can hand the file to the kernel (sendfile). ok is false for other
+// buckets or an unsafe key.
+func (s *Store) LocalPath(key string) (path string, ok bool) {
+	if s.dir == "" || CheckRel(key) != nil {
+		return "", false
+	}
+	return filepath.Join(s.dir, filepath.FromSlash(key)), true
 }
 
 // ResolveURL parses rawURL, turning a relative file URL (file://./dir,

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nixrepo/nixrepo/internal/config"
+	"github.com/nixrepo/nixrepo/internal/server"
+)
+
+func newServeCmd(a *app) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the repositories over HTTP and accept authenticated uploads",
+		Long: `serve runs the HTTP server. Each repository R is served at /api/nix/R/ as a Nix
+binary cache (GET/HEAD) and accepts uploads from "nix copy --to" (PUT) with a
+token of the [[token]] tables as the HTTP Basic password:
+
+  nix copy --to 'https://ci:TOKEN@host/api/nix/R' ./result
+
+Uploads go through the same verification as "nixrepo ingest" and are signed
+with the repository key, so the same URL is a substituter the moment the
+narinfo upload returns. Also: /healthz and Prometheus /metrics.
+Configuration: [server] (listen, tls_cert_file, tls_key_file,
+max_object_size, max_uploads, upload_stall_timeout, narinfo_cache_entries),
+[[token]], and public = true on a repository for anonymous reads.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Server.Listen = listen
+			}
+			srv, st, err := a.newServer(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return a.listenAndServe(cmd.Context(), cfg, srv)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (overrides [server] listen)")
+	return cmd
+}
+
+// newServer maps the configuration to server options.
+func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server, interface{ Close() error }, error) {
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := &server.Options{
+		MaxObjectSize:       int64(cfg.Server.MaxObjectSize),
+		MaxUploads:          cfg.Server.MaxUploads,
+		UploadStallTimeout:  time.Duration(cfg.Server.UploadStallTimeout),
+		NarInfoCacheEntries: cfg.Server.NarInfoCacheEntries,
+		Logger:              slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	for i := range cfg.Repos {
+		r := &cfg.Repos[i]
+		key, err := a.loadSigningKey(cfg, r)
+		if err != nil {
+			st.Close()
+			return nil, nil, err
+		}
+		opts.Repos = append(opts.Repos, server.Repo{Name: r.Name, Priority: r.Priority, Public: r.Public, Key: key})
+	}
+	for _, t := range cfg.Tokens {
+		var h [32]byte
+		b, _ := hex.DecodeString(t.SHA256) // validated by config
+		copy(h[:], b)
+		opts.Tokens = append(opts.Tokens, server.Token{Name: t.Name, SHA256: h, Read: t.Read, Write: t.Write})
+	}
+	srv, err := server.New(st, opts)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return srv, st, nil
+}
+
+func (a *app) listenAndServe(ctx context.Context, cfg *config.Config, h http.Handler) error {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	scheme := "http"
+	if cfg.Server.TLSCertFile != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(a.stderr, "nixrepo: serving %d repositories at %s://%s/api/nix/<repo>\n", len(cfg.Repos), scheme, ln.Addr())
+	errc := make(chan error, 1)
+	go func() {
+		if scheme == "https" {
+			errc <- hs.ServeTLS(ln, cfg.Path(cfg.Server.TLSCertFile), cfg.Path(cfg.Server.TLSKeyFile))
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := hs.Shutdown(shutdownCtx)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}

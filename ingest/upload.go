@@ -1,0 +1,275 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/store"
+)
+
+// Upload errors. Every error PutNar and PutNarInfo return for bad input
+// wraps one of these, so an HTTP adapter can map it to a status; anything
+// else is a failure of the repository itself.
+var (
+	// ErrInvalid: the request is malformed (bad name, unparsable narinfo).
+	ErrInvalid = errors.New("invalid upload")
+	// ErrMismatch: the content contradicts its name or claims, or it is
+	// not a well-formed NAR, or a reference is missing.
+	ErrMismatch = errors.New("upload does not verify")
+	// ErrConflict: the repository already has a different path at this name.
+	ErrConflict = errors.New("conflicting upload")
+)
+
+// NarMeta is what verification established about a stored NAR file. It is
+// kept under the reserved prefix so that a narinfo uploaded after its NAR
+// can be checked without reading the NAR again.
+type NarMeta struct {
+	FileHash nix.Hash        `json:"fileHash"`
+	FileSize uint64          `json:"fileSize"`
+	NarHash  nix.Hash        `json:"narHash"`
+	NarSize  uint64          `json:"narSize"`
+	Listing  json.RawMessage `json:"listing,omitempty"`
+}
+
+func (m Measured) meta() NarMeta {
+	return NarMeta{FileHash: m.FileHash, FileSize: m.FileSize, NarHash: m.NarHash, NarSize: m.NarSize, Listing: m.Listing}
+}
+
+func writeMeta(ctx context.Context, repo *store.Cache, m Measured) error {
+	b, err := json.Marshal(m.meta())
+	if err != nil {
+		return err
+	}
+	return repo.Put(ctx, repo.NarMetaKey(m.FileHash.Nix32()), b, &store.WriteOptions{ContentType: "application/json"})
+}
+
+// readMeta returns the recorded measurement of the NAR file rel, measuring
+// the stored file again when no record exists (a NAR stored by an older
+// version or a crash between the two writes).
+func readMeta(ctx context.Context, repo *store.Cache, rel string, compression string) (*NarMeta, error) {
+	fileHash, _, ok := ParseNarName(rel)
+	if ok {
+		b, err := repo.Get(ctx, repo.NarMetaKey(fileHash))
+		if err == nil {
+			var m NarMeta
+			if json.Unmarshal(b, &m) == nil && !m.NarHash.IsZero() {
+				return &m, nil
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
+	r, err := repo.NewReader(ctx, repo.Key(rel))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	m, err := Measure(r, compression, 0, r.Size(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: stored NAR file %s: %v", ErrMismatch, rel, err)
+	}
+	if ok && m.FileHash.Nix32() != fileHash {
+		return nil, fmt.Errorf("%w: stored NAR file %s hashes to %s", ErrMismatch, rel, m.FileHash)
+	}
+	if err := writeMeta(ctx, repo, m); err != nil {
+		return nil, err
+	}
+	meta := m.meta()
+	return &meta, nil
+}
+
+// ParseNarName splits a NAR file name "nar/<nix32 sha256>.nar<ext>" into
+// the FileHash (nix32) and the compression method its extension stands for
+// (Nix's names: ".xz" xz, ".zst" zstd, ".bz2" bzip2, "" none). ok is false for
+// any other shape.
+func ParseNarName(rel string) (fileHash, compression string, ok bool) {
+	name, found := strings.CutPrefix(rel, store.NarDir)
+	if !found || len(name) < 52+4 {
+		return "", "", false
+	}
+	fileHash, rest := name[:52], name[52:]
+	if _, err := nix.DecodeNix32(fileHash); err != nil {
+		return "", "", false
+	}
+	switch rest {
+	case ".nar":
+		return fileHash, "none", true
+	case ".nar.xz":
+		return fileHash, "xz", true
+	case ".nar.zst":
+		return fileHash, "zstd", true
+	case ".nar.bz2":
+		return fileHash, "bzip2", true
+	}
+	return "", "", false
+}
+
+// PutNar stores an uploaded NAR file at rel ("nar/<FileHash>.nar<ext>")
+// while verifying it in one streaming pass: its bytes must hash to the
+// FileHash in its name and decompress (by its extension) to a well-formed
+// NAR. Nothing is visible unless all of that holds. limit bounds the size
+// (0: none). An identical file already stored is read and discarded.
+func PutNar(ctx context.Context, repo *store.Cache, rel string, body io.Reader, limit int64) (Measured, error) {
+	fileHash, compression, ok := ParseNarName(rel)
+	if !ok {
+		return Measured{}, fmt.Errorf("%w: %q is not a NAR file name (want nar/<52-character nix32 sha256>.nar[.xz|.zst|.bz2])", ErrInvalid, rel)
+	}
+	exists, err := repo.Exists(ctx, repo.Key(rel))
+	if err != nil {
+		return Measured{}, err
+	}
+	var w *store.Writer
+	var copyTo io.Writer
+	if !exists {
+		w, err = repo.NewWriter(ctx, repo.Key(rel), &store.WriteOptions{ContentType: store.ContentTypeNar})
+		if err != nil {
+			return Measured{}, err
+		}
+		defer w.Abort()
+		copyTo = w
+	}
+	m, err := Measure(body, compression, limit, 0, copyTo)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrTooLarge):
+		return Measured{}, err
+	case isStoreWriteError(err):
+		return Measured{}, err
+	case ctx.Err() != nil:
+		return Measured{}, ctx.Err()
+	default:
+		var ne *NarError
+		if errors.As(err, &ne) {
+			if m.FileHash.Nix32() != fileHash && m.FileSize > 0 {
+				return Measured{}, fmt.Errorf("%w: the file's bytes hash to %s, not to the FileHash in its name (and it does not decode: %v)", ErrMismatch, m.FileHash, err)
+			}
+			return Measured{}, fmt.Errorf("%w: %v", ErrMismatch, err)
+		}
+		// Reading the body failed: the client went away or sent less
+		// than it announced.
+		return Measured{}, fmt.Errorf("%w: reading the upload: %v", ErrInvalid, err)
+	}
+	if m.FileHash.Nix32() != fileHash {
+		return Measured{}, fmt.Errorf("%w: the file's bytes hash to %s, not to the FileHash %s in its name", ErrMismatch, m.FileHash.Nix32(), fileHash)
+	}
+	if w != nil {
+		if err := w.Commit(); err != nil {
+			return Measured{}, err
+		}
+	}
+	if err := writeMeta(ctx, repo, m); err != nil {
+		return Measured{}, err
+	}
+	return m, nil
+}
+
+// PutResult says what PutNarInfo did.
+type PutResult struct {
+	StorePath string
+	Outcome   Outcome // Accepted or Present
+}
+
+// PutNarInfo admits an uploaded narinfo for hashPart: it must parse by Nix's
+// rules and describe that hash, its URL must name a NAR file already stored
+// (uploaded first, as Nix does), its FileHash/FileSize/NarHash/NarSize claims
+// must match what was measured, and its references must be in the
+// repository. It is then signed with key (signatures it carries are kept) and
+// written once. An identical path already present is a no-op; a different
+// NarHash is ErrConflict.
+func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []byte, key nix.SecretKey) (PutResult, error) {
+	ni, err := nix.ParseNarInfo(data)
+	if err != nil {
+		return PutResult{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	res := PutResult{StorePath: ni.StorePath.Absolute()}
+	if ni.StorePath.HashPart() != hashPart {
+		return res, fmt.Errorf("%w: narinfo for %s uploaded as %s.narinfo", ErrInvalid, ni.StorePath.Absolute(), hashPart)
+	}
+	for _, s := range ni.Sigs {
+		if err := nix.CheckSignature(s); err != nil {
+			return res, fmt.Errorf("%w: malformed signature %q: %v", ErrInvalid, s, err)
+		}
+	}
+	existing, _, err := repo.ReadNarInfo(ctx, hashPart)
+	if err == nil {
+		if existing.NarHash.Equal(ni.NarHash) {
+			res.Outcome = Present
+			return res, nil
+		}
+		return res, fmt.Errorf("%w: the repository already has %s with NarHash %s; this upload claims %s (the first upload wins)", ErrConflict, ni.StorePath.Absolute(), existing.NarHash, ni.NarHash)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return res, err
+	}
+	fileHash, compression, ok := ParseNarName(ni.URL)
+	if !ok {
+		return res, fmt.Errorf("%w: URL %q is not a NAR file name of this repository (want nar/<FileHash>.nar[.xz|.zst|.bz2])", ErrInvalid, ni.URL)
+	}
+	if c := ni.EffectiveCompression(); c != compression {
+		return res, fmt.Errorf("%w: Compression %q does not match the NAR file name %s", ErrInvalid, c, ni.URL)
+	}
+	if !ni.FileHash.IsZero() && ni.FileHash.Nix32() != fileHash {
+		return res, fmt.Errorf("%w: FileHash %s does not match the NAR file name %s", ErrMismatch, ni.FileHash, ni.URL)
+	}
+	meta, err := readMeta(ctx, repo, ni.URL, compression)
+	if errors.Is(err, store.ErrNotFound) {
+		return res, fmt.Errorf("%w: NAR file %s has not been uploaded (upload the NAR before its narinfo)", ErrMismatch, ni.URL)
+	}
+	if err != nil {
+		return res, err
+	}
+	m := Measured{FileHash: meta.FileHash, FileSize: meta.FileSize, NarHash: meta.NarHash, NarSize: meta.NarSize, Listing: meta.Listing}
+	if err := CheckClaims(ni, m); err != nil {
+		return res, fmt.Errorf("%w: %s", ErrMismatch, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	var missing []string
+	for _, ref := range ni.References {
+		if ref.HashPart() == hashPart {
+			continue
+		}
+		ok, err := repo.HasNarInfo(ctx, ref.HashPart())
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			missing = append(missing, ref.Absolute())
+		}
+	}
+	if len(missing) > 0 {
+		return res, fmt.Errorf("%w: missing references (upload them first): %s", ErrMismatch, strings.Join(missing, ", "))
+	}
+	ni.FileHash, ni.FileSize = m.FileHash, m.FileSize
+	ni.Compression = compression
+	if err := ni.Sign(key); err != nil {
+		return res, err
+	}
+	if len(m.Listing) > 0 {
+		lsKey := repo.Key(store.ListingFile(hashPart))
+		if ok, err := repo.Exists(ctx, lsKey); err != nil {
+			return res, err
+		} else if !ok {
+			if err := repo.Put(ctx, lsKey, m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
+				return res, err
+			}
+		}
+	}
+	err = repo.Put(ctx, repo.Key(store.NarInfoFile(hashPart)), ni.Bytes(), &store.WriteOptions{ContentType: store.ContentTypeNarInfo, IfNotExist: true})
+	if errors.Is(err, store.ErrExists) {
+		// A concurrent upload of the same path won; same NarHash is fine.
+		existing, _, rerr := repo.ReadNarInfo(ctx, hashPart)
+		if rerr == nil && existing.NarHash.Equal(ni.NarHash) {
+			res.Outcome = Present
+			return res, nil
+		}
+		return res, fmt.Errorf("%w: %s was uploaded concurrently with different contents (the first upload wins)", ErrConflict, ni.StorePath.Absolute())
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Outcome = Accepted
+	return res, nil
+}

@@ -1,0 +1,19 @@
+// Package server is nixrepo's optional HTTP adapter: it serves repositories
+// under /api/nix/<repo>/ (Artifactory's URL form) and accepts authenticated
+// uploads from `nix copy --to`.
+//
+// It is an adapter, not a second implementation: reads serve the objects of
+// the bucket layout (package store) that static hosting serves, and uploads go
+// through package ingest's validation (PutNar, PutNarInfo), so a path is
+// verified, signed with the repository key and written NAR first, narinfo
+// last, exactly as in batch ingest.
+//
+// Protocol rules it keeps (see docs/server.md): missing objects are 404;
+// HEAD works everywhere; NARs support Range; narinfo bytes are served as
+// stored; a PUT is answered 200 or a 4xx with a reason, never 202, 408, 429
+// or 5xx (Nix ≤ 2.32 retries such PUTs with an empty body and hangs).
+// Credentials are HTTP Basic with a token as the password (any user name);
+// missing credentials on a private repository are 401 with a Basic
+// challenge, wrong or insufficient ones 403. Tokens are stored as SHA-256
+// hashes and compared in constant time.
+package server

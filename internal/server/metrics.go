@@ -1,0 +1,74 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics live on a private registry: nothing global, nothing from other
+// libraries leaks in.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	bytesOut *prometheus.CounterVec
+	bytesIn  *prometheus.CounterVec
+	uploads  *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nixrepo_http_requests_total", Help: "HTTP requests by object kind, method and status code.",
+		}, []string{"route", "method", "code"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nixrepo_http_response_bytes_total", Help: "Response body bytes sent, by object kind.",
+		}, []string{"route"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nixrepo_http_upload_bytes_total", Help: "Upload body bytes received, by object kind.",
+		}, []string{"route"}),
+		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nixrepo_uploads_total", Help: "Uploads by object kind and outcome (accepted, present, refused, denied, failed).",
+		}, []string{"route", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "nixrepo_http_request_duration_seconds", Help: "Request latency by object kind and method.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"route", "method"}),
+	}
+	m.reg.MustRegister(m.requests, m.bytesOut, m.bytesIn, m.uploads, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func (m *metrics) observe(k kind, method string, w *statusWriter, d time.Duration) {
+	code := w.status
+	if code == 0 {
+		code = http.StatusOK
+	}
+	route := k.String()
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+	if w.bytes > 0 {
+		m.bytesOut.WithLabelValues(route).Add(float64(w.bytes))
+	}
+}
+
+func (m *metrics) upload(k kind, outcome string) {
+	m.uploads.WithLabelValues(k.String(), outcome).Inc()
+}
+
+func (m *metrics) received(k kind, n int64) {
+	if n > 0 {
+		m.bytesIn.WithLabelValues(k.String()).Add(float64(n))
+	}
+}

@@ -1,0 +1,315 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/store"
+)
+
+// Repo is a repository the server exposes.
+type Repo struct {
+	Name     string
+	Priority int
+	// Public repositories are readable without credentials.
+	Public bool
+	// Key signs uploaded paths; uploads are refused without one.
+	Key nix.SecretKey
+}
+
+// Token is a credential: the SHA-256 of the secret and what it may do.
+type Token struct {
+	Name   string
+	SHA256 [32]byte
+	Read   []string // repository names or "*"
+	Write  []string // repository names or "*"; write implies read
+}
+
+// Options configure a Server. Zero values take the documented defaults.
+type Options struct {
+	Repos  []Repo
+	Tokens []Token
+	// MaxObjectSize bounds one upload (default 16 GiB); larger is 413.
+	MaxObjectSize int64
+	// MaxUploads bounds concurrent uploads (default 16); more wait.
+	MaxUploads int
+	// UploadStallTimeout aborts an upload that sends nothing for this long
+	// (default 5 minutes).
+	UploadStallTimeout time.Duration
+	// NarInfoCacheEntries bounds the narinfo cache (default 65536).
+	NarInfoCacheEntries int
+	Logger              *slog.Logger
+}
+
+// Server serves repositories over HTTP under /api/nix/<repo>/ and accepts
+// authenticated uploads. It is an adapter: uploads go through package ingest's
+// validation and reads serve the same objects static hosting serves.
+type Server struct {
+	st      *store.Store
+	opts    Options
+	repos   map[string]*repoState
+	tokens  []Token
+	log     *slog.Logger
+	metrics *metrics
+	uploads chan struct{}
+	mux     *http.ServeMux
+}
+
+type repoState struct {
+	Repo
+	cache     *store.Cache
+	cacheInfo []byte
+	narinfos  *lru
+}
+
+// New builds a server over st.
+func New(st *store.Store, opts *Options) (*Server, error) {
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.MaxObjectSize <= 0 {
+		o.MaxObjectSize = 16 << 30
+	}
+	if o.MaxUploads <= 0 {
+		o.MaxUploads = 16
+	}
+	if o.UploadStallTimeout <= 0 {
+		o.UploadStallTimeout = 5 * time.Minute
+	}
+	if o.NarInfoCacheEntries <= 0 {
+		o.NarInfoCacheEntries = 65536
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		st:      st,
+		opts:    o,
+		repos:   map[string]*repoState{},
+		tokens:  o.Tokens,
+		log:     o.Logger,
+		metrics: newMetrics(),
+		uploads: make(chan struct{}, o.MaxUploads),
+		mux:     http.NewServeMux(),
+	}
+	for _, r := range o.Repos {
+		if _, dup := s.repos[r.Name]; dup {
+			return nil, fmt.Errorf("server: repository %q configured twice", r.Name)
+		}
+		info := nix.CacheInfo{StoreDir: nix.StoreDir, WantMassQuery: true, Priority: r.Priority}
+		s.repos[r.Name] = &repoState{Repo: r, cache: st.Repo(r.Name), cacheInfo: info.Bytes(), narinfos: newLRU(o.NarInfoCacheEntries)}
+	}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	s.mux.Handle("GET /metrics", s.metrics.handler())
+	s.mux.HandleFunc("/api/nix/", s.serveNix)
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// HashToken is the SHA-256 configs store for a token.
+func HashToken(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+// NewToken returns a fresh random URL-safe token and its hex SHA-256.
+func NewToken() (token, sha256Hex string, err error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", err
+	}
+	token = "nxr_" + strings.TrimRight(base64URL(b[:]), "=")
+	h := HashToken(token)
+	return token, hex.EncodeToString(h[:]), nil
+}
+
+// kind is what a request path inside a repository names.
+type kind int
+
+const (
+	kindUnknown kind = iota
+	kindCacheInfo
+	kindNarInfo
+	kindListing
+	kindNar
+	kindLog
+	kindRealisation
+)
+
+var kindNames = [...]string{"unknown", "nix-cache-info", "narinfo", "ls", "nar", "log", "realisation"}
+
+func (k kind) String() string { return kindNames[k] }
+
+// classify validates a repository-relative path against the known shapes.
+func classify(rel string) kind {
+	switch {
+	case rel == store.CacheInfoFile:
+		return kindCacheInfo
+	case strings.HasSuffix(rel, ".narinfo") && nix.IsHashPart(strings.TrimSuffix(rel, ".narinfo")):
+		return kindNarInfo
+	case strings.HasSuffix(rel, ".ls") && nix.IsHashPart(strings.TrimSuffix(rel, ".ls")):
+		return kindListing
+	case strings.HasPrefix(rel, store.NarDir):
+		if _, _, ok := ingest.ParseNarName(rel); ok {
+			return kindNar
+		}
+	case strings.HasPrefix(rel, store.LogDir):
+		if _, err := nix.ParseStorePathBase(strings.TrimPrefix(rel, store.LogDir)); err == nil {
+			return kindLog
+		}
+	case strings.HasPrefix(rel, store.RealisationDir):
+		if isRealisationID(strings.TrimSuffix(strings.TrimPrefix(rel, store.RealisationDir), ".doi")) && strings.HasSuffix(rel, ".doi") {
+			return kindRealisation
+		}
+	}
+	return kindUnknown
+}
+
+// isRealisationID matches "sha256:<64 hex>!<output name>".
+func isRealisationID(id string) bool {
+	h, out, ok := strings.Cut(id, "!")
+	if !ok || out == "" || len(out) > 200 {
+		return false
+	}
+	hexPart, ok := strings.CutPrefix(h, "sha256:")
+	if !ok || len(hexPart) != 64 {
+		return false
+	}
+	if _, err := hex.DecodeString(hexPart); err != nil {
+		return false
+	}
+	for _, c := range out {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '+') {
+			return false
+		}
+	}
+	return true
+}
+
+// serveNix routes /api/nix/<repo>/<path>.
+func (s *Server) serveNix(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &statusWriter{ResponseWriter: w}
+	rest := strings.TrimPrefix(r.URL.Path, "/api/nix/")
+	name, rel, _ := strings.Cut(rest, "/")
+	k := classify(rel)
+	defer func() { s.metrics.observe(k, r.Method, rw, time.Since(start)) }()
+
+	repo, ok := s.repos[name]
+	if !ok {
+		httpError(rw, http.StatusNotFound, fmt.Sprintf("no repository %q", name))
+		return
+	}
+	write := r.Method == http.MethodPut
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut:
+	default:
+		rw.Header().Set("Allow", "GET, HEAD, PUT")
+		httpError(rw, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	if status, msg := s.authorize(r, repo, write); status != 0 {
+		if status == http.StatusUnauthorized {
+			rw.Header().Set("WWW-Authenticate", `Basic realm="nixrepo"`)
+		}
+		if write {
+			s.metrics.upload(k, "denied")
+		}
+		httpError(rw, status, msg)
+		return
+	}
+	if k == kindUnknown {
+		if write {
+			s.metrics.upload(k, "refused")
+			httpError(rw, http.StatusBadRequest, fmt.Sprintf("%q is not a binary-cache object name (nix-cache-info, <hash>.narinfo, <hash>.ls, nar/<FileHash>.nar[.xz|.zst|.bz2], log/<drv>, realisations/<id>.doi)", rel))
+			return
+		}
+		httpError(rw, http.StatusNotFound, "not found")
+		return
+	}
+	if write {
+		s.put(rw, r, repo, k, rel)
+		return
+	}
+	s.get(rw, r, repo, k, rel)
+}
+
+// httpError writes a short plain-text reason.
+func httpError(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	fmt.Fprintln(w, msg)
+}
+
+// internalError logs err with an id and answers without internal detail.
+// A PUT never gets a 5xx (Nix ≤ 2.32 retries PUTs with an empty body and
+// hangs), so it gets a 400 with the id instead.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	var b [6]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	s.log.Error("request failed", "id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+	if r.Method == http.MethodPut {
+		httpError(w, http.StatusBadRequest, "the server could not store this upload (error "+id+" in the server log)")
+		return
+	}
+	httpError(w, http.StatusInternalServerError, "internal error "+id)
+}
+
+// statusWriter records the status and bytes written, for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps sendfile available through the wrapper.
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(w.ResponseWriter, r)
+	}
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
