@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nixrepo/nixrepo/internal/config"
+	"github.com/nixrepo/nixrepo/internal/nixtest"
+	"github.com/nixrepo/nixrepo/internal/server"
+)
+
+// serverFixture is a nixrepo server over a file bucket with a private
+// repository and three tokens.
+type serverFixture struct {
+	dir                string
+	url                string // http://127.0.0.1:PORT
+	pub                string
+	write, read, other string
+	puts               atomic.Int64
+}
+
+func startServer(t *testing.T) *serverFixture {
+	t.Helper()
+	f := &serverFixture{dir: t.TempDir()}
+	var tokens strings.Builder
+	for _, tk := range []struct {
+		name, read, write string
+		secret            *string
+	}{
+		{"ci", `["nix-local"]`, `["nix-local"]`, &f.write},
+		{"reader", `["nix-local"]`, `[]`, &f.read},
+		{"elsewhere", `["other"]`, `["other"]`, &f.other},
+	} {
+		tok, sum, err := server.NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		*tk.secret = tok
+		fmt.Fprintf(&tokens, "[[token]]\nname = %q\nsha256 = %q\nread = %s\nwrite = %s\n", tk.name, sum, tk.read, tk.write)
+	}
+	cfg := `version = 1
+[store]
+url = "file://./store"
+[[repo]]
+name = "nix-local"
+type = "local"
+priority = 30
+signing_key_file = "keys/nix-local.sec"
+[[repo]]
+name = "other"
+type = "local"
+signing_key_file = "keys/other.sec"
+generate_key = true
+` + tokens.String()
+	if err := os.WriteFile(filepath.Join(f.dir, "nixrepo.toml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.pub = strings.TrimSpace(mustRun(t, f.dir, "keygen", "nix-local-1", "--out", "keys/nix-local.sec"))
+	c, err := config.Load(filepath.Join(f.dir, "nixrepo.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, quiet: true, cfg: c}
+	srv, st, err := a.newServer(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			f.puts.Add(1)
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	f.url = hs.URL
+	return f
+}
+
+// repoURL is the repository URL with token as the Basic password ("" = none).
+func (f *serverFixture) repoURL(token string) string {
+	u, _ := url.Parse(f.url + "/api/nix/nix-local")
+	if token != "" {
+		u.User = url.UserPassword("ci", token)
+	}
+	return u.String()
+}
+
+func (f *serverFixture) narinfos(t *testing.T) int {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(f.dir, "store", "nix-local", "*.narinfo"))
+	return len(m)
+}
+
+// TestServeNixCopy is the server's acceptance test with real Nix: uploads
+// with a token in the URL and from a netrc file, immediate substitution from
+// the same URL with require-sigs and only the repository key trusted, no
+// re-upload, and refused uploads for bad, read-only and missing tokens.
+func TestServeNixCopy(t *testing.T) {
+	env := nixtest.Require(t)
+	f := startServer(t)
+	tag := fmt.Sprintf("serve-%d", os.Getpid())
+	paths := env.Build(t, nixtest.ClosureExpr(tag, 4))
+	closure := env.Closure(t, paths...)
+
+	// Refused uploads first: nothing may be stored.
+	for name, tok := range map[string]string{"wrong token": "nxr_wrong", "read-only token": f.read, "token for another repo": f.other, "no token": ""} {
+		if _, stderr, err := env.RunErr("nix", "copy", "--to", f.repoURL(tok), paths[0]); err == nil {
+			t.Errorf("%s: nix copy succeeded", name)
+		} else if !strings.Contains(stderr, "does not appear to be a binary cache") && !strings.Contains(stderr, "HTTP error 40") {
+			t.Errorf("%s: unexpected error: %s", name, stderr)
+		}
+	}
+	if n := f.narinfos(t); n != 0 {
+		t.Fatalf("refused uploads stored %d narinfos", n)
+	}
+
+	env.Run(t, "nix", "copy", "--to", f.repoURL(f.write), paths[0])
+	if n := f.narinfos(t); n != len(closure) {
+		t.Fatalf("%d narinfos stored for a closure of %d", n, len(closure))
+	}
+	// The same URL substitutes immediately, signatures required.
+	if err := env.Substitute(t, f.repoURL(f.read), []string{f.pub}, paths...); err != nil {
+		t.Fatalf("substitution after upload: %v", err)
+	}
+	if err := env.Substitute(t, f.repoURL(f.read), []string{"someone-else-1:" + strings.Repeat("B", 43) + "="}, paths...); err == nil {
+		t.Fatal("substitution succeeded with an untrusted key")
+	}
+	// A second copy uploads nothing (fresh Nix cache, so Nix asks the server).
+	before := f.puts.Load()
+	env2 := nixtest.Require(t)
+	env2.Run(t, "nix", "copy", "--to", f.repoURL(f.write), paths[0])
+	if d := f.puts.Load() - before; d != 0 {
+		t.Fatalf("second nix copy made %d PUT requests", d)
+	}
+
+	// Credentials from a netrc file, for a new closure.
+	paths2 := env.Build(t, nixtest.ClosureExpr(tag+"-netrc", 3))
+	netrc := filepath.Join(t.TempDir(), "netrc")
+	host := strings.TrimPrefix(f.url, "http://")
+	host = host[:strings.LastIndexByte(host, ':')]
+	os.WriteFile(netrc, []byte(fmt.Sprintf("machine %s login ci password %s\n", host, f.write)), 0o600)
+	env.Run(t, "nix", append([]string{"copy", "--option", "netrc-file", netrc, "--to", f.repoURL("")}, paths2...)...)
+	if _, _, err := env2.RunErr("nix", "copy", "--option", "netrc-file", netrc, "--from", f.repoURL(""),
+		"--to", filepath.Join(t.TempDir(), "root"), "--option", "trusted-public-keys", f.pub, paths2[0]); err != nil {
+		t.Fatalf("substitution with netrc credentials: %v", err)
+	}
+	out := mustRun(t, f.dir, "verify", "--repo", "nix-local")
+	if !strings.Contains(out, "0 failed") {
+		t.Fatalf("verify after uploads:\n%s", out)
+	}
+}
