@@ -62,11 +62,8 @@ TOML
 # time_cmd LABEL CMD… : prints "LABEL wall_s rss_kib"
 time_cmd() {
   local label=$1; shift
-  local out
-  out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>"$W/err.log"; } 2>&1 | tail -1 ) || { cat "$W/err.log" >&2; return 1; }
-  # GNU time writes to stderr, which the braces captured; the command's own
-  # stderr went to err.log.
-  echo "$label $out"
+  /usr/bin/time -o "$W/time.out" -f '%e %M' "$@" >/dev/null 2>"$W/err.log" || { cat "$W/err.log" >&2; return 1; }
+  echo "$label $(cat "$W/time.out")"
 }
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 

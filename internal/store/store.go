@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -163,6 +164,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // Attributes describes a stored object.
 type Attributes struct {
 	Size        int64
+	ModTime     time.Time
 	ContentType string
 	ETag        string
 }
@@ -173,7 +175,7 @@ func (s *Store) Stat(ctx context.Context, key string) (Attributes, error) {
 	if err != nil {
 		return Attributes{}, wrap("stat", key, err)
 	}
-	return Attributes{Size: a.Size, ContentType: a.ContentType, ETag: a.ETag}, nil
+	return Attributes{Size: a.Size, ModTime: a.ModTime, ContentType: a.ContentType, ETag: a.ETag}, nil
 }
 
 // Exists reports whether key exists. Errors other than "missing" are returned,
@@ -310,8 +312,9 @@ func (s *Store) Copy(ctx context.Context, dst, src string) error {
 
 // Object is one listed object.
 type Object struct {
-	Key  string
-	Size int64
+	Key     string
+	Size    int64
+	ModTime time.Time
 	// Dir is set for a common prefix when listing with a delimiter.
 	Dir bool
 }
@@ -336,7 +339,7 @@ func (s *Store) List(ctx context.Context, prefix string, shallow bool, fn func(O
 		if !o.IsDir && isTempKey(o.Key) {
 			continue
 		}
-		if err := fn(Object{Key: o.Key, Size: o.Size, Dir: o.IsDir}); err != nil {
+		if err := fn(Object{Key: o.Key, Size: o.Size, ModTime: o.ModTime, Dir: o.IsDir}); err != nil {
 			return err
 		}
 	}
