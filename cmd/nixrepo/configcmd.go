@@ -39,7 +39,9 @@ and parses, and prints a summary.`,
 			for i := range cfg.Repos {
 				r := &cfg.Repos[i]
 				s := repoSummary{Name: r.Name, Type: r.Type, Priority: r.Priority, Incoming: r.Incoming}
-				if pub, err := publicKeyOf(cfg, r); err == nil {
+				if r.SigningKeyFile == "" {
+					s.KeyStatus = "none (remote repository)"
+				} else if pub, err := publicKeyOf(cfg, r); err == nil {
 					s.PublicKey, s.KeyStatus = pub.String(), "ok"
 				} else if r.GenerateKey {
 					s.KeyStatus = "will be created on first use"

@@ -68,6 +68,8 @@ else ./nixrepo.toml, else the built-in default (file:// buckets under ./var).`,
 		newConfigCmd(a),
 		newServeCmd(a),
 		newTokenCmd(a),
+		newChannelCmd(a),
+		newMirrorCmd(a),
 	)
 	return root
 }

@@ -13,7 +13,8 @@ func newRunCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "run",
 		Short: "The scheduled job: ingest every incoming source, then publish",
-		Long: `run is the job a CI step or cron runs. For every repository it ingests each
+		Long: `run is the job a CI step or cron runs. It mirrors the upstream channels of
+remote repositories (see "nixrepo mirror channels"). For every repository it ingests each
 configured incoming binary cache (see "nixrepo ingest" for the checks), deleting
 what it accepted from the incoming source unless keep_incoming is set, so the
 next run only does new work. Refused uploads stay in place and the report says
@@ -29,9 +30,19 @@ when nothing was refused and 1 otherwise (publish still runs).`,
 				return err
 			}
 			out := struct {
-				Ingest  []*ingest.Report `json:"ingest"`
-				Publish *publish.Report  `json:"publish"`
+				Channels []*ingest.MirrorResult `json:"channels"`
+				Ingest   []*ingest.Report       `json:"ingest"`
+				Publish  *publish.Report        `json:"publish"`
 			}{Ingest: []*ingest.Report{}}
+			out.Channels, err = a.mirrorChannels(ctx, cfg, "")
+			if err != nil {
+				return err
+			}
+			if !a.jsonOut {
+				for _, r := range out.Channels {
+					printMirrorResult(a, r)
+				}
+			}
 			refused := 0
 			for i := range cfg.Repos {
 				r := &cfg.Repos[i]

@@ -69,12 +69,14 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 	}
 	for i := range cfg.Repos {
 		r := &cfg.Repos[i]
-		key, err := a.loadSigningKey(cfg, r)
-		if err != nil {
-			st.Close()
-			return nil, nil, err
+		sr := server.Repo{Name: r.Name, Priority: r.Priority, Public: r.Public, ChannelKeep: r.ChannelKeep, ChannelPins: r.ChannelPins}
+		if r.SigningKeyFile != "" {
+			if sr.Key, err = a.loadSigningKey(cfg, r); err != nil {
+				st.Close()
+				return nil, nil, err
+			}
 		}
-		opts.Repos = append(opts.Repos, server.Repo{Name: r.Name, Priority: r.Priority, Public: r.Public, Key: key})
+		opts.Repos = append(opts.Repos, sr)
 	}
 	for _, t := range cfg.Tokens {
 		var h [32]byte

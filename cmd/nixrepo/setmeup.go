@@ -10,7 +10,7 @@ import (
 )
 
 func newSetmeupCmd(a *app) *cobra.Command {
-	var repoName, base string
+	var repoName, base, channel string
 	cmd := &cobra.Command{
 		Use:   "setmeup --repo REPO --url BASE",
 		Short: "Print the nix.conf lines that make Nix use a repository",
@@ -20,7 +20,8 @@ static file server over the store folder): the substituter URL with the
 repository's priority, and its public key for trusted-public-keys, both for
 static hosting of the bucket (BASE/REPO) and for "nixrepo serve"
 (BASE/api/nix/REPO), with the netrc line and the "nix copy --to" command for
-uploads.`,
+uploads. With --channel NAME it prints the channel's nix-channel --add lines
+and, for each snapshot, its immutable URL with the fetchTarball sha256.`,
 		Example: `  nixrepo setmeup --repo nix-local --url https://cache.example.org`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -38,6 +39,9 @@ uploads.`,
 			r, err := cfg.Repo(repoName)
 			if err != nil {
 				return usageError{err}
+			}
+			if channel != "" {
+				return a.printChannels(cmd.Context(), r.Name, channel, base, true)
 			}
 			pub, err := publicKeyOf(cfg, r)
 			if err != nil {
@@ -79,5 +83,6 @@ uploads.`,
 	}
 	cmd.Flags().StringVarP(&repoName, "repo", "r", "", "repository (required)")
 	cmd.Flags().StringVar(&base, "url", "", "URL where the bucket is served (required)")
+	cmd.Flags().StringVar(&channel, "channel", "", "print the nix-channel and fetchTarball lines of this channel instead")
 	return cmd
 }

@@ -44,13 +44,13 @@ The exit status is 1 when any path fails.`,
 			failed := 0
 			for i := range repos {
 				r := &repos[i]
-				pub, err := publicKeyOf(cfg, r)
+				keys, err := verifyKeys(cfg, r)
 				if err != nil {
 					return err
 				}
 				progress, finish := a.progressBar("verify " + r.Name)
 				rep, err := ingest.Verify(ctx, st.Repo(r.Name), &ingest.VerifyOptions{
-					Keys: []nix.PublicKey{pub}, Workers: cfg.Workers(), Progress: progress,
+					Keys: keys, Workers: cfg.Workers(), Progress: progress,
 				})
 				finish()
 				if err != nil {
@@ -80,4 +80,25 @@ The exit status is 1 when any path fails.`,
 	}
 	cmd.Flags().StringVarP(&repoName, "repo", "r", "", "only this repository")
 	return cmd
+}
+
+// verifyKeys are the keys a repository's paths must be signed by: its own
+// key, and for a remote repository the upstream keys it trusts.
+func verifyKeys(cfg *config.Config, r *config.Repo) ([]nix.PublicKey, error) {
+	var keys []nix.PublicKey
+	if r.SigningKeyFile != "" {
+		pub, err := publicKeyOf(cfg, r)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, pub)
+	}
+	for _, s := range r.TrustedKeys {
+		k, err := nix.ParsePublicKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("repository %s: trusted key %q: %w", r.Name, s, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }

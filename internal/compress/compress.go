@@ -14,9 +14,9 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
-// Methods lists the supported narinfo Compression values ("" is accepted
-// too and means bzip2, as in Nix).
-var Methods = []string{"none", "xz", "zstd", "bzip2", "gzip"}
+// Methods returns the supported narinfo Compression values ("" is
+// accepted too and means bzip2, as in Nix).
+func Methods() []string { return []string{"none", "xz", "zstd", "bzip2", "gzip"} }
 
 // ErrUnsupported is wrapped by the error NewReader returns for a
 // compression method it cannot decode.
@@ -32,11 +32,11 @@ var ErrCorrupt = errors.New("truncated or corrupt compressed data")
 // NewReaderSize decodes xz with the xz program rather than in-process.
 // Starting xz costs about 5 ms on the project's 2-vCPU machines under load
 // (fork, exec, dynamic linking), while the Go decoder handles small inputs
-// in 0.3-2 ms (it also allocates an 8 MiB dictionary per stream). Measured
-// with prefixes of a Python NAR compressed by xz -6 (best of 40 alternating
-// runs, see BenchmarkXZSmall): the Go decoder wins 4-10x below 10 KB, 1.5x
-// at 40-60 KB, and they break even at about 100-300 KB of compressed input;
-// above that the subprocess wins, reaching 2x on whole NARs (52 MB).
+// in 0.3-2 ms. Measured with prefixes of a Python NAR compressed by xz -6
+// (best of 40 alternating runs; BenchmarkXZSmall repeats the measurement):
+// the Go decoder is 4-20x faster below 10 KB of compressed input, 1.5x at
+// 40-60 KB and 1.1x at 100-150 KB; they break even at about 250-300 KB, and
+// on a whole 10 MB .nar.xz the subprocess is 2x faster.
 const XZSubprocessMinSize = 256 << 10
 
 // xzMaxDict bounds the dictionary an xz stream may demand, in both
@@ -69,10 +69,11 @@ var xzPath = sync.OnceValue(func() string {
 // xz is decoded by the xz program when it is installed (about twice as fast
 // as the Go decoder) and by github.com/ulikunitz/xz otherwise.
 //
-// Close releases everything: it stops and reaps an xz process and waits for
-// the goroutine that feeds it, also when the stream was not read to the
-// end. Close never closes r; the feeding goroutine ends when its current
-// Read on r returns. Close may be called concurrently with Read.
+// Close must be called. It releases everything: it stops and reaps an xz
+// process and waits for the goroutine that feeds it, also when the stream
+// was not read to the end. Close never closes r; if a Read on r is in
+// progress, Close waits for it to return. Close may be called concurrently
+// with Read.
 func NewReader(r io.Reader, compression string) (io.ReadCloser, error) {
 	return NewReaderSize(r, compression, -1)
 }

@@ -1,9 +1,6 @@
 package compress
 
 import (
-	"fmt"
-	"os"
-	"time"
 	"bytes"
 	"encoding/hex"
 	"errors"
@@ -49,12 +46,6 @@ func FuzzXZGo(f *testing.F) {
 		f.Add(in)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st := time.Now()
-		defer func() {
-			if d := time.Since(st); d > 500*time.Millisecond {
-				os.WriteFile(fmt.Sprintf("/tmp/tmp.W6aaVh9nOD/slow-%d.bin", time.Now().UnixNano()), data, 0o644)
-			}
-		}()
 		out, err := decodeAll(newXZGo(bytes.NewReader(data)))
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {

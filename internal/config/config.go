@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/nixrepo/nixrepo/internal/nix"
 )
 
 // Version is the only configuration format version this build understands.
@@ -20,7 +22,14 @@ const Version = 1
 
 // Repository types.
 const (
-	TypeLocal = "local"
+	TypeLocal  = "local"
+	TypeRemote = "remote"
+)
+
+// Defaults for remote repositories.
+const (
+	DefaultUpstream         = "https://cache.nixos.org"
+	DefaultChannelsUpstream = "https://channels.nixos.org"
 )
 
 // Config is a parsed and validated nixrepo.toml.
@@ -96,6 +105,20 @@ type Repo struct {
 	// Incoming lists binary caches (folders or gocloud URLs) that `nixrepo run`
 	// ingests into this repo.
 	Incoming []string `toml:"incoming"`
+	// Upstream is the binary cache a remote repository mirrors.
+	Upstream string `toml:"upstream"`
+	// TrustedKeys verify upstream narinfos of a remote repository.
+	TrustedKeys []string `toml:"trusted_keys"`
+	// ChannelsUpstream serves the channels a remote repository mirrors
+	// (channels.nixos.org's layout: /<channel> redirects to a release).
+	ChannelsUpstream string `toml:"channels_upstream"`
+	// Channels lists upstream channels to mirror ("nixos-25.11", …).
+	Channels []string `toml:"channels"`
+	// ChannelKeep keeps the newest N snapshots of each channel (0: all).
+	// The current snapshot and pinned ones are never deleted.
+	ChannelKeep int `toml:"channel_keep"`
+	// ChannelPins are snapshots retention never deletes, as "CHANNEL/SNAPSHOT".
+	ChannelPins []string `toml:"channel_pins"`
 	// Public repositories can be read without a token by the server.
 	Public bool `toml:"public"`
 	// KeepIncoming leaves accepted paths in the incoming sources instead of
@@ -271,16 +294,45 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 		seen[r.Name] = true
 		switch r.Type {
 		case TypeLocal:
+			if r.SigningKeyFile == "" {
+				bad(key("signing_key_file"), "missing: a local repository signs what it accepts (create one with `nixrepo keygen`)")
+			}
+			if r.Upstream != "" || len(r.Channels) > 0 {
+				bad(key("type"), "upstream and channels are for type = \"remote\"")
+			}
+		case TypeRemote:
+			if r.Upstream == "" {
+				r.Upstream = DefaultUpstream
+			}
+			if r.ChannelsUpstream == "" {
+				r.ChannelsUpstream = DefaultChannelsUpstream
+			}
+			for _, u := range []struct{ k, v string }{{"upstream", r.Upstream}, {"channels_upstream", r.ChannelsUpstream}} {
+				if pu, err := url.Parse(u.v); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+					bad(key(u.k), "%q is not an http(s) URL", u.v)
+				}
+			}
+			for _, c := range r.Channels {
+				if !nix.ValidChannelName(c) {
+					bad(key("channels"), "%q is not a valid channel name", c)
+				}
+			}
 		case "":
-			bad(key("type"), "missing (one of: %s)", TypeLocal)
+			bad(key("type"), "missing (one of: local, remote)")
 		default:
-			bad(key("type"), "unknown repository type %q (one of: %s)", r.Type, TypeLocal)
+			bad(key("type"), "unknown repository type %q (one of: local, remote)", r.Type)
+		}
+		if r.ChannelKeep < 0 {
+			bad(key("channel_keep"), "must be ≥ 0 (0 keeps every snapshot)")
+		}
+		for _, p := range r.ChannelPins {
+			c, snap, ok := strings.Cut(p, "/")
+			if !ok || !nix.ValidChannelName(c) || !nix.ValidChannelName(snap) {
+				bad(key("channel_pins"), "%q is not CHANNEL/SNAPSHOT", p)
+			}
 		}
 		if r.Priority < 0 {
 			bad(key("priority"), "must be ≥ 0")
-		}
-		if r.SigningKeyFile == "" {
-			bad(key("signing_key_file"), "missing: a local repository signs what it accepts (create one with `nixrepo keygen`)")
 		}
 		for j, in := range r.Incoming {
 			if in == "" {

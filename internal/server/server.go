@@ -24,6 +24,9 @@ type Repo struct {
 	Public bool
 	// Key signs uploaded paths; uploads are refused without one.
 	Key nix.SecretKey
+	// ChannelKeep and ChannelPins are the channel retention settings.
+	ChannelKeep int
+	ChannelPins []string
 }
 
 // Token is a credential: the SHA-256 of the secret and what it may do.
@@ -148,9 +151,10 @@ const (
 	kindNar
 	kindLog
 	kindRealisation
+	kindChannel
 )
 
-var kindNames = [...]string{"unknown", "nix-cache-info", "narinfo", "ls", "nar", "log", "realisation"}
+var kindNames = [...]string{"unknown", "nix-cache-info", "narinfo", "ls", "nar", "log", "realisation", "channel"}
 
 func (k kind) String() string { return kindNames[k] }
 
@@ -171,6 +175,8 @@ func classify(rel string) kind {
 		if _, err := nix.ParseStorePathBase(strings.TrimPrefix(rel, store.LogDir)); err == nil {
 			return kindLog
 		}
+	case strings.HasPrefix(rel, "channels/"):
+		return kindChannel
 	case strings.HasPrefix(rel, store.RealisationDir):
 		if isRealisationID(strings.TrimSuffix(strings.TrimPrefix(rel, store.RealisationDir), ".doi")) && strings.HasSuffix(rel, ".doi") {
 			return kindRealisation
@@ -239,6 +245,10 @@ func (s *Server) serveNix(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		httpError(rw, http.StatusNotFound, "not found")
+		return
+	}
+	if k == kindChannel {
+		s.serveChannel(rw, r, repo, rel)
 		return
 	}
 	if write {

@@ -1,0 +1,537 @@
+package ingest
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	gonar "github.com/nix-community/go-nix/pkg/nar"
+
+	"github.com/nixrepo/nixrepo/internal/compress"
+	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/store"
+)
+
+// Channel flavors: what the tarball is (nixos channels carry NixOS too).
+var Flavors = []string{"nixpkgs", "nixos"}
+
+// Files a snapshot may carry besides the tarball.
+const (
+	ChannelTarball     = "nixexprs.tar.xz"
+	ChannelGitRevision = "git-revision"
+	ChannelStorePaths  = "store-paths.xz"
+	ChannelPackages    = "packages.json.br"
+)
+
+// SnapshotFiles lists the files of a snapshot, tarball first.
+var SnapshotFiles = []string{ChannelTarball, ChannelGitRevision, ChannelStorePaths, ChannelPackages}
+
+// Snapshot is one immutable published version of a channel.
+type Snapshot struct {
+	ID     string `json:"id"`
+	Flavor string `json:"flavor"`
+	// NarHash is the sha256 (nix32) of the unpacked tree's NAR: what
+	// builtins.fetchTarball's sha256 and nix-prefetch-url --unpack give.
+	NarHash string `json:"narHash"`
+	// FileHash is the sha256 (hex) of nixexprs.tar.xz itself.
+	FileHash    string    `json:"fileHash"`
+	Size        int64     `json:"size"`
+	Uploaded    time.Time `json:"uploaded"`
+	GitRevision string    `json:"gitRevision,omitempty"`
+	Files       []string  `json:"files"`
+	// Source names where a mirrored snapshot came from.
+	Source string `json:"source,omitempty"`
+}
+
+// Channel is a channel's state, kept at R/channels/NAME/channel.json.
+type Channel struct {
+	Name      string     `json:"name"`
+	Latest    string     `json:"latest"`
+	Snapshots []Snapshot `json:"snapshots"` // oldest upload first
+}
+
+// Snapshot returns the snapshot with the given ID.
+func (c *Channel) Snapshot(id string) (*Snapshot, bool) {
+	for i := range c.Snapshots {
+		if c.Snapshots[i].ID == id {
+			return &c.Snapshots[i], true
+		}
+	}
+	return nil, false
+}
+
+// Current returns the latest snapshot, if any.
+func (c *Channel) Current() (*Snapshot, bool) { return c.Snapshot(c.Latest) }
+
+// Channel keys, relative to the repository.
+func channelDir(name string) string { return "channels/" + name + "/" }
+
+// SnapshotRel is the folder of a snapshot: channels/NAME/FLAVOR/SNAPSHOT/.
+func SnapshotRel(name, flavor, id string) string {
+	return channelDir(name) + flavor + "/" + id + "/"
+}
+
+// ChannelStateRel is channels/NAME/channel.json.
+func ChannelStateRel(name string) string { return channelDir(name) + "channel.json" }
+
+// ChannelLatestRel is the mutable tarball of the current snapshot,
+// channels/NAME/nixexprs.tar.xz: a URL ending in .tar.xz, which nix-channel
+// and fetchTarball unpack directly, so it works on any static host.
+func ChannelLatestRel(name string) string { return channelDir(name) + ChannelTarball }
+
+// channel locks serialise writers of one channel within a process; across
+// processes, one writer per channel at a time (like file buckets).
+var channelLocks sync.Map
+
+func lockChannel(repo *store.Cache, name string) func() {
+	v, _ := channelLocks.LoadOrStore(repo.Key(channelDir(name)), &sync.Mutex{})
+	m := v.(*sync.Mutex)
+	m.Lock()
+	return m.Unlock
+}
+
+// ReadChannel returns a channel's state; a channel never published is
+// ErrNotFound.
+func ReadChannel(ctx context.Context, repo *store.Cache, name string) (*Channel, error) {
+	b, err := repo.Get(ctx, repo.Key(ChannelStateRel(name)))
+	if err != nil {
+		return nil, err
+	}
+	var c Channel
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("channel %s: corrupt state: %w", name, err)
+	}
+	return &c, nil
+}
+
+// ListChannels returns the names of the repository's channels.
+func ListChannels(ctx context.Context, repo *store.Cache) ([]string, error) {
+	var names []string
+	err := repo.List(ctx, repo.Key("channels/"), true, func(o store.Object) error {
+		if o.Dir {
+			names = append(names, strings.TrimSuffix(strings.TrimPrefix(o.Key, repo.Key("channels/")), "/"))
+		}
+		return nil
+	})
+	sort.Strings(names)
+	return names, err
+}
+
+// PushOptions describe a snapshot to publish.
+type PushOptions struct {
+	Channel, Flavor, Snapshot string
+	// Extra files (git-revision, store-paths.xz, packages.json.br) by name.
+	Extra map[string][]byte
+	// Force makes the snapshot current even if it is older than the current one.
+	Force bool
+	// MaxSize bounds the tarball (0: 4 GiB).
+	MaxSize int64
+	// Keep and Pins apply retention after the push (Keep 0: keep all).
+	Keep int
+	Pins []string
+	// Source is recorded for mirrored snapshots.
+	Source string
+}
+
+// PushResult says what PushChannel did.
+type PushResult struct {
+	Snapshot Snapshot `json:"snapshot"`
+	Created  bool     `json:"created"` // false: the identical snapshot existed
+	Latest   string   `json:"latest"`  // the channel's current snapshot afterwards
+	Moved    bool     `json:"moved"`   // the current snapshot changed
+	Pruned   []string `json:"pruned,omitempty"`
+}
+
+// PushChannel validates tarball as Nix will use it (xz; a tar with exactly
+// one top-level directory containing default.nix; only files, folders and
+// symlinks, none escaping) and publishes it as an immutable snapshot. The
+// same ID with the same bytes is a no-op; with different bytes it is
+// ErrConflict. The channel's current snapshot moves forward only: by Nix
+// version order of snapshot IDs when both look like versions, else by upload
+// order; Force moves it regardless. Snapshot files are written first, then
+// the channel state, then the mutable latest tarball.
+func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o PushOptions) (*PushResult, error) {
+	if !nix.ValidChannelName(o.Channel) {
+		return nil, fmt.Errorf("%w: channel name %q (letters, digits, '_', '.', '+', '-')", ErrInvalid, o.Channel)
+	}
+	if !nix.ValidChannelName(o.Snapshot) {
+		return nil, fmt.Errorf("%w: snapshot ID %q (letters, digits, '_', '.', '+', '-')", ErrInvalid, o.Snapshot)
+	}
+	if o.Flavor != "nixpkgs" && o.Flavor != "nixos" {
+		return nil, fmt.Errorf("%w: flavor %q (nixpkgs or nixos)", ErrInvalid, o.Flavor)
+	}
+	for name := range o.Extra {
+		if name == ChannelTarball || !contains(SnapshotFiles, name) {
+			return nil, fmt.Errorf("%w: a snapshot may carry %s besides the tarball, not %q", ErrInvalid, strings.Join(SnapshotFiles[1:], ", "), name)
+		}
+	}
+	if o.MaxSize <= 0 {
+		o.MaxSize = 4 << 30
+	}
+	// Spool the upload to a temporary file while hashing it: it is read
+	// twice (validation, then storage) and must be complete before anything
+	// becomes visible.
+	tmp, err := os.CreateTemp("", "nixrepo-channel-*.tar.xz")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	fh := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, fh), io.LimitReader(tarball, o.MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading the tarball: %v", ErrInvalid, err)
+	}
+	if n > o.MaxSize {
+		return nil, fmt.Errorf("%w (more than %d bytes)", ErrTooLarge, o.MaxSize)
+	}
+	fileHash := fmt.Sprintf("%x", fh.Sum(nil))
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	narHash, err := checkChannelTarball(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %v", ErrMismatch, ChannelTarball, err)
+	}
+
+	unlock := lockChannel(repo, o.Channel)
+	defer unlock()
+	ch, err := ReadChannel(ctx, repo, o.Channel)
+	if errors.Is(err, store.ErrNotFound) {
+		ch, err = &Channel{Name: o.Channel}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	res := &PushResult{}
+	if old, ok := ch.Snapshot(o.Snapshot); ok {
+		if old.FileHash != fileHash || old.Flavor != o.Flavor {
+			return nil, fmt.Errorf("%w: snapshot %s of channel %s exists with different contents (tarball sha256 %s, flavor %s); snapshots are immutable: publish a new snapshot ID", ErrConflict, o.Snapshot, o.Channel, old.FileHash, old.Flavor)
+		}
+		res.Snapshot = *old
+	} else {
+		snap := Snapshot{ID: o.Snapshot, Flavor: o.Flavor, NarHash: narHash, FileHash: fileHash, Size: n,
+			Uploaded: time.Now().UTC().Truncate(time.Second), Files: []string{ChannelTarball}, Source: o.Source}
+		dir := SnapshotRel(o.Channel, o.Flavor, o.Snapshot)
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		if err := putStream(ctx, repo, dir+ChannelTarball, tmp, "application/x-xz"); err != nil {
+			return nil, err
+		}
+		for _, name := range SnapshotFiles[1:] {
+			b, ok := o.Extra[name]
+			if !ok {
+				continue
+			}
+			if name == ChannelGitRevision {
+				snap.GitRevision = strings.TrimSpace(string(b))
+			}
+			if err := repo.Put(ctx, repo.Key(dir+name), b, &store.WriteOptions{ContentType: contentTypeOf(name)}); err != nil {
+				return nil, err
+			}
+			snap.Files = append(snap.Files, name)
+		}
+		ch.Snapshots = append(ch.Snapshots, snap)
+		res.Snapshot, res.Created = snap, true
+	}
+	if cur, ok := ch.Current(); !ok || o.Force || (cur.ID != o.Snapshot && newer(o.Snapshot, cur.ID, res.Created)) {
+		res.Moved = ch.Latest != o.Snapshot
+		ch.Latest = o.Snapshot
+	}
+	res.Latest = ch.Latest
+	res.Pruned = prune(ch, o.Keep, o.Pins)
+	if err := writeChannel(ctx, repo, ch); err != nil {
+		return nil, err
+	}
+	if res.Moved {
+		cur, _ := ch.Current()
+		if err := repo.Copy(ctx, repo.Key(ChannelLatestRel(o.Channel)), repo.Key(SnapshotRel(o.Channel, cur.Flavor, cur.ID)+ChannelTarball)); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range res.Pruned {
+		deleteSnapshot(ctx, repo, o.Channel, id)
+	}
+	return res, nil
+}
+
+// newer decides whether snapshot id should replace current as the latest:
+// by Nix version order when both IDs look like versions, else by upload
+// order (a new upload is newer).
+func newer(id, current string, isNewUpload bool) bool {
+	if looksLikeVersion(id) && looksLikeVersion(current) {
+		return nix.CompareVersions(id, current) > 0
+	}
+	return isNewUpload
+}
+
+var versionish = regexp.MustCompile(`\d`)
+
+// looksLikeVersion: the ID carries a number (20240101, 1.2.3,
+// nixos-25.11.1234.abcdef …).
+func looksLikeVersion(s string) bool { return versionish.MatchString(s) }
+
+// prune applies retention: keep the newest keep snapshots (by upload order),
+// never the current one or a pinned one. It returns the IDs dropped from ch.
+func prune(ch *Channel, keep int, pins []string) []string {
+	if keep <= 0 || len(ch.Snapshots) <= keep {
+		return nil
+	}
+	pinned := map[string]bool{ch.Latest: true}
+	for _, p := range pins {
+		if c, id, ok := strings.Cut(p, "/"); ok && c == ch.Name {
+			pinned[id] = true
+		}
+	}
+	var kept []Snapshot
+	var dropped []string
+	excess := len(ch.Snapshots) - keep
+	for _, s := range ch.Snapshots {
+		if excess > 0 && !pinned[s.ID] {
+			dropped = append(dropped, s.ID)
+			excess--
+			continue
+		}
+		kept = append(kept, s)
+	}
+	ch.Snapshots = kept
+	return dropped
+}
+
+func deleteSnapshot(ctx context.Context, repo *store.Cache, channel, id string) {
+	prefix := repo.Key(channelDir(channel))
+	_ = repo.List(ctx, prefix, false, func(o store.Object) error {
+		rel := strings.TrimPrefix(o.Key, prefix)
+		parts := strings.Split(rel, "/")
+		if len(parts) == 3 && parts[1] == id {
+			_ = repo.Delete(ctx, o.Key)
+		}
+		return nil
+	})
+}
+
+func writeChannel(ctx context.Context, repo *store.Cache, ch *Channel) error {
+	b, err := json.MarshalIndent(ch, "", "  ")
+	if err != nil {
+		return err
+	}
+	return repo.Put(ctx, repo.Key(ChannelStateRel(ch.Name)), append(b, '\n'), &store.WriteOptions{ContentType: "application/json"})
+}
+
+func putStream(ctx context.Context, repo *store.Cache, rel string, r io.Reader, contentType string) error {
+	w, err := repo.NewWriter(ctx, repo.Key(rel), &store.WriteOptions{ContentType: contentType})
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	if _, err := io.Copy(w, r); err != nil {
+		return err
+	}
+	return w.Commit()
+}
+
+func contentTypeOf(name string) string {
+	switch name {
+	case ChannelGitRevision:
+		return "text/plain; charset=utf-8"
+	case ChannelPackages:
+		return "application/json"
+	}
+	return "application/octet-stream"
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+// checkChannelTarball unpacks an xz tarball into a temporary folder the way
+// Nix does for a channel or fetchTarball and returns the nix32 sha256 of the
+// single top-level directory's NAR (fetchTarball's sha256).
+func checkChannelTarball(f *os.File) (string, error) {
+	dr, err := compress.NewReader(bufio.NewReaderSize(f, 1<<20), "xz")
+	if err != nil {
+		return "", err
+	}
+	defer dr.Close()
+	dir, err := os.MkdirTemp("", "nixrepo-unpack-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	top, err := unpackTar(tar.NewReader(dr), dir)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(io.Discard, dr); err != nil {
+		return "", fmt.Errorf("xz: %v", err)
+	}
+	if err := dr.Close(); err != nil {
+		return "", fmt.Errorf("xz: %v", err)
+	}
+	root := filepath.Join(dir, top)
+	if fi, err := os.Lstat(filepath.Join(root, "default.nix")); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("the top-level directory %q has no default.nix", top)
+	}
+	h := sha256.New()
+	bw := bufio.NewWriterSize(h, 1<<16)
+	if err := gonar.DumpPath(bw, root); err != nil {
+		return "", err
+	}
+	if err := bw.Flush(); err != nil {
+		return "", err
+	}
+	return nix.EncodeNix32(h.Sum(nil)), nil
+}
+
+// unpackTar extracts only regular files, folders and symlinks, refusing
+// absolute names, ".." and anything below a symlink, and requires exactly one
+// top-level directory. It returns that directory's name.
+func unpackTar(tr *tar.Reader, dir string) (string, error) {
+	top := ""
+	links := map[string]bool{}
+	entries := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if entries == 0 {
+				return "", fmt.Errorf("not a tar archive: %v", err)
+			}
+			return "", fmt.Errorf("tar: %v", err)
+		}
+		entries++
+		name := strings.TrimPrefix(h.Name, "./")
+		name = strings.TrimSuffix(name, "/")
+		if name == "" || name == "." {
+			continue
+		}
+		if strings.HasPrefix(name, "/") || path.Clean(name) != name || strings.HasPrefix(name, "../") || name == ".." || strings.Contains(name, "/../") {
+			return "", fmt.Errorf("entry %q escapes the archive", h.Name)
+		}
+		first, _, _ := strings.Cut(name, "/")
+		if top == "" {
+			top = first
+		} else if first != top {
+			return "", fmt.Errorf("more than one top-level entry (%q and %q); a channel tarball has exactly one top-level directory", top, first)
+		}
+		for p := path.Dir(name); p != "."; p = path.Dir(p) {
+			if links[p] {
+				return "", fmt.Errorf("entry %q lies below the symlink %q", h.Name, p)
+			}
+		}
+		target := filepath.Join(dir, filepath.FromSlash(name))
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return "", err
+			}
+		case tar.TypeReg, tar.TypeRegA:
+			if name == top {
+				return "", fmt.Errorf("the top-level entry %q is a file, not a directory", name)
+			}
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return "", err
+			}
+			mode := os.FileMode(0o644)
+			if h.Mode&0o111 != 0 {
+				mode = 0o755
+			}
+			out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+			if err != nil {
+				return "", err
+			}
+			_, err = io.Copy(out, tr)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return "", fmt.Errorf("tar: %s: %v", h.Name, err)
+			}
+		case tar.TypeSymlink:
+			if name == top {
+				return "", fmt.Errorf("the top-level entry %q is a symlink, not a directory", name)
+			}
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return "", err
+			}
+			os.Remove(target)
+			if err := os.Symlink(h.Linkname, target); err != nil {
+				return "", err
+			}
+			links[name] = true
+		case tar.TypeXGlobalHeader:
+		default:
+			return "", fmt.Errorf("entry %q has unsupported type %q (only files, folders and symlinks)", h.Name, h.Typeflag)
+		}
+	}
+	if top == "" {
+		return "", errors.New("the archive is empty")
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, top)); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("the top-level entry %q is not a directory", top)
+	}
+	return top, nil
+}
+
+// AddSnapshotFile adds a metadata file (git-revision, store-paths.xz,
+// packages.json.br) to an existing snapshot. Snapshots are immutable: a file
+// the snapshot already has may only be sent again with the same bytes.
+func AddSnapshotFile(ctx context.Context, repo *store.Cache, channel, flavor, id, name string, data []byte) error {
+	if name == ChannelTarball || !contains(SnapshotFiles, name) {
+		return fmt.Errorf("%w: a snapshot holds %s; %q is not one of them", ErrInvalid, strings.Join(SnapshotFiles, ", "), name)
+	}
+	unlock := lockChannel(repo, channel)
+	defer unlock()
+	ch, err := ReadChannel(ctx, repo, channel)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: channel %s has no snapshot %s yet: upload %s first", ErrMismatch, channel, id, ChannelTarball)
+	}
+	if err != nil {
+		return err
+	}
+	snap, ok := ch.Snapshot(id)
+	if !ok || snap.Flavor != flavor {
+		return fmt.Errorf("%w: channel %s has no %s snapshot %s yet: upload %s first", ErrMismatch, channel, flavor, id, ChannelTarball)
+	}
+	key := repo.Key(SnapshotRel(channel, flavor, id) + name)
+	if contains(snap.Files, name) {
+		old, err := repo.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(old, data) {
+			return fmt.Errorf("%w: snapshot %s already has a different %s; snapshots are immutable", ErrConflict, id, name)
+		}
+		return nil
+	}
+	if err := repo.Put(ctx, key, data, &store.WriteOptions{ContentType: contentTypeOf(name)}); err != nil {
+		return err
+	}
+	snap.Files = append(snap.Files, name)
+	if name == ChannelGitRevision {
+		snap.GitRevision = strings.TrimSpace(string(data))
+	}
+	return writeChannel(ctx, repo, ch)
+}

@@ -1,0 +1,210 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/store"
+)
+
+// Channel routes under /api/nix/<repo>/channels/:
+//
+//	NAME                         302 → NAME/FLAVOR/SNAPSHOT (nix-channel --add URL), Link rel="immutable"
+//	NAME/nixexprs.tar.xz         302 → the current snapshot's tarball, Link rel="immutable"
+//	NAME/channel.json            the channel's state (snapshots, sha256s)
+//	NAME/FLAVOR/SNAPSHOT         200 release page; PUT = publish nixexprs.tar.xz as this snapshot
+//	NAME/FLAVOR/SNAPSHOT/FILE    the snapshot's files (immutable); PUT nixexprs.tar.xz or metadata
+func (s *Server) serveChannel(w http.ResponseWriter, r *http.Request, repo *repoState, rel string) {
+	parts := strings.Split(strings.TrimPrefix(rel, "channels/"), "/")
+	for _, p := range parts {
+		if !nix.ValidChannelName(p) {
+			s.channelError(w, r, http.StatusBadRequest, http.StatusNotFound, fmt.Sprintf("%q is not a valid channel path segment", p))
+			return
+		}
+	}
+	name := parts[0]
+	if r.Method == http.MethodPut {
+		s.putChannel(w, r, repo, parts)
+		return
+	}
+	ch, err := ingest.ReadChannel(r.Context(), repo.cache, name)
+	if errors.Is(err, store.ErrNotFound) {
+		httpError(w, http.StatusNotFound, "no channel "+name)
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	cur, ok := ch.Current()
+	if !ok {
+		httpError(w, http.StatusNotFound, "channel "+name+" has no snapshot")
+		return
+	}
+	base := s.repoBase(r, repo)
+	immutable := fmt.Sprintf("%s/channels/%s/%s/%s/%s", base, name, cur.Flavor, cur.ID, ingest.ChannelTarball)
+	h := w.Header()
+	switch {
+	case len(parts) == 1, len(parts) == 2 && parts[1] == ingest.ChannelTarball:
+		// The mutable channel URL: redirect to the current snapshot, with
+		// Nix ≥ 2.17's lockable tarball Link and an ETag.
+		target := fmt.Sprintf("%s/channels/%s/%s/%s", base, name, cur.Flavor, cur.ID)
+		if len(parts) == 2 {
+			target = immutable
+		}
+		h.Set("Link", fmt.Sprintf(`<%s>; rel="immutable"`, immutable))
+		h.Set("ETag", `"`+cur.ID+`"`)
+		h.Set("Cache-Control", "no-cache")
+		http.Redirect(w, r, target, http.StatusFound)
+	case len(parts) == 2 && parts[1] == "channel.json":
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "no-cache")
+		s.serveObject(w, r, repo, ingest.ChannelStateRel(name))
+	case len(parts) == 3:
+		snap, ok := ch.Snapshot(parts[2])
+		if !ok || snap.Flavor != parts[1] {
+			httpError(w, http.StatusNotFound, "no snapshot "+parts[2]+" of channel "+name)
+			return
+		}
+		// nix-channel stores this body; any 200 will do. Make it useful.
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		releasePage.Execute(w, map[string]any{"Channel": name, "Snapshot": snap,
+			"Tarball": fmt.Sprintf("%s/channels/%s/%s/%s/%s", base, name, snap.Flavor, snap.ID, ingest.ChannelTarball)})
+	case len(parts) == 4:
+		snap, ok := ch.Snapshot(parts[2])
+		if !ok || snap.Flavor != parts[1] || !contains(snap.Files, parts[3]) {
+			httpError(w, http.StatusNotFound, "not found")
+			return
+		}
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		if parts[3] == ingest.ChannelTarball {
+			h.Set("Content-Type", "application/x-xz")
+		}
+		s.serveObject(w, r, repo, ingest.SnapshotRel(name, snap.Flavor, snap.ID)+parts[3])
+	default:
+		httpError(w, http.StatusNotFound, "not found")
+	}
+}
+
+var releasePage = template.Must(template.New("release").Parse(`<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{{.Channel}} {{.Snapshot.ID}}</title></head>
+<body><h1>Channel {{.Channel}}, snapshot {{.Snapshot.ID}}</h1>
+<p><a href="{{.Tarball}}">nixexprs.tar.xz</a> ({{.Snapshot.Size}} bytes, uploaded {{.Snapshot.Uploaded.Format "2006-01-02 15:04:05 UTC"}}{{if .Snapshot.GitRevision}}, git revision {{.Snapshot.GitRevision}}{{end}})</p>
+<pre>builtins.fetchTarball {
+  url = "{{.Tarball}}";
+  sha256 = "{{.Snapshot.NarHash}}";
+}</pre>
+</body></html>
+`))
+
+// repoBase is the absolute URL of the repository as the client reached it.
+func (s *Server) repoBase(r *http.Request, repo *repoState) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + "/api/nix/" + repo.Name
+}
+
+// channelError answers a bad path: 4xx for uploads, 404 for reads.
+func (s *Server) channelError(w http.ResponseWriter, r *http.Request, putStatus, getStatus int, msg string) {
+	if r.Method == http.MethodPut {
+		httpError(w, putStatus, msg)
+		return
+	}
+	httpError(w, getStatus, msg)
+}
+
+// putChannel publishes a snapshot (PUT NAME/FLAVOR/SNAPSHOT or
+// NAME/FLAVOR/SNAPSHOT/nixexprs.tar.xz) or adds a metadata file to one.
+func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoState, parts []string) {
+	if len(parts) != 3 && len(parts) != 4 {
+		httpError(w, http.StatusBadRequest, "upload a channel snapshot to channels/NAME/FLAVOR/SNAPSHOT (the body is nixexprs.tar.xz)")
+		return
+	}
+	file := ingest.ChannelTarball
+	if len(parts) == 4 {
+		file = parts[3]
+	}
+	if r.ContentLength > s.opts.MaxObjectSize {
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.opts.MaxObjectSize))
+		return
+	}
+	select {
+	case s.uploads <- struct{}{}:
+		defer func() { <-s.uploads }()
+	case <-r.Context().Done():
+		return
+	}
+	body := &stallReader{r: r.Body, rc: http.NewResponseController(w), timeout: s.opts.UploadStallTimeout}
+	var err error
+	if file == ingest.ChannelTarball {
+		var res *ingest.PushResult
+		res, err = ingest.PushChannel(r.Context(), repo.cache, &exactReader{r: body, want: r.ContentLength}, ingest.PushOptions{
+			Channel: parts[0], Flavor: parts[1], Snapshot: parts[2], MaxSize: s.opts.MaxObjectSize,
+			Keep: repo.ChannelKeep, Pins: repo.ChannelPins,
+		})
+		if err == nil {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusOK)
+			fmt.Fprintf(w, "snapshot %s of channel %s: sha256 %s; current snapshot %s\n", res.Snapshot.ID, parts[0], res.Snapshot.NarHash, res.Latest)
+			s.metrics.upload(kindChannel, "accepted")
+			return
+		}
+	} else {
+		var data []byte
+		data, err = readDecoded(r, body, maxSmallObject)
+		if err == nil {
+			err = ingest.AddSnapshotFile(r.Context(), repo.cache, parts[0], parts[1], parts[2], file, data)
+		}
+	}
+	if err != nil {
+		status, msg := uploadStatus(err)
+		if status == 0 {
+			s.metrics.upload(kindChannel, "failed")
+			s.internalError(w, r, err)
+			return
+		}
+		s.metrics.upload(kindChannel, "refused")
+		httpError(w, status, msg)
+		return
+	}
+	s.metrics.upload(kindChannel, "accepted")
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+}
+
+// exactReader fails when the body ends before Content-Length bytes (a
+// truncated upload must never be published).
+type exactReader struct {
+	r    io.Reader
+	want int64
+	n    int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	e.n += int64(n)
+	if err == io.EOF && e.want >= 0 && e.n != e.want {
+		return n, fmt.Errorf("%w: body ended after %d of %d bytes", ingest.ErrInvalid, e.n, e.want)
+	}
+	if err != nil && err != io.EOF {
+		return n, fmt.Errorf("%w: reading the upload: %v", ingest.ErrInvalid, err)
+	}
+	return n, err
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
