@@ -286,28 +286,29 @@ var versionish = regexp.MustCompile(`\d`)
 // nixos-25.11.1234.abcdef …).
 func looksLikeVersion(s string) bool { return versionish.MatchString(s) }
 
-// prune applies retention: keep the newest keep snapshots (by upload order),
-// never the current one or a pinned one. It returns the IDs dropped from ch.
+// prune applies retention: keep the newest keep snapshots (by upload order)
+// plus the current one and pinned ones. It returns the IDs dropped from ch.
 func prune(ch *Channel, keep int, pins []string) []string {
 	if keep <= 0 || len(ch.Snapshots) <= keep {
 		return nil
 	}
-	pinned := map[string]bool{ch.Latest: true}
+	retained := map[string]bool{ch.Latest: true}
 	for _, p := range pins {
 		if c, id, ok := strings.Cut(p, "/"); ok && c == ch.Name {
-			pinned[id] = true
+			retained[id] = true
 		}
+	}
+	for _, s := range ch.Snapshots[len(ch.Snapshots)-keep:] {
+		retained[s.ID] = true
 	}
 	var kept []Snapshot
 	var dropped []string
-	excess := len(ch.Snapshots) - keep
 	for _, s := range ch.Snapshots {
-		if excess > 0 && !pinned[s.ID] {
+		if retained[s.ID] {
+			kept = append(kept, s)
+		} else {
 			dropped = append(dropped, s.ID)
-			excess--
-			continue
 		}
-		kept = append(kept, s)
 	}
 	ch.Snapshots = kept
 	return dropped
