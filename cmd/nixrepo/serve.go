@@ -12,7 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/config"
+	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/server"
 )
 
@@ -69,7 +71,14 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 	}
 	for i := range cfg.Repos {
 		r := &cfg.Repos[i]
-		sr := server.Repo{Name: r.Name, Priority: r.Priority, Public: r.Public, ChannelKeep: r.ChannelKeep, ChannelPins: r.ChannelPins}
+		sr := server.Repo{Name: r.Name, Priority: r.Priority, Public: r.Public, ChannelKeep: r.ChannelKeep, ChannelPins: r.ChannelPins,
+			Members: r.Members, NegativeTTL: time.Duration(r.NegativeTTL)}
+		if r.Type == config.TypeRemote {
+			if sr.Upstream, err = upstreamOf(r); err != nil {
+				st.Close()
+				return nil, nil, err
+			}
+		}
 		if r.SigningKeyFile != "" {
 			if sr.Key, err = a.loadSigningKey(cfg, r); err != nil {
 				st.Close()
@@ -129,4 +138,20 @@ func (a *app) listenAndServe(ctx context.Context, cfg *config.Config, h http.Han
 		}
 		return nil
 	}
+}
+
+// upstreamOf is the upstream binary cache of a remote repository.
+func upstreamOf(r *config.Repo) (*ingest.Upstream, error) {
+	var keys []nix.PublicKey
+	for _, k := range r.TrustedKeys {
+		pk, err := nix.ParsePublicKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("repository %s: trusted key %q: %w", r.Name, k, err)
+		}
+		keys = append(keys, pk)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("repository %s: a remote repository needs trusted_keys to verify %s", r.Name, r.Upstream)
+	}
+	return ingest.NewUpstream(r.Upstream, keys), nil
 }

@@ -22,14 +22,17 @@ const Version = 1
 
 // Repository types.
 const (
-	TypeLocal  = "local"
-	TypeRemote = "remote"
+	TypeLocal   = "local"
+	TypeRemote  = "remote"
+	TypeVirtual = "virtual"
 )
 
 // Defaults for remote repositories.
 const (
 	DefaultUpstream         = "https://cache.nixos.org"
 	DefaultChannelsUpstream = "https://channels.nixos.org"
+	// CacheNixosOrgKey is trusted by default for the default upstream.
+	CacheNixosOrgKey = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
 )
 
 // Config is a parsed and validated nixrepo.toml.
@@ -119,6 +122,10 @@ type Repo struct {
 	ChannelKeep int `toml:"channel_keep"`
 	// ChannelPins are snapshots retention never deletes, as "CHANNEL/SNAPSHOT".
 	ChannelPins []string `toml:"channel_pins"`
+	// NegativeTTL: how long the server remembers that upstream lacks a path.
+	NegativeTTL Duration `toml:"negative_ttl"`
+	// Members of a virtual repository, resolved in order.
+	Members []string `toml:"members"`
 	// Public repositories can be read without a token by the server.
 	Public bool `toml:"public"`
 	// KeepIncoming leaves accepted paths in the incoming sources instead of
@@ -304,6 +311,14 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 			if r.Upstream == "" {
 				r.Upstream = DefaultUpstream
 			}
+			if r.Upstream == DefaultUpstream && len(r.TrustedKeys) == 0 {
+				r.TrustedKeys = []string{CacheNixosOrgKey}
+			}
+			for _, k := range r.TrustedKeys {
+				if _, err := nix.ParsePublicKey(k); err != nil {
+					bad(key("trusted_keys"), "%q: %v", k, err)
+				}
+			}
 			if r.ChannelsUpstream == "" {
 				r.ChannelsUpstream = DefaultChannelsUpstream
 			}
@@ -317,10 +332,17 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 					bad(key("channels"), "%q is not a valid channel name", c)
 				}
 			}
+		case TypeVirtual:
+			if len(r.Members) == 0 {
+				bad(key("members"), "a virtual repository needs members (local or remote repositories, in lookup order)")
+			}
 		case "":
-			bad(key("type"), "missing (one of: local, remote)")
+			bad(key("type"), "missing (one of: local, remote, virtual)")
 		default:
-			bad(key("type"), "unknown repository type %q (one of: local, remote)", r.Type)
+			bad(key("type"), "unknown repository type %q (one of: local, remote, virtual)", r.Type)
+		}
+		if r.Type != TypeVirtual && len(r.Members) > 0 {
+			bad(key("members"), "only a virtual repository has members")
 		}
 		if r.ChannelKeep < 0 {
 			bad(key("channel_keep"), "must be ≥ 0 (0 keeps every snapshot)")
@@ -341,8 +363,19 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 		}
 	}
 	repoNames := map[string]bool{"*": true}
+	types := map[string]string{}
 	for _, r := range c.Repos {
 		repoNames[r.Name] = true
+		types[r.Name] = r.Type
+	}
+	for i, r := range c.Repos {
+		for _, m := range r.Members {
+			if t, ok := types[m]; !ok {
+				bad(fmt.Sprintf("repo[%d].members", i), "no repository %q", m)
+			} else if t == TypeVirtual {
+				bad(fmt.Sprintf("repo[%d].members", i), "member %q is virtual; members are local or remote repositories", m)
+			}
+		}
 	}
 	tokenNames := map[string]bool{}
 	for i, tk := range c.Tokens {

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"os"
 	"strconv"
 
+	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
 
@@ -31,40 +33,120 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 		h["Content-Type"] = hdrCacheInfo
 		writeBytes(w, r, repo.cacheInfo)
 	case kindNarInfo:
-		s.getNarInfo(w, r, repo, rel)
-	case kindNar:
-		h["Content-Type"] = hdrNar
-		h["Cache-Control"] = hdrImmutable
-		s.serveObject(w, r, repo, rel)
-	case kindListing, kindRealisation:
-		h["Content-Type"] = hdrJSON
-		s.serveObject(w, r, repo, rel)
-	case kindLog:
-		h["Content-Type"] = hdrLog
-		s.serveObject(w, r, repo, rel)
-	}
-}
-
-func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request, repo *repoState, rel string) {
-	hash := rel[:len(rel)-len(".narinfo")]
-	b, ok := repo.narinfos.get(hash)
-	if !ok {
-		var err error
-		b, err = repo.cache.Get(r.Context(), rel2key(repo, rel))
-		if errors.Is(err, store.ErrNotFound) {
-			httpError(w, http.StatusNotFound, "not found")
-			return
-		}
+		b, ok, err := s.lookupNarInfo(r.Context(), repo, rel[:len(rel)-len(".narinfo")])
 		if err != nil {
 			s.internalError(w, r, err)
 			return
 		}
-		repo.narinfos.add(hash, b)
+		if !ok {
+			httpError(w, http.StatusNotFound, "not found")
+			return
+		}
+		h["Content-Type"] = hdrNarInfo
+		h["Cache-Control"] = hdrNarInfoCache
+		writeBytes(w, r, b)
+	case kindNar:
+		h["Content-Type"] = hdrNar
+		h["Cache-Control"] = hdrImmutable
+		s.getNar(w, r, repo, rel)
+	case kindListing, kindRealisation:
+		h["Content-Type"] = hdrJSON
+		s.serveObject(w, r, s.holder(r.Context(), repo, rel), rel)
+	case kindLog:
+		h["Content-Type"] = hdrLog
+		s.serveObject(w, r, s.holder(r.Context(), repo, rel), rel)
 	}
-	h := w.Header()
-	h["Content-Type"] = hdrNarInfo
-	h["Cache-Control"] = hdrNarInfoCache
-	writeBytes(w, r, b)
+}
+
+// lookupNarInfo finds the narinfo of hash: from the memory cache, the
+// bucket, the members of a virtual repository in order (re-signed with the
+// virtual repository's key when it has one), or a remote repository's
+// upstream.
+func (s *Server) lookupNarInfo(ctx context.Context, repo *repoState, hash string) ([]byte, bool, error) {
+	if b, ok := repo.narinfos.get(hash); ok {
+		return b, true, nil
+	}
+	if repo.members != nil {
+		for _, m := range repo.members {
+			b, ok, err := s.lookupNarInfo(ctx, m, hash)
+			if err != nil {
+				return nil, false, err
+			}
+			if !ok {
+				continue
+			}
+			if repo.Key.Name != "" {
+				ni, err := nix.ParseNarInfo(b)
+				if err != nil {
+					return nil, false, err
+				}
+				if err := ni.Sign(repo.Key); err != nil {
+					return nil, false, err
+				}
+				b = ni.Bytes()
+			}
+			repo.narinfos.add(hash, b)
+			return b, true, nil
+		}
+		return nil, false, nil
+	}
+	b, err := repo.cache.Get(ctx, repo.cache.Key(store.NarInfoFile(hash)))
+	if errors.Is(err, store.ErrNotFound) {
+		if repo.remote != nil {
+			b, ok := s.remoteNarInfo(ctx, repo, hash)
+			return b, ok, nil
+		}
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	repo.narinfos.add(hash, b)
+	return b, true, nil
+}
+
+// getNar serves a NAR file, pulling it through from upstream for a remote
+// repository (or a virtual one's remote member) when it is not stored.
+func (s *Server) getNar(w http.ResponseWriter, r *http.Request, repo *repoState, rel string) {
+	candidates := []*repoState{repo}
+	if repo.members != nil {
+		candidates = repo.members
+	}
+	for _, c := range candidates {
+		ok, err := c.cache.Exists(r.Context(), c.cache.Key(rel))
+		if err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		if ok {
+			s.serveObject(w, r, c, rel)
+			return
+		}
+	}
+	for _, c := range candidates {
+		if c.remote == nil {
+			continue
+		}
+		if s.remoteNar(w, r, c, rel) {
+			return
+		}
+		if ok, _ := c.cache.Exists(r.Context(), c.cache.Key(rel)); ok {
+			s.serveObject(w, r, c, rel)
+			return
+		}
+	}
+	httpError(w, http.StatusNotFound, "not found")
+}
+
+// holder is the repository whose bucket holds rel: repo itself, or for a
+// virtual repository its first member that has it.
+func (s *Server) holder(ctx context.Context, repo *repoState, rel string) *repoState {
+	for _, m := range repo.members {
+		if ok, err := m.cache.Exists(ctx, m.cache.Key(rel)); err == nil && ok {
+			return m
+		}
+	}
+	return repo
 }
 
 func rel2key(repo *repoState, rel string) string { return repo.cache.Key(rel) }

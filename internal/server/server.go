@@ -27,6 +27,15 @@ type Repo struct {
 	// ChannelKeep and ChannelPins are the channel retention settings.
 	ChannelKeep int
 	ChannelPins []string
+	// Upstream makes the repository a remote one: misses are pulled through
+	// from it (verified by its keys) and stored.
+	Upstream *ingest.Upstream
+	// NegativeTTL is how long an upstream "not found" is remembered.
+	NegativeTTL time.Duration
+	// Members make the repository a virtual one: requests resolve against
+	// these repositories in order (first hit wins). A virtual repository
+	// with a Key re-signs what it serves.
+	Members []string
 }
 
 // Token is a credential: the SHA-256 of the secret and what it may do.
@@ -72,7 +81,12 @@ type repoState struct {
 	cache     *store.Cache
 	cacheInfo []byte
 	narinfos  *lru
+	remote    *remoteState // remote repositories
+	members   []*repoState // virtual repositories
 }
+
+// readOnly repositories take no uploads.
+func (r *repoState) readOnly() bool { return r.remote != nil || r.members != nil }
 
 // New builds a server over st.
 func New(st *store.Store, opts *Options) (*Server, error) {
@@ -110,7 +124,20 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 			return nil, fmt.Errorf("server: repository %q configured twice", r.Name)
 		}
 		info := nix.CacheInfo{StoreDir: nix.StoreDir, WantMassQuery: true, Priority: r.Priority}
-		s.repos[r.Name] = &repoState{Repo: r, cache: st.Repo(r.Name), cacheInfo: info.Bytes(), narinfos: newLRU(o.NarInfoCacheEntries)}
+		rs := &repoState{Repo: r, cache: st.Repo(r.Name), cacheInfo: info.Bytes(), narinfos: newLRU(o.NarInfoCacheEntries)}
+		if r.Upstream != nil {
+			rs.remote = newRemoteState(r.Upstream, r.NegativeTTL)
+		}
+		s.repos[r.Name] = rs
+	}
+	for _, rs := range s.repos {
+		for _, m := range rs.Members {
+			member, ok := s.repos[m]
+			if !ok || len(member.Members) > 0 || m == rs.Name {
+				return nil, fmt.Errorf("server: virtual repository %s: member %q is not a local or remote repository", rs.Name, m)
+			}
+			rs.members = append(rs.members, member)
+		}
 	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -249,6 +276,12 @@ func (s *Server) serveNix(w http.ResponseWriter, r *http.Request) {
 	}
 	if k == kindChannel {
 		s.serveChannel(rw, r, repo, rel)
+		return
+	}
+	if write && repo.readOnly() {
+		s.metrics.upload(k, "refused")
+		rw.Header().Set("Allow", "GET, HEAD")
+		httpError(rw, http.StatusMethodNotAllowed, "repository "+repo.Name+" is a remote or virtual repository: upload to a local repository")
 		return
 	}
 	if write {

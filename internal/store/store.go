@@ -84,9 +84,17 @@ func (s *Store) LocalPath(key string) (path string, ok bool) {
 }
 
 // ResolveURL parses rawURL, turning a relative file URL (file://./dir,
-// file://../dir, file://dir) into an absolute one against baseDir. A plain
-// path without a scheme is taken as a folder.
+// file://../dir, file://dir) into an absolute one against baseDir (the
+// working directory when empty). A plain path without a scheme is taken as
+// a folder.
 func ResolveURL(rawURL, baseDir string) (*url.URL, error) {
+	if baseDir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		baseDir = wd
+	}
 	if !strings.Contains(rawURL, "://") {
 		p := rawURL
 		if !filepath.IsAbs(p) {
