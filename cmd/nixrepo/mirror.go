@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/internal/compress"
 	"github.com/nixrepo/nixrepo/internal/config"
+	"github.com/nixrepo/nixrepo/internal/nix"
 )
 
 func newMirrorCmd(a *app) *cobra.Command {
@@ -17,7 +23,7 @@ func newMirrorCmd(a *app) *cobra.Command {
 		Short: "Mirror from upstream into remote repositories",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usageError{errors.New("mirror: name a subcommand (channels)")}
+			return usageError{errors.New("mirror: name a subcommand (channels, paths)")}
 		},
 	}
 	var repoName string
@@ -52,8 +58,144 @@ upstream that points to an older release never moves the channel back.
 		},
 	}
 	channels.Flags().StringVarP(&repoName, "repo", "r", "", "only this repository")
-	cmd.AddCommand(channels)
+	cmd.AddCommand(channels, newMirrorPathsCmd(a))
 	return cmd
+}
+
+func newMirrorPathsCmd(a *app) *cobra.Command {
+	var repoName, from, channel string
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "paths --repo R (PATH… | --from FILE | --channel NAME)",
+		Short: "Prefetch the closures of store paths from a remote repository's upstream",
+		Long: `paths copies the full closures of the given store paths from the upstream of
+remote repository R into R, so they stay available offline. Paths come from
+the arguments (/nix/store/… or basenames), from --from FILE (one per line; a
+.xz file is decompressed, so a channel's store-paths.xz works), or from the
+current snapshot of channel NAME of R (its store-paths.xz).
+
+Every narinfo must be signed by one of the repository's trusted_keys and every
+NAR file is verified (FileHash, FileSize, NarHash, NarSize, NAR structure)
+while it is stored. Paths already present are skipped; an interrupted run
+resumes without downloading stored NAR files again. Downloads run in parallel
+with a progress bar. The exit status is 1 when any path failed.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if repoName == "" {
+				return usageError{errors.New("mirror paths: --repo is required")}
+			}
+			n := 0
+			for _, set := range []bool{len(args) > 0, from != "", channel != ""} {
+				if set {
+					n++
+				}
+			}
+			if n != 1 {
+				return usageError{errors.New("mirror paths: give store paths as arguments, or --from FILE, or --channel NAME (exactly one)")}
+			}
+			cfg, r, st, err := a.openRepo(ctx, repoName)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if r.Type != config.TypeRemote {
+				return usageError{fmt.Errorf("mirror paths: repository %s is %s, not remote", r.Name, r.Type)}
+			}
+			up, err := upstreamOf(r)
+			if err != nil {
+				return err
+			}
+			var text string
+			switch {
+			case from != "":
+				b, err := os.ReadFile(from)
+				if err != nil {
+					return fmt.Errorf("mirror paths: %w", err)
+				}
+				if strings.HasSuffix(from, ".xz") {
+					if b, err = unxz(b); err != nil {
+						return fmt.Errorf("mirror paths: %s: %w", from, err)
+					}
+				}
+				text = string(b)
+			case channel != "":
+				repo := st.Repo(r.Name)
+				ch, err := ingest.ReadChannel(ctx, repo, channel)
+				if err != nil {
+					return fmt.Errorf("mirror paths: channel %s: %w", channel, err)
+				}
+				cur, ok := ch.Current()
+				if !ok || !contains(cur.Files, ingest.ChannelStorePaths) {
+					return fmt.Errorf("mirror paths: channel %s has no store-paths.xz in its current snapshot", channel)
+				}
+				b, err := repo.Get(ctx, repo.Key(ingest.SnapshotRel(channel, cur.Flavor, cur.ID)+ingest.ChannelStorePaths))
+				if err != nil {
+					return fmt.Errorf("mirror paths: %w", err)
+				}
+				if b, err = unxz(b); err != nil {
+					return fmt.Errorf("mirror paths: store-paths.xz: %w", err)
+				}
+				text = string(b)
+			default:
+				text = strings.Join(args, "\n")
+			}
+			roots, err := ingest.ParseStorePaths(text)
+			if err != nil {
+				return usageError{fmt.Errorf("mirror paths: %w", err)}
+			}
+			var key nix.SecretKey
+			if r.SigningKeyFile != "" {
+				if key, err = a.loadSigningKey(cfg, r); err != nil {
+					return err
+				}
+			}
+			progress, finish := a.progressBar("mirror " + r.Name)
+			rep, err := ingest.MirrorPaths(ctx, st.Repo(r.Name), up, roots, &ingest.MirrorPathsOptions{Workers: workers, Key: key, Progress: progress})
+			finish()
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				if err := a.printJSON(rep); err != nil {
+					return err
+				}
+			} else {
+				secs := float64(rep.Duration) / 1e9
+				fmt.Fprintf(a.stdout, "%s ← %s: %d requested, closure %d: %d already present, %d mirrored, %d failed; %s in %.2fs\n",
+					rep.Repo, rep.Upstream, rep.Requested, rep.Closure, rep.Present, rep.Fetched, rep.Failed, humanBytes(rep.Bytes), secs)
+				for _, p := range rep.Problems {
+					fmt.Fprintf(a.stdout, "  failed %s: %s\n", p.StorePath, p.Reason)
+				}
+			}
+			if rep.Failed > 0 {
+				return failedError{fmt.Errorf("%d path(s) failed", rep.Failed)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&repoName, "repo", "r", "", "remote repository (required)")
+	cmd.Flags().StringVar(&from, "from", "", "file listing store paths (.xz accepted)")
+	cmd.Flags().StringVar(&channel, "channel", "", "use the current snapshot's store-paths.xz of this channel of the repository")
+	cmd.Flags().IntVarP(&workers, "jobs", "j", 8, "parallel downloads")
+	return cmd
+}
+
+func unxz(b []byte) ([]byte, error) {
+	r, err := compress.NewReader(bytes.NewReader(b), "xz")
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *app) mirrorChannels(ctx context.Context, cfg *config.Config, only string) ([]*ingest.MirrorResult, error) {

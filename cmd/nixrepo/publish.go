@@ -16,8 +16,11 @@ func newPublishCmd(a *app) *cobra.Command {
 		Short: "Write each repository's derived files (nix-cache-info)",
 		Long: `publish writes the files derived from the repositories so that the bucket,
 behind any static file server, is a complete set of Nix substituters: each
-repository's nix-cache-info (StoreDir, WantMassQuery: 1, Priority). Objects
-are only rewritten when their content changes.`,
+virtual repository materialised as its own prefix (the union of its members,
+first member winning; NAR files copied server-side where the bucket can,
+conflicting NarHashes reported), then each repository's nix-cache-info
+(StoreDir, WantMassQuery: 1, Priority). Objects are only rewritten when their
+content changes.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig()
@@ -37,7 +40,13 @@ are only rewritten when their content changes.`,
 	}
 }
 
-func (a *app) publish(ctx context.Context, cfg *config.Config) (*publish.Report, error) {
+// publishReport is what publish did.
+type publishReport struct {
+	*publish.Report
+	Virtual []*publish.VirtualReport `json:"virtual"`
+}
+
+func (a *app) publish(ctx context.Context, cfg *config.Config) (*publishReport, error) {
 	st, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
@@ -47,9 +56,40 @@ func (a *app) publish(ctx context.Context, cfg *config.Config) (*publish.Report,
 	for i, r := range cfg.Repos {
 		repos[i] = publish.Repo{Name: r.Name, Priority: r.Priority}
 	}
-	return publish.Run(ctx, st, repos)
+	rep := &publishReport{Virtual: []*publish.VirtualReport{}}
+	for i := range cfg.Repos {
+		r := &cfg.Repos[i]
+		if r.Type != config.TypeVirtual {
+			continue
+		}
+		v := publish.Virtual{Name: r.Name, Members: r.Members}
+		if r.SigningKeyFile != "" {
+			if v.Key, err = a.loadSigningKey(cfg, r); err != nil {
+				return nil, err
+			}
+		}
+		vr, err := publish.Materialize(ctx, st, v)
+		if err != nil {
+			return nil, err
+		}
+		rep.Virtual = append(rep.Virtual, vr)
+	}
+	// nix-cache-info last: a repository becomes visible once complete.
+	if rep.Report, err = publish.Run(ctx, st, repos); err != nil {
+		return nil, err
+	}
+	return rep, nil
 }
 
-func printPublishReport(a *app, rep *publish.Report) {
+func printPublishReport(a *app, rep *publishReport) {
 	fmt.Fprintf(a.stdout, "published: %d object(s) written, %d up to date\n", rep.Written, len(rep.Objects)-rep.Written)
+	for _, v := range rep.Virtual {
+		fmt.Fprintf(a.stdout, "virtual %s: %d paths (%d added, %d NAR files copied)\n", v.Repo, v.Paths, v.Added, v.Copied)
+		for _, c := range v.Conflicts {
+			fmt.Fprintf(a.stdout, "  conflict %s: %s wins over %s (%s)\n", c.StorePath, c.Chosen, c.Ignored, c.NarHashes)
+		}
+		for _, sk := range v.Skipped {
+			fmt.Fprintf(a.stdout, "  skipped %s: references missing from every member\n", sk)
+		}
+	}
 }

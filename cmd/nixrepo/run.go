@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nixrepo/nixrepo/ingest"
-	"github.com/nixrepo/nixrepo/publish"
 )
 
 func newRunCmd(a *app) *cobra.Command {
@@ -32,7 +31,7 @@ when nothing was refused and 1 otherwise (publish still runs).`,
 			out := struct {
 				Channels []*ingest.MirrorResult `json:"channels"`
 				Ingest   []*ingest.Report       `json:"ingest"`
-				Publish  *publish.Report        `json:"publish"`
+				Publish  *publishReport         `json:"publish"`
 			}{Ingest: []*ingest.Report{}}
 			out.Channels, err = a.mirrorChannels(ctx, cfg, "")
 			if err != nil {

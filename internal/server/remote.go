@@ -185,6 +185,16 @@ func (s *Server) settle(ctx context.Context, repo *repoState, p *pendingPath) {
 			}
 		case errors.Is(err, ingest.ErrMissingRefs):
 			rs.waiting[q.ni.StorePath.HashPart()] = q
+			// Keep the repository closed under references: fetch what
+			// the path needs from upstream too (a client may have taken
+			// those from another substituter or a virtual's other member).
+			for _, ref := range q.ni.References {
+				h := ref.HashPart()
+				if _, pending := rs.byHash[h]; pending || h == q.ni.StorePath.HashPart() {
+					continue
+				}
+				s.background(func(ctx context.Context) { s.completeRef(ctx, repo, h) })
+			}
 		default:
 			s.log.Error("storing a mirrored narinfo", "repo", repo.Name, "path", q.ni.StorePath.Absolute(), "err", err)
 		}
@@ -203,6 +213,51 @@ func (s *Server) settle(ctx context.Context, repo *repoState, p *pendingPath) {
 		}
 	}
 }
+
+// completeRef pulls one reference of a waiting path from upstream (narinfo
+// and NAR) unless the repository has it, then settles.
+func (s *Server) completeRef(ctx context.Context, repo *repoState, hash string) {
+	if ok, err := repo.cache.HasNarInfo(ctx, hash); err != nil || ok {
+		return
+	}
+	if _, ok := s.remoteNarInfo(ctx, repo, hash); !ok {
+		return
+	}
+	rs := repo.remote
+	rs.mu.Lock()
+	p := rs.byHash[hash]
+	rs.mu.Unlock()
+	if p == nil {
+		return
+	}
+	_, err := rs.flights.do("nar:"+p.narRel, func() (any, error) {
+		m, err := ingest.PullNar(ctx, repo.cache, rs.up, p.ni, nil)
+		if err != nil {
+			return nil, err
+		}
+		p.m = m
+		s.settle(ctx, repo, p)
+		return nil, nil
+	})
+	if err != nil {
+		s.log.Warn("completing a mirrored closure", "repo", repo.Name, "path", p.ni.StorePath.Absolute(), "err", err)
+	}
+}
+
+// background runs fn detached from any request, bounded, and tracked by
+// Idle.
+func (s *Server) background(fn func(ctx context.Context)) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.bgSem <- struct{}{}
+		defer func() { <-s.bgSem }()
+		fn(context.Background())
+	}()
+}
+
+// Idle waits until background work (completing mirrored closures) is done.
+func (s *Server) Idle() { s.bg.Wait() }
 
 // clientWriter streams to the client, best effort: once the client is gone
 // the download goes on (for the store) without it.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nixrepo/nixrepo/ingest"
@@ -74,6 +75,8 @@ type Server struct {
 	metrics *metrics
 	uploads chan struct{}
 	mux     *http.ServeMux
+	bg      sync.WaitGroup
+	bgSem   chan struct{}
 }
 
 type repoState struct {
@@ -117,6 +120,7 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 		log:     o.Logger,
 		metrics: newMetrics(),
 		uploads: make(chan struct{}, o.MaxUploads),
+		bgSem:   make(chan struct{}, 4),
 		mux:     http.NewServeMux(),
 	}
 	for _, r := range o.Repos {
