@@ -450,7 +450,7 @@ func (in *ingester) resolveReferences(ctx context.Context, cands []*candidate) {
 			var missing []string
 			for _, ref := range c.ni.References {
 				h := ref.HashPart()
-				if h == c.hash {
+				if ref == c.ni.StorePath {
 					continue
 				}
 				if b, ok := byHash[h]; ok && b.ni.StorePath == ref {

@@ -226,18 +226,9 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	if err := CheckClaims(ni, m); err != nil {
 		return res, fmt.Errorf("%w: %s", ErrMismatch, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	var missing []string
-	for _, ref := range ni.References {
-		if ref.HashPart() == hashPart {
-			continue
-		}
-		ok, err := repo.HasNarInfo(ctx, ref.HashPart())
-		if err != nil {
-			return res, err
-		}
-		if !ok {
-			missing = append(missing, ref.Absolute())
-		}
+	missing, err := missingReferences(ctx, repo, ni)
+	if err != nil {
+		return res, err
 	}
 	if len(missing) > 0 {
 		return res, fmt.Errorf("%w: missing references (upload them first): %s", ErrMismatch, strings.Join(missing, ", "))
@@ -247,14 +238,10 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	if err := ni.Sign(key); err != nil {
 		return res, err
 	}
+	// The listing computed from the NAR replaces whatever the client sent.
 	if len(m.Listing) > 0 {
-		lsKey := repo.Key(store.ListingFile(hashPart))
-		if ok, err := repo.Exists(ctx, lsKey); err != nil {
+		if err := repo.Put(ctx, repo.Key(store.ListingFile(hashPart)), m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
 			return res, err
-		} else if !ok {
-			if err := repo.Put(ctx, lsKey, m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
-				return res, err
-			}
 		}
 	}
 	err = repo.Put(ctx, repo.Key(store.NarInfoFile(hashPart)), ni.Bytes(), &store.WriteOptions{ContentType: store.ContentTypeNarInfo, IfNotExist: true})
@@ -272,4 +259,50 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	}
 	res.Outcome = Accepted
 	return res, nil
+}
+
+// missingReferences lists the references of ni (other than itself) that
+// the repository does not hold: a narinfo at the hash part that describes
+// exactly that store path, name included.
+func missingReferences(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) ([]string, error) {
+	var missing []string
+	for _, ref := range ni.References {
+		if ref == ni.StorePath {
+			continue
+		}
+		have, _, err := repo.ReadNarInfo(ctx, ref.HashPart())
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			missing = append(missing, ref.Absolute())
+		case err != nil:
+			var pe *nix.ParseError
+			if errors.As(err, &pe) {
+				missing = append(missing, ref.Absolute()+" (the repository's narinfo is malformed)")
+				continue
+			}
+			return nil, err
+		case have.StorePath != ref:
+			missing = append(missing, fmt.Sprintf("%s (the repository has %s under that hash)", ref.Absolute(), have.StorePath.Absolute()))
+		}
+	}
+	return missing, nil
+}
+
+// PutListing accepts a client's .ls upload (Nix sends it before the NAR
+// when write-nar-listing is set). It must look like a NAR listing. Once the
+// path's narinfo exists the stored listing is the one computed from the
+// NAR and the upload is ignored; before that it is kept until PutNarInfo
+// replaces it with the computed one.
+func PutListing(ctx context.Context, repo *store.Cache, hashPart string, data []byte) error {
+	var ls struct {
+		Version int             `json:"version"`
+		Root    json.RawMessage `json:"root"`
+	}
+	if err := json.Unmarshal(data, &ls); err != nil || ls.Version != 1 || len(ls.Root) == 0 {
+		return fmt.Errorf("%w: %s.ls is not a NAR listing ({\"version\":1,\"root\":…})", ErrInvalid, hashPart)
+	}
+	if ok, err := repo.HasNarInfo(ctx, hashPart); err != nil || ok {
+		return err
+	}
+	return repo.Put(ctx, repo.Key(store.ListingFile(hashPart)), data, &store.WriteOptions{ContentType: store.ContentTypeListing})
 }

@@ -173,18 +173,9 @@ var ErrMissingRefs = errors.New("references not in the repository yet")
 // every reference is already in the repository (else ErrMissingRefs), so the
 // repository stays closed under references.
 func CommitPulled(ctx context.Context, repo *store.Cache, ni *nix.NarInfo, m Measured, key nix.SecretKey) error {
-	var missing []string
-	for _, ref := range ni.References {
-		if ref.HashPart() == ni.StorePath.HashPart() {
-			continue
-		}
-		ok, err := repo.HasNarInfo(ctx, ref.HashPart())
-		if err != nil {
-			return err
-		}
-		if !ok {
-			missing = append(missing, ref.Base())
-		}
+	missing, err := missingReferences(ctx, repo, ni)
+	if err != nil {
+		return err
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: %s", ErrMissingRefs, strings.Join(missing, " "))
@@ -205,7 +196,7 @@ func CommitPulled(ctx context.Context, repo *store.Cache, ni *nix.NarInfo, m Mea
 			return err
 		}
 	}
-	err := repo.Put(ctx, repo.Key(store.NarInfoFile(hash)), out.Bytes(), &store.WriteOptions{ContentType: store.ContentTypeNarInfo, IfNotExist: true})
+	err = repo.Put(ctx, repo.Key(store.NarInfoFile(hash)), out.Bytes(), &store.WriteOptions{ContentType: store.ContentTypeNarInfo, IfNotExist: true})
 	if errors.Is(err, store.ErrExists) {
 		return nil // identical content by construction (same upstream path)
 	}

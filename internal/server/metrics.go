@@ -56,6 +56,11 @@ func (m *metrics) observe(k kind, method string, w *statusWriter, d time.Duratio
 		code = http.StatusOK
 	}
 	route := k.String()
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut:
+	default:
+		method = "other" // client input must not create series
+	}
 	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 	if w.bytes > 0 {

@@ -148,12 +148,19 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 		w.Write([]byte("ok\n"))
 	})
 	s.mux.Handle("GET /metrics", s.metrics.handler())
-	s.mux.HandleFunc("/api/nix/", s.serveNix)
 	return s, nil
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Repository paths are routed here, not by ServeMux: it answers unclean
+	// paths ("…/x/..") with a redirect to the cleaned path, which may be
+	// another repository's. Unclean paths match no object shape below and
+	// get 404 (reads) or 400 (uploads).
+	if strings.HasPrefix(r.URL.Path, "/api/nix/") {
+		s.serveNix(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

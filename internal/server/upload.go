@@ -82,9 +82,18 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 		default:
 			outcome = "present"
 		}
-	case kindListing, kindRealisation:
+	case kindListing:
 		var data []byte
-		if data, err = readDecoded(r, body, maxSmallObject); err != nil {
+		if data, err = readDecoded(r, body, s.smallLimit()); err != nil {
+			break
+		}
+		err = ingest.PutListing(ctx, repo.cache, strings.TrimSuffix(rel, ".ls"), data)
+		if err == nil {
+			outcome = "present"
+		}
+	case kindRealisation:
+		var data []byte
+		if data, err = readDecoded(r, body, s.smallLimit()); err != nil {
 			break
 		}
 		if !json.Valid(data) {
@@ -94,12 +103,15 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 		err = repo.cache.Put(ctx, repo.cache.Key(rel), data, &store.WriteOptions{ContentType: "application/json"})
 	case kindLog:
 		var data []byte
-		if data, err = readDecoded(r, body, maxSmallObject); err != nil {
+		if data, err = readDecoded(r, body, s.smallLimit()); err != nil {
 			break
 		}
 		err = repo.cache.Put(ctx, repo.cache.Key(rel), data, &store.WriteOptions{ContentType: store.ContentTypeLog})
 	}
 	s.metrics.received(k, body.n)
+	if err != nil && body.stalled {
+		err = fmt.Errorf("%w: nothing received for %s", errStalled, s.opts.UploadStallTimeout)
+	}
 	if err != nil {
 		status, msg := uploadStatus(err)
 		if status == 0 {
@@ -115,6 +127,12 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 	s.metrics.upload(k, outcome)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
+}
+
+// smallLimit bounds listings, logs and realisations: the smaller of their
+// own bound and the configured maximum object size (after decoding).
+func (s *Server) smallLimit() int64 {
+	return min(int64(maxSmallObject), s.opts.MaxObjectSize)
 }
 
 // uploadStatus maps an upload error to a 4xx and its reason; 0 means an
@@ -198,6 +216,7 @@ type stallReader struct {
 	rc      *http.ResponseController
 	timeout time.Duration
 	n       int64
+	stalled bool
 }
 
 func (s *stallReader) Read(p []byte) (int, error) {
@@ -205,6 +224,7 @@ func (s *stallReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	s.n += int64(n)
 	if err != nil && err != io.EOF && isTimeout(err) {
+		s.stalled = true
 		return n, fmt.Errorf("%w: nothing received for %s", errStalled, s.timeout)
 	}
 	return n, err
