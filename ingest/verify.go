@@ -53,19 +53,27 @@ func Verify(ctx context.Context, repo *store.Cache, opts *VerifyOptions) (*Verif
 	if err := repo.NarInfos(ctx, func(h string) error { hashes = append(hashes, h); return nil }); err != nil {
 		return nil, fmt.Errorf("verify: listing %s: %w", repo.Name(), err)
 	}
-	have := make(map[string]bool, len(hashes))
-	for _, h := range hashes {
-		have[h] = true
+	// The store path behind every hash, so references are checked by full
+	// path (a reference with the right hash but another name is missing).
+	have := make(map[string]nix.StorePath, len(hashes))
+	names := make([]nix.StorePath, len(hashes))
+	if err := parallel(ctx, workers(opts.Workers)*4, len(hashes), func(i int) error {
+		ni, _, err := repo.ReadNarInfo(ctx, hashes[i])
+		if err == nil {
+			names[i] = ni.StorePath
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for i, h := range hashes {
+		have[h] = names[i]
 	}
 	rep := &VerifyReport{Repo: repo.Name(), Checked: len(hashes), Problems: []Problem{}}
 	var mu sync.Mutex
 	var done atomic.Int64
 	var bytes atomic.Int64
-	workers := opts.Workers
-	if workers < 1 {
-		workers = 1
-	}
-	err := parallel(ctx, workers, len(hashes), func(i int) error {
+	err := parallel(ctx, workers(opts.Workers), len(hashes), func(i int) error {
 		name, problems, err := verifyPath(ctx, repo, hashes[i], have, opts.Keys, &bytes)
 		if err != nil {
 			return err
@@ -91,7 +99,9 @@ func Verify(ctx context.Context, repo *store.Cache, opts *VerifyOptions) (*Verif
 	return rep, nil
 }
 
-func verifyPath(ctx context.Context, repo *store.Cache, hash string, have map[string]bool, keys []nix.PublicKey, bytes *atomic.Int64) (string, []string, error) {
+func workers(n int) int { return max(n, 1) }
+
+func verifyPath(ctx context.Context, repo *store.Cache, hash string, have map[string]nix.StorePath, keys []nix.PublicKey, bytes *atomic.Int64) (string, []string, error) {
 	name := hash + ".narinfo"
 	ni, _, err := repo.ReadNarInfo(ctx, hash)
 	if err != nil {
@@ -117,7 +127,7 @@ func verifyPath(ctx context.Context, repo *store.Cache, hash string, have map[st
 		add("not signed by a trusted key (signatures: %s)", strings.Join(ni.Sigs, " "))
 	}
 	for _, ref := range ni.References {
-		if !have[ref.HashPart()] {
+		if got, ok := have[ref.HashPart()]; !ok || got != ref {
 			add("reference %s is missing", ref.Absolute())
 		}
 	}

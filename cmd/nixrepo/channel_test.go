@@ -3,7 +3,6 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/ulikunitz/xz"
 
-	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/nixtest"
 )
 
@@ -81,18 +79,7 @@ public = true
 			"--snapshot", fmt.Sprintf("%d.0", i+1), tb)
 	}
 
-	c, err := config.Load(filepath.Join(dir, "nixrepo.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, quiet: true, cfg: c}
-	srv, st, err := a.newServer(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
+	_, hs := serveDir(t, dir, nil)
 	static := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(dir, "store"))))
 	defer static.Close()
 

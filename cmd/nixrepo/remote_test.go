@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/nixtest"
 	"github.com/nixrepo/nixrepo/internal/upstreamtest"
@@ -79,18 +77,7 @@ public = true
 	env.CopyTo(t, "file://"+filepath.Join(dir, "stage"), lower)
 	mustRun(t, dir, "ingest", "--repo", "nix-local", filepath.Join(dir, "stage"))
 
-	c, err := config.Load(filepath.Join(dir, "nixrepo.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, quiet: true, cfg: c}
-	srv, st, err := a.newServer(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
+	srv, hs := serveDir(t, dir, nil)
 
 	remote := hs.URL + "/api/nix/upstream-mirror"
 	if err := env.Substitute(t, remote, []string{upKey.Public().String()}, pathsA...); err != nil {

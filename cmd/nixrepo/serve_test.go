@@ -64,23 +64,11 @@ generate_key = true
 		t.Fatal(err)
 	}
 	f.pub = strings.TrimSpace(mustRun(t, f.dir, "keygen", "nix-local-1", "--out", "keys/nix-local.sec"))
-	c, err := config.Load(filepath.Join(f.dir, "nixrepo.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, quiet: true, cfg: c}
-	srv, st, err := a.newServer(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	_, hs := serveDir(t, f.dir, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut {
 			f.puts.Add(1)
 		}
-		srv.ServeHTTP(w, r)
-	}))
-	t.Cleanup(hs.Close)
+	})
 	f.url = hs.URL
 	return f
 }
@@ -157,4 +145,28 @@ func TestServeNixCopy(t *testing.T) {
 	if !strings.Contains(out, "0 failed") {
 		t.Fatalf("verify after uploads:\n%s", out)
 	}
+}
+
+// serveDir starts the server of the nixrepo.toml in dir, as `nixrepo serve`
+// builds it; observe (if set) sees every request first.
+func serveDir(t *testing.T, dir string, observe http.HandlerFunc) (*server.Server, *httptest.Server) {
+	t.Helper()
+	c, err := config.Load(filepath.Join(dir, "nixrepo.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, quiet: true, cfg: c}
+	srv, st, err := a.newServer(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if observe != nil {
+			observe(w, r)
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	return srv, hs
 }

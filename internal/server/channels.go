@@ -132,17 +132,11 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 	if len(parts) == 4 {
 		file = parts[3]
 	}
-	if r.ContentLength > s.opts.MaxObjectSize {
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.opts.MaxObjectSize))
+	body, release, ok := s.beginUpload(w, r, kindChannel)
+	if !ok {
 		return
 	}
-	select {
-	case s.uploads <- struct{}{}:
-		defer func() { <-s.uploads }()
-	case <-r.Context().Done():
-		return
-	}
-	body := &stallReader{r: r.Body, rc: http.NewResponseController(w), timeout: s.opts.UploadStallTimeout}
+	defer release()
 	var err error
 	if file == ingest.ChannelTarball {
 		var res *ingest.PushResult

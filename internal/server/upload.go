@@ -32,19 +32,11 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 		httpError(w, http.StatusForbidden, "repository "+repo.Name+" has no signing key: uploads are disabled")
 		return
 	}
-	if r.ContentLength > s.opts.MaxObjectSize {
-		s.metrics.upload(k, "refused")
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.opts.MaxObjectSize))
+	body, release, ok := s.beginUpload(w, r, k)
+	if !ok {
 		return
 	}
-	// Bounded concurrency: wait for a slot (never answer 429/503 to a PUT).
-	select {
-	case s.uploads <- struct{}{}:
-		defer func() { <-s.uploads }()
-	case <-r.Context().Done():
-		return
-	}
-	body := &stallReader{r: r.Body, rc: http.NewResponseController(w), timeout: s.opts.UploadStallTimeout}
+	defer release()
 	ctx := r.Context()
 	var err error
 	outcome := "accepted"
@@ -100,13 +92,13 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 			err = fmt.Errorf("%w: %s is not JSON", ingest.ErrInvalid, rel)
 			break
 		}
-		err = repo.cache.Put(ctx, repo.cache.Key(rel), data, &store.WriteOptions{ContentType: "application/json"})
+		err = putOnce(ctx, repo.cache, rel, data, "application/json")
 	case kindLog:
 		var data []byte
 		if data, err = readDecoded(r, body, s.smallLimit()); err != nil {
 			break
 		}
-		err = repo.cache.Put(ctx, repo.cache.Key(rel), data, &store.WriteOptions{ContentType: store.ContentTypeLog})
+		err = putOnce(ctx, repo.cache, rel, data, store.ContentTypeLog)
 	}
 	s.metrics.received(k, body.n)
 	if err != nil && body.stalled {
@@ -127,6 +119,43 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 	s.metrics.upload(k, outcome)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
+}
+
+// beginUpload applies the size limit (413 on a declared oversize body) and
+// waits for an upload slot: bounded concurrency that queues, never 429/503
+// (Nix ≤ 2.32 hangs on a retried PUT). The body it returns fails an upload
+// that stalls. ok is false when the request was answered or abandoned.
+func (s *Server) beginUpload(w http.ResponseWriter, r *http.Request, k kind) (body *stallReader, release func(), ok bool) {
+	if r.ContentLength > s.opts.MaxObjectSize {
+		s.metrics.upload(k, "refused")
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.opts.MaxObjectSize))
+		return nil, nil, false
+	}
+	select {
+	case s.uploads <- struct{}{}:
+	case <-r.Context().Done():
+		return nil, nil, false
+	}
+	body = &stallReader{r: r.Body, rc: http.NewResponseController(w), timeout: s.opts.UploadStallTimeout}
+	return body, func() { <-s.uploads }, true
+}
+
+// putOnce writes a log or realisation once: the same bytes again are
+// accepted, different bytes are a conflict (a realisation decides which
+// store path a content-addressed output is; it must not be replaced).
+func putOnce(ctx context.Context, repo *store.Cache, rel string, data []byte, contentType string) error {
+	err := repo.Put(ctx, repo.Key(rel), data, &store.WriteOptions{ContentType: contentType, IfNotExist: true})
+	if !errors.Is(err, store.ErrExists) {
+		return err
+	}
+	old, gerr := repo.Get(ctx, repo.Key(rel))
+	if gerr != nil {
+		return gerr
+	}
+	if !bytes.Equal(old, data) {
+		return fmt.Errorf("%w: %s exists with different contents (first upload wins)", ingest.ErrConflict, rel)
+	}
+	return nil
 }
 
 // smallLimit bounds listings, logs and realisations: the smaller of their
