@@ -40,7 +40,7 @@ and parses, and prints a summary.`,
 				r := &cfg.Repos[i]
 				s := repoSummary{Name: r.Name, Type: r.Type, Priority: r.Priority, Incoming: r.Incoming}
 				if r.SigningKeyFile == "" {
-					s.KeyStatus = "none (remote repository)"
+					s.KeyStatus = "none (" + r.Type + " repository)"
 				} else if pub, err := publicKeyOf(cfg, r); err == nil {
 					s.PublicKey, s.KeyStatus = pub.String(), "ok"
 				} else if r.GenerateKey {
