@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +14,9 @@ import (
 // metrics live on a private registry: nothing global, nothing from other
 // libraries leaks in.
 type metrics struct {
+	// children caches resolved label sets: resolving labels hashes and
+	// locks on every call, and the read path is hot.
+	children sync.Map // childKey → *child
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	bytesOut *prometheus.CounterVec
@@ -50,21 +54,43 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+type childKey struct {
+	k      kind
+	method string
+	code   int
+}
+
+type child struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+	bytesOut prometheus.Counter
+}
+
 func (m *metrics) observe(k kind, method string, w *statusWriter, d time.Duration) {
 	code := w.status
 	if code == 0 {
 		code = http.StatusOK
 	}
-	route := k.String()
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodPut:
 	default:
 		method = "other" // client input must not create series
 	}
-	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+	key := childKey{k, method, code}
+	c, ok := m.children.Load(key)
+	if !ok {
+		route := k.String()
+		c, _ = m.children.LoadOrStore(key, &child{
+			requests: m.requests.WithLabelValues(route, method, strconv.Itoa(code)),
+			latency:  m.latency.WithLabelValues(route, method),
+			bytesOut: m.bytesOut.WithLabelValues(route),
+		})
+	}
+	ch := c.(*child)
+	ch.requests.Inc()
+	ch.latency.Observe(d.Seconds())
 	if w.bytes > 0 {
-		m.bytesOut.WithLabelValues(route).Add(float64(w.bytes))
+		ch.bytesOut.Add(float64(w.bytes))
 	}
 }
 
