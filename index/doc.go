@@ -1,6 +1,9 @@
 // Package index derives name and version metadata from Nix store paths,
-// with exactly the semantics Nix itself uses. It depends only on the
-// standard library and internal/nix.
+// with exactly the semantics Nix itself uses, and builds the package catalog
+// of all repositories (Build, Update: incremental) and its bleve search
+// index from the bucket alone. The catalog is kept in the bucket under
+// _nixrepo/catalog/; the search index in a local folder, rebuilt from the
+// bucket when it is missing or stale.
 //
 // # Names and versions
 //

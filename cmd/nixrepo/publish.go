@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/publish"
+	"github.com/nixrepo/nixrepo/site"
 )
 
 func newPublishCmd(a *app) *cobra.Command {
@@ -44,6 +47,8 @@ content changes.`,
 type publishReport struct {
 	*publish.Report
 	Virtual []*publish.VirtualReport `json:"virtual"`
+	// Site counts static-site objects written or removed (-1: no catalog yet).
+	Site int `json:"site"`
 }
 
 func (a *app) publish(ctx context.Context, cfg *config.Config) (*publishReport, error) {
@@ -74,15 +79,31 @@ func (a *app) publish(ctx context.Context, cfg *config.Config) (*publishReport, 
 		}
 		rep.Virtual = append(rep.Virtual, vr)
 	}
-	// nix-cache-info last: a repository becomes visible once complete.
+	// nix-cache-info after the content: a repository becomes visible once
+	// complete.
 	if rep.Report, err = publish.Run(ctx, st, repos); err != nil {
 		return nil, err
+	}
+	rep.Site = -1
+	if !cfg.Site.Disabled {
+		cat, err := index.Load(ctx, st)
+		switch {
+		case err == nil:
+			if rep.Site, err = publish.Site(ctx, st, cat, site.Options{BaseURL: cfg.Site.BaseURL, ServerURL: cfg.Site.ServerURL, Title: cfg.Site.Title}); err != nil {
+				return nil, err
+			}
+		case !errors.Is(err, index.ErrNoCatalog):
+			return nil, err
+		}
 	}
 	return rep, nil
 }
 
 func printPublishReport(a *app, rep *publishReport) {
 	fmt.Fprintf(a.stdout, "published: %d object(s) written, %d up to date\n", rep.Written, len(rep.Objects)-rep.Written)
+	if rep.Site >= 0 {
+		fmt.Fprintf(a.stdout, "site: %d object(s) written or removed under %s\n", rep.Site, publish.SitePrefix)
+	}
 	for _, v := range rep.Virtual {
 		fmt.Fprintf(a.stdout, "virtual %s: %d paths (%d added, %d NAR files copied)\n", v.Repo, v.Paths, v.Added, v.Copied)
 		for _, c := range v.Conflicts {

@@ -70,6 +70,8 @@ else ./nixrepo.toml, else the built-in default (file:// buckets under ./var).`,
 		newTokenCmd(a),
 		newChannelCmd(a),
 		newMirrorCmd(a),
+		newIndexCmd(a),
+		newSearchCmd(a),
 	)
 	return root
 }

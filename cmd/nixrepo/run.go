@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/ingest"
 )
 
@@ -17,7 +18,8 @@ remote repositories (see "nixrepo mirror channels"). For every repository it ing
 configured incoming binary cache (see "nixrepo ingest" for the checks), deleting
 what it accepted from the incoming source unless keep_incoming is set, so the
 next run only does new work. Refused uploads stay in place and the report says
-why. Then it publishes (see "nixrepo publish").
+why. Then it updates the package catalog and search index (see "nixrepo
+index") and publishes (see "nixrepo publish"), including the static site.
 
 An incoming folder that does not exist yet is skipped. The exit status is 0
 when nothing was refused and 1 otherwise (publish still runs).`,
@@ -31,6 +33,7 @@ when nothing was refused and 1 otherwise (publish still runs).`,
 			out := struct {
 				Channels []*ingest.MirrorResult `json:"channels"`
 				Ingest   []*ingest.Report       `json:"ingest"`
+				Index    *index.UpdateReport    `json:"index"`
 				Publish  *publishReport         `json:"publish"`
 			}{Ingest: []*ingest.Report{}}
 			out.Channels, err = a.mirrorChannels(ctx, cfg, "")
@@ -59,6 +62,13 @@ when nothing was refused and 1 otherwise (publish still runs).`,
 						printIngestReport(a.stdout, rep)
 					}
 				}
+			}
+			out.Index, err = a.runIndex(ctx, cfg, a.indexDir(cfg, ""), false)
+			if err != nil {
+				return err
+			}
+			if !a.jsonOut {
+				printIndexReport(a, out.Index)
 			}
 			out.Publish, err = a.publish(ctx, cfg)
 			if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/server"
+	"github.com/nixrepo/nixrepo/search"
 )
 
 func newServeCmd(a *app) *cobra.Command {
@@ -100,6 +101,7 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 		copy(h[:], b)
 		opts.Tokens = append(opts.Tokens, server.Token{Name: t.Name, SHA256: h, Read: t.Read, Write: t.Write})
 	}
+	opts.Search = search.NewEngine(st, a.indexDir(cfg, ""))
 	srv, err := server.New(st, opts)
 	if err != nil {
 		st.Close()

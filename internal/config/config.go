@@ -41,6 +41,7 @@ type Config struct {
 	Store   Store   `toml:"store"`
 	Ingest  Ingest  `toml:"ingest"`
 	Server  Server  `toml:"server"`
+	Site    Site    `toml:"site"`
 	Repos   []Repo  `toml:"repo"`
 	Tokens  []Token `toml:"token"`
 
@@ -80,6 +81,17 @@ type Server struct {
 	UploadStallTimeout Duration `toml:"upload_stall_timeout"`
 	// NarInfoCacheEntries bounds the in-memory narinfo cache.
 	NarInfoCacheEntries int `toml:"narinfo_cache_entries"`
+}
+
+// Site configures the static site publish writes under _site/.
+type Site struct {
+	// BaseURL is where the bucket is served (for the nix.conf lines).
+	BaseURL string `toml:"base_url"`
+	// ServerURL is where `nixrepo serve` runs (default BaseURL).
+	ServerURL string `toml:"server_url"`
+	Title     string `toml:"title"`
+	// Disabled skips the site.
+	Disabled bool `toml:"disabled"`
 }
 
 // Token is one [[token]] table: a credential for uploads and private reads.

@@ -61,6 +61,8 @@ type Options struct {
 	// NarInfoCacheEntries bounds the narinfo cache (default 65536).
 	NarInfoCacheEntries int
 	Logger              *slog.Logger
+	// Search, when set, serves GET /api/search and /api/packages/<name>.
+	Search SearchBackend
 }
 
 // Server serves repositories over HTTP under /api/nix/<repo>/ and accepts
@@ -148,6 +150,11 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 		w.Write([]byte("ok\n"))
 	})
 	s.mux.Handle("GET /metrics", s.metrics.handler())
+	if o.Search != nil {
+		api := s.SearchAPI(o.Search)
+		s.mux.Handle("/api/search", api)
+		s.mux.Handle("/api/packages/", api)
+	}
 	return s, nil
 }
 

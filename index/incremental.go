@@ -1,0 +1,717 @@
+package index
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nixrepo/nixrepo/internal/store"
+)
+
+// UpdateReport says what Update did.
+type UpdateReport struct {
+	// Full is true when a full Build ran instead (no usable catalog in the
+	// bucket, or an interrupted earlier update).
+	Full       bool  `json:"full"`
+	Generation int64 `json:"generation"`
+	// Added and Removed count narinfos (per repository).
+	Added   int `json:"added"`
+	Removed int `json:"removed"`
+	// Snapshots counts channel snapshots added or removed.
+	Snapshots int `json:"snapshots"`
+	// Changed are the packages recomputed, Deleted the packages gone.
+	Changed []string `json:"changed"`
+	Deleted []string `json:"deleted"`
+	// IndexRebuilt: the search index was rebuilt from the bucket (missing,
+	// unreadable or behind) rather than updated.
+	IndexRebuilt bool  `json:"indexRebuilt"`
+	Stats        Stats `json:"stats"`
+	// Duration is the wall time; Seconds the same in seconds (JSON).
+	Duration time.Duration `json:"-"`
+	Seconds  float64       `json:"seconds"`
+}
+
+// Finish sets Duration and Seconds from start and makes the lists non-nil.
+func (r *UpdateReport) Finish(start time.Time) {
+	r.Duration = time.Since(start)
+	r.Seconds = r.Duration.Seconds()
+	if r.Changed == nil {
+		r.Changed = []string{}
+	}
+	if r.Deleted == nil {
+		r.Deleted = []string{}
+	}
+}
+
+// Update brings the catalog in the bucket (and the search index, with
+// IndexDir) up to date incrementally: it lists the repositories' narinfo
+// keys, compares them with the state the last build or update left, reads
+// only the new narinfos, and recomputes and re-indexes only the packages
+// whose paths, channel snapshots or metadata changed. Without a catalog (or
+// after an interrupted update) it runs Build.
+func Update(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOptions) (*UpdateReport, error) {
+	o := opts.withDefaults(st)
+	start := time.Now()
+	m, err := readManifest(ctx, st)
+	if err != nil || m.Pending {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			o.Logger.Warn("rebuilding the catalog", "err", err)
+		}
+		cat, err := Build(ctx, st, repos, &o)
+		if err != nil {
+			return nil, err
+		}
+		gen, _ := Generation(ctx, st)
+		rep := &UpdateReport{Full: true, Generation: gen, Added: cat.Stats.Paths + cat.Stats.Derivations + cat.Stats.Sources + cat.Stats.Other,
+			IndexRebuilt: o.IndexDir != "", Stats: cat.Stats}
+		rep.Finish(start)
+		return rep, nil
+	}
+	repos = sortedRepos(repos)
+	u := &updater{ctx: ctx, st: st, o: &o, m: m, rep: &UpdateReport{Generation: m.Generation}}
+	if err := u.run(repos); err != nil {
+		return nil, err
+	}
+	u.rep.Finish(start)
+	return u.rep, nil
+}
+
+type updater struct {
+	ctx context.Context
+	st  *store.Store
+	o   *BuildOptions
+	m   *manifest
+	rep *UpdateReport
+
+	// per repository, old and new state, sorted by hash
+	names    []string
+	oldState map[string][]pathRec
+	newState map[string][]pathRec
+	dirty    map[string]map[byte]bool // repo → state shards to rewrite
+
+	adds    map[string][]repoRec // package → paths added (repo, rec)
+	removes map[string][]repoRec // package → paths removed
+}
+
+type repoRec struct {
+	repo string
+	rec  pathRec
+}
+
+func (u *updater) run(repos []RepoInfo) error {
+	ctx, st := u.ctx, u.st
+	u.oldState, u.newState = map[string][]pathRec{}, map[string][]pathRec{}
+	u.dirty = map[string]map[byte]bool{}
+	u.adds, u.removes = map[string][]repoRec{}, map[string][]repoRec{}
+
+	// Repositories now and before (a repository dropped from the
+	// configuration loses all its paths).
+	names := map[string]bool{}
+	for _, r := range repos {
+		names[r.Name] = true
+	}
+	for _, r := range u.m.Repos {
+		names[r.Name] = true
+	}
+	u.names = sortedKeys(names)
+	current := map[string]bool{}
+	for _, r := range repos {
+		current[r.Name] = true
+	}
+	for _, name := range u.names {
+		if err := u.diffRepo(name, current[name]); err != nil {
+			return err
+		}
+	}
+
+	// Channels and metadata.
+	cd, err := readChannels(ctx, st, repos, u.m, u.o)
+	if err != nil {
+		return err
+	}
+	affected := map[string]bool{}
+	for p := range u.adds {
+		affected[p] = true
+	}
+	for p := range u.removes {
+		affected[p] = true
+	}
+	chChanged, err := u.channelChanges(cd, affected)
+	if err != nil {
+		return err
+	}
+	metaChanged := !slices.Equal(cd.metaSources, u.m.MetaSources)
+	var newMeta, oldMeta map[string]pkgMeta
+	if metaChanged {
+		if newMeta, err = readMeta(ctx, st, cd, u.o); err != nil {
+			return err
+		}
+		oldMeta, _ = u.loadMeta()
+		for n, pm := range newMeta {
+			if oldMeta[n] != pm {
+				affected[n] = true
+			}
+		}
+		for n := range oldMeta {
+			if _, ok := newMeta[n]; !ok {
+				affected[n] = true
+			}
+		}
+	}
+
+	repoInfos := make([]RepoInfo, len(repos))
+	copy(repoInfos, repos)
+	for i := range repoInfos {
+		repoInfos[i].Paths = len(u.newState[repoInfos[i].Name])
+	}
+	stats := u.pathStats()
+	if len(affected) == 0 && len(u.dirty) == 0 && !chChanged && !metaChanged {
+		// Nothing new in the catalog; keep descriptions and the like current.
+		if !reflect.DeepEqual(repoInfos, u.m.Repos) || !reflect.DeepEqual(cd.infos, u.m.Channels) {
+			u.m.Repos, u.m.Channels = repoInfos, cd.infos
+			if err := writeManifest(ctx, st, u.m); err != nil {
+				return fmt.Errorf("index: %w", err)
+			}
+		}
+		u.rep.Stats = u.m.Stats
+		return u.syncIndex(u.m.Generation, u.m.Generation, nil, nil)
+	}
+
+	// Mark the catalog as being updated, then rewrite what changed.
+	pending := *u.m
+	pending.Pending = true
+	if err := writeManifest(ctx, st, &pending); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	var ci *channelIndex
+	chans := func(name, version string) []string { return nil }
+	if chChanged || len(cd.snaps) > 0 {
+		// Versions new to the catalog need the snapshots' pairs; load
+		// them once, lazily.
+		loaded := false
+		chans = func(name, version string) []string {
+			if !loaded {
+				loaded = true
+				ci, err = newChannelIndex(ctx, st, cd)
+				if err != nil {
+					u.o.Logger.Warn("channel snapshots unreadable", "err", err)
+				}
+			}
+			return ci.lookup(name, version)
+		}
+	}
+	metaLoaded := metaChanged
+	metaFor := func(name string, old *Package) func(*Package) {
+		if metaChanged || old == nil {
+			if !metaLoaded {
+				metaLoaded = true
+				newMeta, _ = u.loadMeta()
+			}
+			pm, ok := newMeta[name]
+			return metaFunc(pm, ok)
+		}
+		return func(p *Package) {
+			p.Description, p.Homepage, p.License, p.AttrPath = old.Description, old.Homepage, old.License, old.AttrPath
+		}
+	}
+
+	changed, deleted, err := u.applyPackages(affected, chChanged, chans, metaFor)
+	if err != nil {
+		return err
+	}
+	if err := u.writeState(cd, newMeta, metaChanged); err != nil {
+		return err
+	}
+	for _, s := range u.m.ShardStats {
+		stats.Packages += s.Packages
+		stats.Versions += s.Versions
+	}
+	u.m.Pending = false
+	u.m.Generation++
+	u.m.Generated = u.o.Now().UTC()
+	u.m.Repos, u.m.Channels, u.m.Stats = repoInfos, cd.infos, stats
+	u.m.Snapshots, u.m.MetaSources = cd.records(), cd.metaSources
+	if err := writeManifest(ctx, st, u.m); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	u.rep.Generation, u.rep.Stats = u.m.Generation, stats
+	for _, p := range changed {
+		u.rep.Changed = append(u.rep.Changed, p.Name)
+	}
+	u.rep.Deleted = deleted
+	return u.syncIndex(u.m.Generation-1, u.m.Generation, changed, deleted)
+}
+
+// syncIndex applies the changes to the search index, or rebuilds it from
+// the bucket when it cannot be updated.
+func (u *updater) syncIndex(from, to int64, changed []Package, deleted []string) error {
+	dir := u.o.IndexDir
+	if dir == "" {
+		return nil
+	}
+	if from == to {
+		if g, err := IndexGeneration(dir); err == nil && g == to {
+			return nil
+		}
+	} else {
+		err := updateIndex(dir, from, to, changed, deleted)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errIndexStale) && !errors.Is(err, ErrNoIndex) {
+			u.o.Logger.Warn("rebuilding the search index", "err", err)
+		}
+	}
+	u.rep.IndexRebuilt = true
+	return RebuildIndex(u.ctx, u.st, dir, u.o.IndexShards)
+}
+
+// diffRepo compares a repository's listing with its recorded state and
+// reads the narinfos that are new (or were replaced).
+func (u *updater) diffRepo(repo string, present bool) error {
+	ctx, st := u.ctx, u.st
+	old, err := u.loadState(repo)
+	if err != nil {
+		return err
+	}
+	u.oldState[repo] = old
+	// Narinfos are write-once (docs/layout.md): a hash already recorded
+	// is the same narinfo, so a folder bucket's listing need not stat
+	// every file. (Object stores list modification times for free; a
+	// narinfo replaced in place there is read again.)
+	var ls []listed
+	if present {
+		if ls, err = listNarInfos(ctx, st, repo, false, u.o.Workers); err != nil {
+			return err
+		}
+	}
+	var toRead []listed
+	var removed []pathRec
+	i, j := 0, 0
+	for i < len(old) || j < len(ls) {
+		switch {
+		case j == len(ls) || i < len(old) && old[i].hash() < ls[j].hash:
+			removed = append(removed, old[i])
+			i++
+		case i == len(old) || ls[j].hash < old[i].hash():
+			toRead = append(toRead, ls[j])
+			j++
+		default:
+			if ls[j].mod != 0 && ls[j].mod != old[i].mod {
+				removed = append(removed, old[i])
+				toRead = append(toRead, ls[j])
+			}
+			i++
+			j++
+		}
+	}
+	added, err := readListed(ctx, st, repo, toRead, u.o)
+	if err != nil {
+		return err
+	}
+	if len(added) == 0 && len(removed) == 0 {
+		u.newState[repo] = old
+		return nil
+	}
+	// New state: old minus removed plus added, sorted by hash.
+	gone := map[string]bool{}
+	for _, r := range removed {
+		gone[r.hash()] = true
+	}
+	ns := make([]pathRec, 0, len(old)+len(added))
+	for _, r := range old {
+		if !gone[r.hash()] {
+			ns = append(ns, r)
+		}
+	}
+	ns = append(ns, added...)
+	sort.Slice(ns, func(a, b int) bool { return ns[a].hash() < ns[b].hash() })
+	// A replaced narinfo with the same content is no change at all.
+	u.newState[repo] = ns
+	d := map[byte]bool{}
+	for _, r := range removed {
+		d[r.sp[spHash]] = true
+		u.note(u.removes, repo, r)
+	}
+	for _, r := range added {
+		d[r.sp[spHash]] = true
+		u.note(u.adds, repo, r)
+	}
+	u.dirty[repo] = d
+	u.rep.Added += len(added)
+	u.rep.Removed += len(removed)
+	return nil
+}
+
+func (u *updater) note(m map[string][]repoRec, repo string, r pathRec) {
+	if r.kind != 'p' {
+		return
+	}
+	e, err := ParseEntry(r.sp)
+	if err != nil {
+		return
+	}
+	m[e.Package] = append(m[e.Package], repoRec{repo, r})
+}
+
+func (u *updater) loadState(repo string) ([]pathRec, error) {
+	known := false
+	for _, r := range u.m.Repos {
+		known = known || r.Name == repo
+	}
+	if !known {
+		return nil, nil
+	}
+	parts := make([][]pathRec, len(nix32Alphabet))
+	err := parallel(u.ctx, len(nix32Alphabet), max(4, runtime.GOMAXPROCS(0)), func(i int) error {
+		b, err := getZstd(u.ctx, u.st, stateShardKey(repo, nix32Alphabet[i]))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		recs, err := decodeState(b)
+		if err != nil {
+			return fmt.Errorf("index: %s: %w", stateShardKey(repo, nix32Alphabet[i]), err)
+		}
+		parts[i] = recs
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []pathRec
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out, nil
+}
+
+func (u *updater) loadMeta() (map[string]pkgMeta, error) {
+	meta := map[string]pkgMeta{}
+	b, err := getZstd(u.ctx, u.st, MetaKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return meta, nil
+	}
+	if err != nil {
+		return meta, err
+	}
+	return meta, json.Unmarshal(b, &meta)
+}
+
+// channelChanges finds snapshots added or removed since the manifest and
+// marks the packages they carried as affected.
+func (u *updater) channelChanges(cd *channelsData, affected map[string]bool) (bool, error) {
+	now := map[string]*snapshotData{}
+	for _, s := range cd.snaps {
+		now[s.key] = s
+	}
+	changed := false
+	mark := func(pairs []string) {
+		for _, p := range pairs {
+			name, _, _ := strings.Cut(p, "\t")
+			affected[name] = true
+		}
+	}
+	for _, s := range cd.snaps {
+		if s.fresh {
+			changed = true
+			u.rep.Snapshots++
+			mark(s.pairs)
+		}
+	}
+	for _, old := range u.m.Snapshots {
+		s, ok := now[old.Key]
+		if ok && !s.fresh {
+			continue
+		}
+		changed = true
+		if !ok {
+			u.rep.Snapshots++
+		}
+		if old.HasPairs {
+			parts := strings.SplitN(old.Key, "/", 3)
+			b, err := getZstd(u.ctx, u.st, snapshotPairsKey(parts[0], parts[1], parts[2]))
+			if err == nil {
+				mark(splitLines(b))
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return false, fmt.Errorf("index: %w", err)
+			}
+		}
+	}
+	// Snapshot order decides Version.Channels order; a changed set of
+	// keys (not only content) must recompute too — covered above.
+	return changed, nil
+}
+
+// pathStats counts distinct store paths by kind across the new states.
+func (u *updater) pathStats() Stats {
+	all := make([]repoPaths, 0, len(u.names))
+	for _, n := range u.names {
+		all = append(all, repoPaths{name: n, recs: u.newState[n]})
+	}
+	var s Stats
+	pos := make([]int, len(all))
+	for {
+		best := ""
+		var kind byte
+		for i := range all {
+			if pos[i] < len(all[i].recs) {
+				if h := all[i].recs[pos[i]].hash(); best == "" || h < best {
+					best, kind = h, all[i].recs[pos[i]].kind
+				}
+			}
+		}
+		if best == "" {
+			return s
+		}
+		for i := range all {
+			if pos[i] < len(all[i].recs) && all[i].recs[pos[i]].hash() == best {
+				pos[i]++
+			}
+		}
+		switch kind {
+		case 'p':
+			s.Paths++
+		case 'd':
+			s.Derivations++
+		case 's':
+			s.Sources++
+		default:
+			s.Other++
+		}
+	}
+}
+
+// applyPackages recomputes the affected packages from their shard, the
+// path additions and removals, and writes the changed shards.
+func (u *updater) applyPackages(affected map[string]bool, chChanged bool, chans func(string, string) []string,
+	metaFor func(string, *Package) func(*Package)) ([]Package, []string, error) {
+	byShard := map[int][]string{}
+	for n := range affected {
+		s := ShardOf(n)
+		byShard[s] = append(byShard[s], n)
+	}
+	shardIDs := make([]int, 0, len(byShard))
+	for s := range byShard {
+		shardIDs = append(shardIDs, s)
+	}
+	sort.Ints(shardIDs)
+	loaded := make([][]Package, len(shardIDs))
+	err := parallel(u.ctx, len(shardIDs), max(4, runtime.GOMAXPROCS(0)), func(i int) error {
+		p, err := readShard(u.ctx, u.st, shardIDs[i])
+		loaded[i] = p
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var changed []Package
+	var deleted []string
+	writes := map[int][]Package{}
+	for k, sid := range shardIDs {
+		pkgs := loaded[k]
+		byName := make(map[string]int, len(pkgs))
+		for i := range pkgs {
+			byName[pkgs[i].Name] = i
+		}
+		names := byShard[sid]
+		sort.Strings(names)
+		touched := false
+		for _, name := range names {
+			var old *Package
+			if i, ok := byName[name]; ok {
+				old = &pkgs[i]
+			}
+			np, ok := u.recompute(name, old, chChanged, chans, metaFor(name, old))
+			switch {
+			case !ok && old == nil:
+				continue
+			case !ok:
+				deleted = append(deleted, name)
+				old.Name = "" // tombstone
+				touched = true
+			case old != nil && reflect.DeepEqual(*old, np):
+				continue
+			default:
+				if old != nil {
+					*old = np
+				} else {
+					pkgs = append(pkgs, np)
+					byName[name] = len(pkgs) - 1
+				}
+				changed = append(changed, np)
+				touched = true
+			}
+		}
+		if !touched {
+			continue
+		}
+		out := pkgs[:0:0]
+		for _, p := range pkgs {
+			if p.Name != "" {
+				out = append(out, p)
+			}
+		}
+		sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+		writes[sid] = out
+		var ss shardStat
+		for _, p := range out {
+			ss.Packages++
+			ss.Versions += len(p.Versions)
+		}
+		u.m.ShardStats[sid] = ss
+	}
+	ids := make([]int, 0, len(writes))
+	for s := range writes {
+		ids = append(ids, s)
+	}
+	err = parallel(u.ctx, len(ids), max(4, runtime.GOMAXPROCS(0)), func(i int) error {
+		if err := writeShard(u.ctx, u.st, ids[i], writes[ids[i]]); err != nil {
+			return fmt.Errorf("index: write %s: %w", PackageShardKey(ids[i]), err)
+		}
+		return nil
+	})
+	sort.Slice(changed, func(a, b int) bool { return changed[a].Name < changed[b].Name })
+	sort.Strings(deleted)
+	return changed, deleted, err
+}
+
+// recompute applies the package's path changes to its previous state and
+// reassembles it; ok is false when no path is left.
+func (u *updater) recompute(name string, old *Package, chChanged bool, chans func(string, string) []string, meta func(*Package)) (Package, bool) {
+	var ps []pathEntry
+	oldChans := map[string][]string{}
+	if old != nil {
+		for _, v := range old.Versions {
+			oldChans[v.Version] = v.Channels
+			for _, p := range v.Paths {
+				ps = append(ps, pathEntry{PathInfo: p, version: v.Version})
+			}
+		}
+	}
+	find := func(sp string) int {
+		for i := range ps {
+			if ps[i].StorePath == sp {
+				return i
+			}
+		}
+		return -1
+	}
+	for _, rr := range u.removes[name] {
+		i := find(rr.rec.sp)
+		if i < 0 {
+			continue
+		}
+		ps[i].Repos = slices.DeleteFunc(slices.Clone(ps[i].Repos), func(r string) bool { return r == rr.repo })
+		if len(ps[i].Repos) == 0 {
+			ps = slices.Delete(ps, i, i+1)
+		}
+	}
+	for _, ra := range u.adds[name] {
+		up := time.Unix(0, ra.rec.mod).UTC()
+		if i := find(ra.rec.sp); i >= 0 {
+			ps[i].Repos = unionSorted(ps[i].Repos, []string{ra.repo})
+			if up.Before(ps[i].Uploaded) {
+				ps[i].Uploaded, ps[i].NarSize, ps[i].FileSize = up, ra.rec.narSize, ra.rec.fileSize
+			}
+			continue
+		}
+		e, err := ParseEntry(ra.rec.sp)
+		if err != nil {
+			continue
+		}
+		ps = append(ps, pathEntry{
+			PathInfo: PathInfo{StorePath: ra.rec.sp, Output: e.Output, NarSize: ra.rec.narSize, FileSize: ra.rec.fileSize,
+				Uploaded: up, Repos: []string{ra.repo}},
+			version: e.Version,
+		})
+	}
+	if len(ps) == 0 {
+		return Package{}, false
+	}
+	cf := chans
+	if !chChanged {
+		cf = func(n, v string) []string {
+			if c, ok := oldChans[v]; ok {
+				return c
+			}
+			return chans(n, v)
+		}
+	}
+	return assemble(name, ps, cf, meta), true
+}
+
+// writeState writes the changed state shards, new snapshot pair files and
+// metadata, and forgets removed repositories and snapshots.
+func (u *updater) writeState(cd *channelsData, meta map[string]pkgMeta, metaChanged bool) error {
+	ctx, st := u.ctx, u.st
+	type job struct {
+		key  string
+		data []byte
+		del  bool
+	}
+	var jobs []job
+	for _, repo := range u.names {
+		d := u.dirty[repo]
+		if len(d) == 0 {
+			continue
+		}
+		shards := stateShards(u.newState[repo])
+		for c := range d {
+			jobs = append(jobs, job{key: stateShardKey(repo, c), data: encodeState(shards[c])})
+		}
+	}
+	for _, s := range cd.snaps {
+		if s.fresh && s.hasPaths {
+			jobs = append(jobs, job{key: snapshotPairsKey(s.repo, s.channel, s.info.ID), data: []byte(strings.Join(s.pairs, "\n") + "\n")})
+		}
+	}
+	now := map[string]bool{}
+	for _, s := range cd.snaps {
+		now[s.key] = true
+	}
+	for _, old := range u.m.Snapshots {
+		if !now[old.Key] && old.HasPairs {
+			parts := strings.SplitN(old.Key, "/", 3)
+			jobs = append(jobs, job{key: snapshotPairsKey(parts[0], parts[1], parts[2]), del: true})
+		}
+	}
+	if metaChanged {
+		b, err := json.Marshal(meta)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, job{key: MetaKey, data: b})
+	}
+	err := parallel(ctx, len(jobs), max(4, runtime.GOMAXPROCS(0)), func(i int) error {
+		j := jobs[i]
+		if j.del {
+			if err := st.Delete(ctx, j.key); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("index: %w", err)
+			}
+			return nil
+		}
+		if err := putZstd(ctx, st, j.key, j.data); err != nil {
+			return fmt.Errorf("index: write %s: %w", j.key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, repo := range u.names {
+		if len(u.newState[repo]) == 0 && len(u.oldState[repo]) > 0 {
+			deletePrefix(ctx, st, CatalogPrefix+"state/"+repo+"/")
+		}
+	}
+	return nil
+}
