@@ -155,7 +155,7 @@ func rel2key(repo *repoState, rel string) string { return repo.cache.Key(rel) }
 // Content-Encoding is ever set: Nix ≤ 2.33 decodes bodies itself and
 // 2.8 fails on "identity".
 func writeBytes(w http.ResponseWriter, r *http.Request, b []byte) {
-	w.Header()["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.Header()["Content-Length"] = contentLength(len(b))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(b)
@@ -194,4 +194,21 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, repo *repoS
 	}
 	defer rd.Close()
 	http.ServeContent(w, r, "", rd.ModTime(), rd)
+}
+
+// contentLengths holds the Content-Length header values of small bodies, so
+// serving a narinfo allocates no header.
+var contentLengths = func() [][]string {
+	v := make([][]string, 8192)
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}()
+
+func contentLength(n int) []string {
+	if n < len(contentLengths) {
+		return contentLengths[n]
+	}
+	return []string{strconv.Itoa(n)}
 }

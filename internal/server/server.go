@@ -254,7 +254,9 @@ func isRealisationID(id string) bool {
 // serveNix routes /api/nix/<repo>/<path>.
 func (s *Server) serveNix(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rw := &statusWriter{ResponseWriter: w}
+	rw := statusWriters.Get().(*statusWriter)
+	*rw = statusWriter{ResponseWriter: w}
+	defer statusWriters.Put(rw)
 	rest := strings.TrimPrefix(r.URL.Path, "/api/nix/")
 	name, rel, _ := strings.Cut(rest, "/")
 	k := classify(rel)
@@ -333,6 +335,9 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error
 	}
 	httpError(w, http.StatusInternalServerError, "internal error "+id)
 }
+
+// statusWriters recycles the per-request wrappers of the read path.
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // statusWriter records the status and bytes written, for metrics.
 type statusWriter struct {
