@@ -1,0 +1,194 @@
+package index
+
+import (
+	"slices"
+	"sort"
+	"time"
+)
+
+// ---------------------------------------------------------------------------
+// Assembly
+
+// pathEntry is a store path of a package with its version.
+type pathEntry struct {
+	PathInfo
+	version string
+}
+
+// assembleAll groups the merged paths of all repositories into packages.
+func assembleAll(all []repoPaths, ci *channelIndex, meta map[string]pkgMeta) *Catalog {
+	merged := mergeRepos(all)
+	cat := &Catalog{}
+	byPkg := map[string][]pathEntry{}
+	for _, m := range merged {
+		switch m.rec.kind {
+		case 'd':
+			cat.Stats.Derivations++
+			continue
+		case 's':
+			cat.Stats.Sources++
+			continue
+		case 'o':
+			cat.Stats.Other++
+			continue
+		}
+		e, err := ParseEntry(m.rec.sp)
+		if err != nil {
+			continue
+		}
+		cat.Stats.Paths++
+		byPkg[e.Package] = append(byPkg[e.Package], pathEntry{
+			PathInfo: PathInfo{StorePath: m.rec.sp, Output: e.Output, NarSize: m.rec.narSize, FileSize: m.rec.fileSize,
+				Uploaded: time.Unix(0, m.rec.mod).UTC(), Repos: m.repos},
+			version: e.Version,
+		})
+	}
+	names := make([]string, 0, len(byPkg))
+	for n := range byPkg {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	merged = nil
+	cat.Packages = make([]Package, len(names))
+	for i, n := range names {
+		pm, ok := meta[n]
+		cat.Packages[i] = assemble(n, byPkg[n], ci.lookup, metaFunc(pm, ok))
+		delete(byPkg, n) // its paths now live in the package only
+		cat.Stats.Versions += len(cat.Packages[i].Versions)
+	}
+	cat.Stats.Packages = len(names)
+	return cat
+}
+
+func metaFunc(pm pkgMeta, ok bool) func(*Package) {
+	return func(p *Package) {
+		if ok {
+			p.Description, p.Homepage, p.License, p.AttrPath = pm.Description, pm.Homepage, pm.License, pm.AttrPath
+		}
+	}
+}
+
+type mergedPath struct {
+	rec   *pathRec // the earliest upload
+	repos []string
+}
+
+// mergeRepos merges the repositories' hash-sorted narinfos into one entry
+// per store path.
+func mergeRepos(all []repoPaths) []mergedPath {
+	single := make([][]string, len(all)) // shared one-repo slices
+	total := 0
+	for i := range all {
+		single[i] = []string{all[i].name}
+		total += len(all[i].recs)
+	}
+	out := make([]mergedPath, 0, total)
+	pos := make([]int, len(all))
+	for {
+		best := ""
+		for i := range all {
+			if pos[i] < len(all[i].recs) {
+				if h := all[i].recs[pos[i]].hash(); best == "" || h < best {
+					best = h
+				}
+			}
+		}
+		if best == "" {
+			return out
+		}
+		var m mergedPath
+		n := 0
+		for i := range all {
+			if pos[i] < len(all[i].recs) && all[i].recs[pos[i]].hash() == best {
+				r := &all[i].recs[pos[i]]
+				if m.rec == nil || r.mod < m.rec.mod {
+					m.rec = r
+				}
+				n++
+				if n == 1 {
+					m.repos = single[i]
+				} else {
+					m.repos = append(slices.Clip(m.repos), all[i].name)
+				}
+				pos[i]++
+			}
+		}
+		out = append(out, m)
+	}
+}
+
+// assemble builds a package from its store paths: versions highest first by
+// CompareVersions, paths by output then store path, ambiguous versions
+// flagged, channels and metadata joined.
+func assemble(name string, ps []pathEntry, channels func(name, version string) []string, meta func(*Package)) Package {
+	sort.Slice(ps, func(i, j int) bool {
+		a, b := &ps[i], &ps[j]
+		if a.version != b.version {
+			return a.version < b.version
+		}
+		if a.Output != b.Output {
+			return a.Output < b.Output
+		}
+		return a.StorePath < b.StorePath
+	})
+	p := Package{Name: name}
+	for i := 0; i < len(ps); {
+		j := i
+		for j < len(ps) && ps[j].version == ps[i].version {
+			j++
+		}
+		v := Version{Version: ps[i].version, Paths: make([]PathInfo, 0, j-i)}
+		for k := i; k < j; k++ {
+			v.Paths = append(v.Paths, ps[k].PathInfo)
+			v.Repos = unionSorted(v.Repos, ps[k].Repos)
+			if k > i && ps[k].Output == ps[k-1].Output {
+				v.Ambiguous = true // several builds of one output
+			}
+		}
+		v.Channels = channels(name, v.Version)
+		p.Repos = unionSorted(p.Repos, v.Repos)
+		p.Versions = append(p.Versions, v)
+		i = j
+	}
+	sort.SliceStable(p.Versions, func(i, j int) bool {
+		if c := CompareVersions(p.Versions[i].Version, p.Versions[j].Version); c != 0 {
+			return c > 0
+		}
+		return p.Versions[i].Version < p.Versions[j].Version
+	})
+	for i := 1; i < len(p.Versions); i++ {
+		if CompareVersions(p.Versions[i-1].Version, p.Versions[i].Version) == 0 {
+			p.Versions[i-1].Ambiguous, p.Versions[i].Ambiguous = true, true
+		}
+	}
+	if len(p.Versions) > 0 {
+		p.Latest = p.Versions[0].Version
+	}
+	meta(&p)
+	return p
+}
+
+// unionSorted merges sorted b into sorted a (a may be reused when b adds
+// nothing; a is never modified in place).
+func unionSorted(a, b []string) []string {
+	if len(a) == 0 {
+		return b
+	}
+	add := false
+	for _, s := range b {
+		if _, found := slices.BinarySearch(a, s); !found {
+			add = true
+			break
+		}
+	}
+	if !add {
+		return a
+	}
+	out := slices.Clone(a)
+	for _, s := range b {
+		if i, found := slices.BinarySearch(out, s); !found {
+			out = slices.Insert(out, i, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,283 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/store"
+)
+
+// ---------------------------------------------------------------------------
+// Persistence
+
+var (
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(4<<30))
+)
+
+func putZstd(ctx context.Context, st *store.Store, key string, raw []byte) error {
+	return st.Put(ctx, key, zenc.EncodeAll(raw, make([]byte, 0, len(raw)/4+64)), &store.WriteOptions{ContentType: "application/zstd"})
+}
+
+func getZstd(ctx context.Context, st *store.Store, key string) ([]byte, error) {
+	b, err := st.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	out, err := zdec.DecodeAll(b, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return out, nil
+}
+
+func splitLines(b []byte) []string {
+	s := string(b)
+	out := make([]string, 0, strings.Count(s, "\n"))
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSuffix(line, "\n"); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func readManifest(ctx context.Context, st *store.Store) (*manifest, error) {
+	b, err := st.Get(ctx, ManifestKey)
+	if err != nil {
+		return nil, err
+	}
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("index: %s: %w", ManifestKey, err)
+	}
+	if m.Format != catalogFormat {
+		return nil, fmt.Errorf("index: %s: format %d, want %d", ManifestKey, m.Format, catalogFormat)
+	}
+	if len(m.ShardStats) != PackageShards {
+		m.ShardStats = make([]shardStat, PackageShards)
+	}
+	return &m, nil
+}
+
+func writeManifest(ctx context.Context, st *store.Store, m *manifest) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return st.Put(ctx, ManifestKey, b, &store.WriteOptions{ContentType: "application/json"})
+}
+
+// encodeShard encodes a package shard (packages sorted by name).
+func encodeShard(pkgs []Package) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(256 * len(pkgs))
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if pkgs == nil {
+		pkgs = []Package{}
+	}
+	if err := enc.Encode(pkgs); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func readShard(ctx context.Context, st *store.Store, i int) ([]Package, error) {
+	b, err := getZstd(ctx, st, PackageShardKey(i))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	var pkgs []Package
+	if err := json.Unmarshal(b, &pkgs); err != nil {
+		return nil, fmt.Errorf("index: %s: %w", PackageShardKey(i), err)
+	}
+	return pkgs, nil
+}
+
+func writeShard(ctx context.Context, st *store.Store, i int, pkgs []Package) error {
+	b, err := encodeShard(pkgs)
+	if err != nil {
+		return err
+	}
+	return putZstd(ctx, st, PackageShardKey(i), b)
+}
+
+// encodeState encodes state lines "<store path> narSize fileSize mod
+// kind" (tab-separated) for records sorted by hash.
+func encodeState(recs []pathRec) []byte {
+	b := make([]byte, 0, len(recs)*110)
+	for i := range recs {
+		r := &recs[i]
+		b = append(b, r.sp...)
+		b = append(b, '\t')
+		b = strconv.AppendUint(b, r.narSize, 10)
+		b = append(b, '\t')
+		b = strconv.AppendUint(b, r.fileSize, 10)
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, r.mod, 10)
+		b = append(b, '\t', r.kind, '\n')
+	}
+	return b
+}
+
+func decodeState(b []byte) ([]pathRec, error) {
+	s := string(b)
+	out := make([]pathRec, 0, strings.Count(s, "\n"))
+	for line := range strings.Lines(s) {
+		line = strings.TrimSuffix(line, "\n")
+		var f [5]string
+		rest := line
+		for i := 0; i < 4; i++ {
+			var ok bool
+			f[i], rest, ok = strings.Cut(rest, "\t")
+			if !ok {
+				return nil, fmt.Errorf("bad state line %q", line)
+			}
+		}
+		f[4] = rest
+		var (
+			r              pathRec
+			err1, err2, e3 error
+		)
+		if len(f[0]) <= spHash+nix.HashPartLen+1 || !strings.HasPrefix(f[0], nix.StoreDir+"/") || len(f[4]) != 1 {
+			return nil, fmt.Errorf("bad state line %q", line)
+		}
+		r.sp = f[0] // a substring of the shard: no allocation per path
+		r.narSize, err1 = strconv.ParseUint(f[1], 10, 64)
+		r.fileSize, err2 = strconv.ParseUint(f[2], 10, 64)
+		r.mod, e3 = strconv.ParseInt(f[3], 10, 64)
+		if err1 != nil || err2 != nil || e3 != nil {
+			return nil, fmt.Errorf("bad state line %q", line)
+		}
+		r.kind = f[4][0]
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// stateShards splits hash-sorted records by the first hash character.
+func stateShards(recs []pathRec) map[byte][]pathRec {
+	out := map[byte][]pathRec{}
+	for i := 0; i < len(recs); {
+		c := recs[i].sp[spHash]
+		j := i
+		for j < len(recs) && recs[j].sp[spHash] == c {
+			j++
+		}
+		out[c] = recs[i:j]
+		i = j
+	}
+	return out
+}
+
+// persistFull writes a complete catalog: every package shard, every state
+// shard of every repository, the snapshot pairs read in this run and the
+// metadata, then the manifest. State of repositories no longer cataloged
+// is deleted.
+func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Package, all []repoPaths, cd *channelsData, meta map[string]pkgMeta, prev *manifest) error {
+	pending := *m
+	pending.Pending = true
+	if prev != nil {
+		pending.Generation = prev.Generation
+	}
+	if err := writeManifest(ctx, st, &pending); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	byShard := make([][]Package, PackageShards)
+	for _, p := range pkgs {
+		s := ShardOf(p.Name)
+		byShard[s] = append(byShard[s], p)
+		m.ShardStats[s].Packages++
+		m.ShardStats[s].Versions += len(p.Versions)
+	}
+	type job struct {
+		key string
+		fn  func() error
+	}
+	var jobs []job
+	for i := range PackageShards {
+		jobs = append(jobs, job{PackageShardKey(i), func() error { return writeShard(ctx, st, i, byShard[i]) }})
+	}
+	for _, rp := range all {
+		shards := stateShards(rp.recs)
+		for c := range []byte(nix32Alphabet) {
+			ch := nix32Alphabet[c]
+			recs := shards[ch]
+			key := stateShardKey(rp.name, ch)
+			jobs = append(jobs, job{key, func() error { return putZstd(ctx, st, key, encodeState(recs)) }})
+		}
+	}
+	for _, s := range cd.snaps {
+		if s.fresh {
+			key := snapshotPairsKey(s.repo, s.channel, s.info.ID)
+			data := []byte(strings.Join(s.pairs, "\n") + "\n")
+			jobs = append(jobs, job{key, func() error { return putZstd(ctx, st, key, data) }})
+		}
+	}
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	jobs = append(jobs, job{MetaKey, func() error { return putZstd(ctx, st, MetaKey, mb) }})
+	err = parallel(ctx, len(jobs), max(4, runtime.GOMAXPROCS(0)), func(i int) error {
+		if err := jobs[i].fn(); err != nil {
+			return fmt.Errorf("index: write %s: %w", jobs[i].key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := writeManifest(ctx, st, m); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	// Forget what is no longer cataloged.
+	keep := map[string]bool{}
+	for _, rp := range all {
+		keep[rp.name] = true
+	}
+	if prev != nil {
+		for _, r := range prev.Repos {
+			if !keep[r.Name] {
+				deletePrefix(ctx, st, CatalogPrefix+"state/"+r.Name+"/")
+			}
+		}
+		current := map[string]bool{}
+		for _, s := range cd.snaps {
+			current[s.key] = true
+		}
+		for _, s := range prev.Snapshots {
+			if !current[s.Key] && s.HasPairs {
+				parts := strings.SplitN(s.Key, "/", 3)
+				_ = st.Delete(ctx, snapshotPairsKey(parts[0], parts[1], parts[2]))
+			}
+		}
+	}
+	return nil
+}
+
+func deletePrefix(ctx context.Context, st *store.Store, prefix string) {
+	var keys []string
+	_ = st.List(ctx, prefix, false, func(ob store.Object) error {
+		if !ob.Dir {
+			keys = append(keys, ob.Key)
+		}
+		return nil
+	})
+	for _, k := range keys {
+		_ = st.Delete(ctx, k)
+	}
+}
