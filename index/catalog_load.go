@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nixrepo/nixrepo/internal/work"
+
 	"github.com/nixrepo/nixrepo/internal/store"
 )
 
@@ -27,7 +29,7 @@ func Load(ctx context.Context, st *store.Store) (*Catalog, error) {
 		return nil, err
 	}
 	shards := make([][]Package, PackageShards)
-	err = parallel(ctx, PackageShards, max(4, runtime.GOMAXPROCS(0)), func(i int) error {
+	err = work.Each(ctx, max(4, runtime.GOMAXPROCS(0)), PackageShards, func(i int) error {
 		p, err := readShard(ctx, st, i)
 		shards[i] = p
 		return err

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nixrepo/nixrepo/internal/work"
+
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/nixrepo/nixrepo/internal/nix"
@@ -232,7 +234,7 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 		return err
 	}
 	jobs = append(jobs, job{MetaKey, func() error { return putZstd(ctx, st, MetaKey, mb) }})
-	err = parallel(ctx, len(jobs), max(4, runtime.GOMAXPROCS(0)), func(i int) error {
+	err = work.Each(ctx, max(4, runtime.GOMAXPROCS(0)), len(jobs), func(i int) error {
 		if err := jobs[i].fn(); err != nil {
 			return fmt.Errorf("index: write %s: %w", jobs[i].key, err)
 		}

@@ -9,8 +9,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
+
+	"github.com/nixrepo/nixrepo/internal/work"
 
 	"golang.org/x/sys/unix"
 
@@ -59,7 +60,7 @@ func listNarInfos(ctx context.Context, st *store.Store, repo string, withMod boo
 				return nil, fmt.Errorf("index: %w", err)
 			}
 			defer dr.Close()
-			err = parallel(ctx, len(out), workers, func(i int) error {
+			err = work.Each(ctx, workers, len(out), func(i int) error {
 				out[i].mod = dr.stat(out[i].hash + ".narinfo") // vanished: 0, the read will tell
 				return nil
 			})
@@ -248,7 +249,7 @@ func readListed(ctx context.Context, st *store.Store, repo string, ls []listed, 
 	}
 	recs := make([]pathRec, len(ls))
 	ok := make([]bool, len(ls))
-	err = parallel(ctx, len(ls), o.Workers, func(i int) error {
+	err = work.Each(ctx, o.Workers, len(ls), func(i int) error {
 		r, good, err := readNarInfo(ctx, st, dr, repo, ls[i], o)
 		recs[i], ok[i] = r, good
 		return err
@@ -263,44 +264,4 @@ func readListed(ctx context.Context, st *store.Store, repo string, ls []listed, 
 		}
 	}
 	return slices.Clip(out), nil
-}
-
-// parallel runs fn(0..n-1) on up to workers goroutines and returns the
-// first error.
-func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
-	if n == 0 {
-		return nil
-	}
-	workers = max(1, min(workers, n))
-	var (
-		next     atomic.Int64
-		firstErr error
-		errOnce  sync.Once
-		failed   atomic.Bool
-		wg       sync.WaitGroup
-	)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !failed.Load() {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if i%256 == 0 && ctx.Err() != nil {
-					errOnce.Do(func() { firstErr = ctx.Err() })
-					failed.Store(true)
-					return
-				}
-				if err := fn(i); err != nil {
-					errOnce.Do(func() { firstErr = err })
-					failed.Store(true)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return firstErr
 }

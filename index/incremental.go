@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nixrepo/nixrepo/internal/work"
+
 	"github.com/nixrepo/nixrepo/internal/store"
 )
 
@@ -370,7 +372,7 @@ func (u *updater) loadState(repo string) ([]pathRec, error) {
 		return nil, nil
 	}
 	parts := make([][]pathRec, len(nix32Alphabet))
-	err := parallel(u.ctx, len(nix32Alphabet), max(4, runtime.GOMAXPROCS(0)), func(i int) error {
+	err := work.Each(u.ctx, max(4, runtime.GOMAXPROCS(0)), len(nix32Alphabet), func(i int) error {
 		b, err := getZstd(u.ctx, u.st, stateShardKey(repo, nix32Alphabet[i]))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -506,7 +508,7 @@ func (u *updater) applyPackages(affected map[string]bool, chChanged bool, chans 
 	}
 	sort.Ints(shardIDs)
 	loaded := make([][]Package, len(shardIDs))
-	err := parallel(u.ctx, len(shardIDs), max(4, runtime.GOMAXPROCS(0)), func(i int) error {
+	err := work.Each(u.ctx, max(4, runtime.GOMAXPROCS(0)), len(shardIDs), func(i int) error {
 		p, err := readShard(u.ctx, u.st, shardIDs[i])
 		loaded[i] = p
 		return err
@@ -574,7 +576,7 @@ func (u *updater) applyPackages(affected map[string]bool, chChanged bool, chans 
 	for s := range writes {
 		ids = append(ids, s)
 	}
-	err = parallel(u.ctx, len(ids), max(4, runtime.GOMAXPROCS(0)), func(i int) error {
+	err = work.Each(u.ctx, max(4, runtime.GOMAXPROCS(0)), len(ids), func(i int) error {
 		if err := writeShard(u.ctx, u.st, ids[i], writes[ids[i]]); err != nil {
 			return fmt.Errorf("index: write %s: %w", PackageShardKey(ids[i]), err)
 		}
@@ -692,7 +694,7 @@ func (u *updater) writeState(cd *channelsData, meta map[string]pkgMeta, metaChan
 		}
 		jobs = append(jobs, job{key: MetaKey, data: b})
 	}
-	err := parallel(ctx, len(jobs), max(4, runtime.GOMAXPROCS(0)), func(i int) error {
+	err := work.Each(ctx, max(4, runtime.GOMAXPROCS(0)), len(jobs), func(i int) error {
 		j := jobs[i]
 		if j.del {
 			if err := st.Delete(ctx, j.key); err != nil && !errors.Is(err, store.ErrNotFound) {

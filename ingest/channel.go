@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -175,7 +176,7 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 		return nil, fmt.Errorf("%w: flavor %q (nixpkgs or nixos)", ErrInvalid, o.Flavor)
 	}
 	for name := range o.Extra {
-		if name == ChannelTarball || !contains(SnapshotFiles, name) {
+		if name == ChannelTarball || !slices.Contains(SnapshotFiles, name) {
 			return nil, fmt.Errorf("%w: a snapshot may carry %s besides the tarball, not %q", ErrInvalid, strings.Join(SnapshotFiles[1:], ", "), name)
 		}
 	}
@@ -356,15 +357,6 @@ func contentTypeOf(name string) string {
 	return "application/octet-stream"
 }
 
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
-}
-
 // checkChannelTarball unpacks an xz tarball into a temporary folder the way
 // Nix does for a channel or fetchTarball and returns the nix32 sha256 of the
 // single top-level directory's NAR (fetchTarball's sha256).
@@ -500,7 +492,7 @@ func unpackTar(tr *tar.Reader, dir string) (string, error) {
 // packages.json.br) to an existing snapshot. Snapshots are immutable: a file
 // the snapshot already has may only be sent again with the same bytes.
 func AddSnapshotFile(ctx context.Context, repo *store.Cache, channel, flavor, id, name string, data []byte) error {
-	if name == ChannelTarball || !contains(SnapshotFiles, name) {
+	if name == ChannelTarball || !slices.Contains(SnapshotFiles, name) {
 		return fmt.Errorf("%w: a snapshot holds %s; %q is not one of them", ErrInvalid, strings.Join(SnapshotFiles, ", "), name)
 	}
 	unlock := lockChannel(repo, channel)
@@ -517,7 +509,7 @@ func AddSnapshotFile(ctx context.Context, repo *store.Cache, channel, flavor, id
 		return fmt.Errorf("%w: channel %s has no %s snapshot %s yet: upload %s first", ErrMismatch, channel, flavor, id, ChannelTarball)
 	}
 	key := repo.Key(SnapshotRel(channel, flavor, id) + name)
-	if contains(snap.Files, name) {
+	if slices.Contains(snap.Files, name) {
 		old, err := repo.Get(ctx, key)
 		if err != nil {
 			return err

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nixrepo/nixrepo/internal/work"
+
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -208,7 +210,7 @@ func (in *ingester) load(ctx context.Context) ([]*candidate, error) {
 		return nil, fmt.Errorf("ingest: listing %s: %w", in.src.Name(), err)
 	}
 	cands := make([]*candidate, len(hashes))
-	err := parallel(ctx, in.opts.Workers*4, len(hashes), func(i int) error {
+	err := work.Each(ctx, in.opts.Workers*4, len(hashes), func(i int) error {
 		c := &candidate{hash: hashes[i]}
 		cands[i] = c
 		ni, _, err := in.src.ReadNarInfo(ctx, c.hash)
@@ -303,7 +305,7 @@ func (in *ingester) verify(ctx context.Context, cands []*candidate) error {
 		}
 	}
 	report()
-	return parallel(ctx, in.opts.Workers, len(todo), func(i int) error {
+	return work.Each(ctx, in.opts.Workers, len(todo), func(i int) error {
 		c := todo[i]
 		err := in.verifyOne(ctx, c)
 		done.Add(1)

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nixrepo/nixrepo/internal/work"
+
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -75,7 +77,7 @@ func MirrorPaths(ctx context.Context, repo *store.Cache, up *Upstream, roots []n
 	for len(level) > 0 {
 		results := make([]*nix.NarInfo, len(level))
 		present := make([]bool, len(level))
-		err := parallel(ctx, workers*2, len(level), func(i int) error {
+		err := work.Each(ctx, workers*2, len(level), func(i int) error {
 			p := level[i]
 			ok, err := repo.HasNarInfo(ctx, p.HashPart())
 			if err != nil {
@@ -141,7 +143,7 @@ func MirrorPaths(ctx context.Context, repo *store.Cache, up *Upstream, roots []n
 		}
 	}
 	report()
-	err := parallel(ctx, workers, len(todo), func(i int) error {
+	err := work.Each(ctx, workers, len(todo), func(i int) error {
 		ni := todo[i]
 		defer func() { done.Add(1); doneBytes.Add(int64(ni.FileSize)); report() }()
 		// Resume: a NAR file stored by an earlier run has its measurement.

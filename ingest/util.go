@@ -1,55 +1,12 @@
 package ingest
 
 import (
-	"context"
 	"errors"
 	"io"
-	"sync"
 	"sync/atomic"
 )
 
 type ioWriter = io.Writer
-
-// parallel runs fn(0..n-1) on up to workers goroutines and returns the first
-// error; after an error or cancellation no new calls start.
-func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
-	if workers < 1 {
-		workers = 1
-	}
-	if workers > n {
-		workers = n
-	}
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
-		failed   atomic.Bool
-	)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !failed.Load() {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				err := ctx.Err()
-				if err == nil {
-					err = fn(i)
-				}
-				if err != nil {
-					once.Do(func() { firstErr = err })
-					failed.Store(true)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return firstErr
-}
 
 // countingReader adds every byte read to n.
 type countingReader struct {

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nixrepo/nixrepo/internal/work"
+
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -53,28 +55,34 @@ func Verify(ctx context.Context, repo *store.Cache, opts *VerifyOptions) (*Verif
 	if err := repo.NarInfos(ctx, func(h string) error { hashes = append(hashes, h); return nil }); err != nil {
 		return nil, fmt.Errorf("verify: listing %s: %w", repo.Name(), err)
 	}
-	// The store path behind every hash, so references are checked by full
-	// path (a reference with the right hash but another name is missing).
-	have := make(map[string]nix.StorePath, len(hashes))
-	names := make([]nix.StorePath, len(hashes))
-	if err := parallel(ctx, workers(opts.Workers)*4, len(hashes), func(i int) error {
+	// Read every narinfo once up front: the store path behind every hash
+	// lets references be checked by full path (a reference with the right
+	// hash but another name is missing), and the NAR checks reuse it.
+	infos := make([]*nix.NarInfo, len(hashes))
+	readErrs := make([]error, len(hashes))
+	if err := work.Each(ctx, workers(opts.Workers)*4, len(hashes), func(i int) error {
 		ni, _, err := repo.ReadNarInfo(ctx, hashes[i])
-		if err == nil {
-			names[i] = ni.StorePath
+		var pe *nix.ParseError
+		if err != nil && !errors.As(err, &pe) && !errors.Is(err, store.ErrNotFound) {
+			return err
 		}
+		infos[i], readErrs[i] = ni, err
 		return nil
 	}); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("verify %s: %w", repo.Name(), err)
 	}
+	have := make(map[string]nix.StorePath, len(hashes))
 	for i, h := range hashes {
-		have[h] = names[i]
+		if infos[i] != nil {
+			have[h] = infos[i].StorePath
+		}
 	}
 	rep := &VerifyReport{Repo: repo.Name(), Checked: len(hashes), Problems: []Problem{}}
 	var mu sync.Mutex
 	var done atomic.Int64
 	var bytes atomic.Int64
-	err := parallel(ctx, workers(opts.Workers), len(hashes), func(i int) error {
-		name, problems, err := verifyPath(ctx, repo, hashes[i], have, opts.Keys, &bytes)
+	err := work.Each(ctx, workers(opts.Workers), len(hashes), func(i int) error {
+		name, problems, err := verifyPath(ctx, repo, hashes[i], infos[i], readErrs[i], have, opts.Keys, &bytes)
 		if err != nil {
 			return err
 		}
@@ -101,10 +109,11 @@ func Verify(ctx context.Context, repo *store.Cache, opts *VerifyOptions) (*Verif
 
 func workers(n int) int { return max(n, 1) }
 
-func verifyPath(ctx context.Context, repo *store.Cache, hash string, have map[string]nix.StorePath, keys []nix.PublicKey, bytes *atomic.Int64) (string, []string, error) {
+// verifyPath checks one path; ni and readErr are the result of reading its
+// narinfo (a parse error or a narinfo deleted meanwhile).
+func verifyPath(ctx context.Context, repo *store.Cache, hash string, ni *nix.NarInfo, readErr error, have map[string]nix.StorePath, keys []nix.PublicKey, bytes *atomic.Int64) (string, []string, error) {
 	name := hash + ".narinfo"
-	ni, _, err := repo.ReadNarInfo(ctx, hash)
-	if err != nil {
+	if err := readErr; err != nil {
 		var pe *nix.ParseError
 		if errors.As(err, &pe) {
 			return name, []string{fmt.Sprintf("malformed narinfo: %v", pe)}, nil

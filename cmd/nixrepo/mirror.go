@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -125,7 +126,7 @@ with a progress bar. The exit status is 1 when any path failed.`,
 					return fmt.Errorf("mirror paths: channel %s: %w", channel, err)
 				}
 				cur, ok := ch.Current()
-				if !ok || !contains(cur.Files, ingest.ChannelStorePaths) {
+				if !ok || !slices.Contains(cur.Files, ingest.ChannelStorePaths) {
 					return fmt.Errorf("mirror paths: channel %s has no store-paths.xz in its current snapshot", channel)
 				}
 				b, err := repo.Get(ctx, repo.Key(ingest.SnapshotRel(channel, cur.Flavor, cur.ID)+ingest.ChannelStorePaths))
@@ -187,15 +188,6 @@ func unxz(b []byte) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(r)
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *app) mirrorChannels(ctx context.Context, cfg *config.Config, only string) ([]*ingest.MirrorResult, error) {

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -236,31 +235,13 @@ func Parse(data []byte, source, dir string) (*Config, error) {
 	return c, nil
 }
 
-// Server defaults.
-const (
-	DefaultListen              = "127.0.0.1:8080"
-	DefaultMaxObjectSize       = 16 << 30
-	DefaultMaxUploads          = 16
-	DefaultUploadStallTimeout  = 5 * time.Minute
-	DefaultNarInfoCacheEntries = 65536
-)
+// DefaultListen is where `nixrepo serve` listens without [server] listen.
+// The other [server] settings default in package server (0 = its default).
+const DefaultListen = "127.0.0.1:8080"
 
 func (c *Config) applyDefaults() {
-	s := &c.Server
-	if s.Listen == "" {
-		s.Listen = DefaultListen
-	}
-	if s.MaxObjectSize == 0 {
-		s.MaxObjectSize = DefaultMaxObjectSize
-	}
-	if s.MaxUploads == 0 {
-		s.MaxUploads = DefaultMaxUploads
-	}
-	if s.UploadStallTimeout == 0 {
-		s.UploadStallTimeout = Duration(DefaultUploadStallTimeout)
-	}
-	if s.NarInfoCacheEntries == 0 {
-		s.NarInfoCacheEntries = DefaultNarInfoCacheEntries
+	if c.Server.Listen == "" {
+		c.Server.Listen = DefaultListen
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/nixrepo/nixrepo/ingest"
@@ -78,7 +79,7 @@ func (s *Server) serveChannel(w http.ResponseWriter, r *http.Request, repo *repo
 			"Tarball": fmt.Sprintf("%s/channels/%s/%s/%s/%s", base, name, snap.Flavor, snap.ID, ingest.ChannelTarball)})
 	case len(parts) == 4:
 		snap, ok := ch.Snapshot(parts[2])
-		if !ok || snap.Flavor != parts[1] || !contains(snap.Files, parts[3]) {
+		if !ok || snap.Flavor != parts[1] || !slices.Contains(snap.Files, parts[3]) {
 			httpError(w, http.StatusNotFound, "not found")
 			return
 		}
@@ -192,13 +193,4 @@ func (e *exactReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("%w: reading the upload: %v", ingest.ErrInvalid, err)
 	}
 	return n, err
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
@@ -19,7 +21,7 @@ type remoteState struct {
 	up          *ingest.Upstream
 	negativeTTL time.Duration
 
-	flights flightGroup
+	flights singleflight.Group // one upstream fetch per object at a time
 
 	mu       sync.Mutex
 	negative map[string]time.Time    // narinfo hash → until when it is known missing
@@ -64,7 +66,7 @@ func (s *Server) remoteNarInfo(ctx context.Context, repo *repoState, hash string
 		return p.served, true
 	}
 	rs.mu.Unlock()
-	v, err := rs.flights.do("ni:"+hash, func() (any, error) {
+	v, err, _ := rs.flights.Do("ni:"+hash, func() (any, error) {
 		ni, err := rs.up.NarInfo(context.WithoutCancel(ctx), hash)
 		if err != nil {
 			return nil, err
@@ -124,7 +126,7 @@ func (s *Server) remoteNar(w http.ResponseWriter, r *http.Request, repo *repoSta
 		return false
 	}
 	leader := false
-	_, err := rs.flights.do("nar:"+rel, func() (any, error) {
+	_, err, _ := rs.flights.Do("nar:"+rel, func() (any, error) {
 		leader = true
 		tee := &clientWriter{w: w, r: r, size: p.ni.FileSize}
 		// Detached from the client: a client that goes away must not
@@ -230,7 +232,7 @@ func (s *Server) completeRef(ctx context.Context, repo *repoState, hash string) 
 	if p == nil {
 		return
 	}
-	_, err := rs.flights.do("nar:"+p.narRel, func() (any, error) {
+	_, err, _ := rs.flights.Do("nar:"+p.narRel, func() (any, error) {
 		m, err := ingest.PullNar(ctx, repo.cache, rs.up, p.ni, nil)
 		if err != nil {
 			return nil, err
@@ -293,40 +295,3 @@ func (c *clientWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = (*clientWriter)(nil)
-
-// flightGroup runs one call per key at a time; concurrent callers with the
-// same key wait for it and share its result.
-type flightGroup struct {
-	mu    sync.Mutex
-	calls map[string]*flight
-}
-
-type flight struct {
-	wg  sync.WaitGroup
-	val any
-	err error
-}
-
-func (g *flightGroup) do(key string, fn func() (any, error)) (any, error) {
-	g.mu.Lock()
-	if g.calls == nil {
-		g.calls = map[string]*flight{}
-	}
-	if f, ok := g.calls[key]; ok {
-		g.mu.Unlock()
-		f.wg.Wait()
-		return f.val, f.err
-	}
-	f := &flight{}
-	f.wg.Add(1)
-	g.calls[key] = f
-	g.mu.Unlock()
-	defer func() {
-		f.wg.Done()
-		g.mu.Lock()
-		delete(g.calls, key)
-		g.mu.Unlock()
-	}()
-	f.val, f.err = fn()
-	return f.val, f.err
-}
