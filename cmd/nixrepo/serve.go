@@ -110,7 +110,7 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 	return srv, st, nil
 }
 
-func (a *app) listenAndServe(ctx context.Context, cfg *config.Config, h http.Handler) error {
+func (a *app) listenAndServe(ctx context.Context, cfg *config.Config, h *server.Server) error {
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,
@@ -132,7 +132,7 @@ func (a *app) listenAndServe(ctx context.Context, cfg *config.Config, h http.Han
 		if scheme == "https" {
 			errc <- hs.ServeTLS(ln, cfg.Path(cfg.Server.TLSCertFile), cfg.Path(cfg.Server.TLSKeyFile))
 		} else {
-			errc <- hs.Serve(ln)
+			errc <- h.Serve(ln, hs)
 		}
 	}()
 	select {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // authorize decides a request. It returns 0 when allowed, else the status
@@ -13,9 +14,14 @@ import (
 // preemptively; the token is the password and any user name is accepted
 // (Cachix-style netrc files leave the login empty).
 func (s *Server) authorize(r *http.Request, repo *repoState, write bool) (int, string) {
-	_, password, hasAuth := r.BasicAuth()
+	return s.authorizeHeader(r.Header.Get("Authorization"), repo, write)
+}
+
+// authorizeHeader decides on the value of the Authorization header.
+func (s *Server) authorizeHeader(auth string, repo *repoState, write bool) (int, string) {
+	password, hasAuth := basicPassword(auth)
 	if !hasAuth {
-		if r.Header.Get("Authorization") != "" {
+		if auth != "" {
 			return http.StatusUnauthorized, "only HTTP Basic authentication is supported (token as the password)"
 		}
 		if !write && repo.Public {
@@ -37,6 +43,21 @@ func (s *Server) authorize(r *http.Request, repo *repoState, write bool) (int, s
 		return 0, ""
 	}
 	return http.StatusForbidden, "token " + tok.Name + " may not read " + repo.Name
+}
+
+// basicPassword is the password of an HTTP Basic Authorization header
+// value, parsed as net/http's Request.BasicAuth parses it.
+func basicPassword(auth string) (string, bool) {
+	const prefix = "Basic "
+	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return "", false
+	}
+	c, err := base64.StdEncoding.DecodeString(auth[len(prefix):])
+	if err != nil {
+		return "", false
+	}
+	_, password, ok := strings.Cut(string(c), ":")
+	return password, ok
 }
 
 // lookupToken compares the password's hash with every configured token in

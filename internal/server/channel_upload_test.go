@@ -33,8 +33,7 @@ func channelServer(t *testing.T) (*httptest.Server, *store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
+	hs := serveFast(t, srv)
 	return hs, st
 }
 

@@ -154,8 +154,7 @@ func newEnv(t testing.TB, st *store.Store, opts *server.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
+	ts := serveFast(t, srv)
 	client := &http.Client{
 		Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true},
 		// Report redirects as they are: a redirect is a status too.
@@ -164,6 +163,24 @@ func newEnv(t testing.TB, st *store.Store, opts *server.Options) *env {
 	}
 	t.Cleanup(client.CloseIdleConnections)
 	return &env{t: t, st: st, srv: srv, ts: ts, client: client}
+}
+
+// serveFast serves srv the way "nixrepo serve" does (Server.Serve: the
+// read fast path in front of net/http) on a loopback port, until the test
+// ends.
+func serveFast(t testing.TB, srv *server.Server) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(srv)
+	ts.URL = "http://" + ts.Listener.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ts.Listener, ts.Config) }()
+	t.Cleanup(func() {
+		ts.Config.Close()
+		if err := <-done; err != http.ErrServerClosed {
+			t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+		}
+	})
+	return ts
 }
 
 // cred is how a request authenticates.

@@ -66,8 +66,7 @@ type child struct {
 	bytesOut prometheus.Counter
 }
 
-func (m *metrics) observe(k kind, method string, w *statusWriter, d time.Duration) {
-	code := w.status
+func (m *metrics) observe(k kind, method string, code int, bytes int64, d time.Duration) {
 	if code == 0 {
 		code = http.StatusOK
 	}
@@ -89,8 +88,8 @@ func (m *metrics) observe(k kind, method string, w *statusWriter, d time.Duratio
 	ch := c.(*child)
 	ch.requests.Inc()
 	ch.latency.Observe(d.Seconds())
-	if w.bytes > 0 {
-		ch.bytesOut.Add(float64(w.bytes))
+	if bytes > 0 {
+		ch.bytesOut.Add(float64(bytes))
 	}
 }
 

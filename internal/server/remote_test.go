@@ -69,8 +69,7 @@ func newRemoteFixture(t *testing.T) *remoteFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.hs = httptest.NewServer(srv)
-	t.Cleanup(f.hs.Close)
+	f.hs = serveFast(t, srv)
 	return f
 }
 

@@ -260,7 +260,7 @@ func (s *Server) serveNix(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/api/nix/")
 	name, rel, _ := strings.Cut(rest, "/")
 	k := classify(rel)
-	defer func() { s.metrics.observe(k, r.Method, rw, time.Since(start)) }()
+	defer func() { s.metrics.observe(k, r.Method, rw.status, rw.bytes, time.Since(start)) }()
 
 	repo, ok := s.repos[name]
 	if !ok {

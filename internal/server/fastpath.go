@@ -1,0 +1,542 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The read fast path.
+//
+// Substituters ask for narinfos by the thousand, one small response each,
+// mostly on a few keep-alive connections. Go's net/http spends more time
+// per request than the answer itself costs (a goroutine hand-off per
+// request, header maps, a buffered writer per response), which on one
+// connection made the server slower than nginx. Serve therefore reads
+// requests on each connection itself and answers the two hot shapes —
+// GET/HEAD of <repo>/<hash>.narinfo and <repo>/nix-cache-info on
+// HTTP/1.1 — directly, with the same lookup, authorization and metrics
+// as the net/http handler and byte-identical responses (a test compares
+// them). The first request it does not answer (any other route, method or
+// protocol version, a body, a percent-encoded or odd target, a header it
+// does not want to interpret, a credential problem, a store error) hands
+// the connection, with everything already read, to net/http for the rest
+// of its life. So every corner case keeps net/http's behaviour.
+
+// maxFastHead bounds the request head the fast path reads; larger heads
+// go to net/http, which applies its own limit.
+const maxFastHead = 8 << 10
+
+// Serve accepts connections on ln and serves them until hs is shut down
+// (hs.Shutdown or hs.Close; Serve then returns http.ErrServerClosed).
+// hs.Handler should be s. Plain-HTTP listeners only: for TLS use
+// hs.ServeTLS, which serves everything through net/http.
+func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
+	hl := &handoffListener{
+		Listener: ln,
+		conns:    make(chan net.Conn),
+		done:     make(chan struct{}),
+		fast:     map[net.Conn]struct{}{},
+	}
+	idle := hs.IdleTimeout
+	if idle <= 0 {
+		idle = hs.ReadTimeout
+	}
+	if idle <= 0 {
+		idle = 2 * time.Minute
+	}
+	go hl.acceptLoop(s, idle)
+	return hs.Serve(hl)
+}
+
+// handoffListener is the listener net/http serves: it yields the
+// connections the fast path hands over. Closing it (net/http does on
+// Shutdown) closes the real listener and ends the fast path's idle
+// connections.
+type handoffListener struct {
+	net.Listener
+	conns     chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+	acceptErr atomic.Pointer[error]
+
+	mu   sync.Mutex
+	fast map[net.Conn]struct{} // connections in the fast path
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		if p := l.acceptErr.Load(); p != nil {
+			return nil, *p
+		}
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.done)
+		err = l.Listener.Close()
+		l.mu.Lock()
+		for c := range l.fast {
+			// Wakes the connection's read of its next request; a
+			// response being written completes first.
+			c.SetReadDeadline(time.Unix(1, 0))
+		}
+		l.mu.Unlock()
+	})
+	return err
+}
+
+func (l *handoffListener) acceptLoop(s *Server, idle time.Duration) {
+	var delay time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Like net/http: back off on temporary errors (EMFILE).
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			l.acceptErr.Store(&err)
+			l.closeOnce.Do(func() { close(l.done) })
+			return
+		}
+		delay = 0
+		if !l.track(c, true) {
+			c.Close()
+			return
+		}
+		go s.fastConn(l, c, idle)
+	}
+}
+
+// track adds (or removes) a connection of the fast path; it reports false
+// once the listener is closed.
+func (l *handoffListener) track(c net.Conn, add bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if add {
+		select {
+		case <-l.done:
+			return false
+		default:
+		}
+		l.fast[c] = struct{}{}
+	} else {
+		delete(l.fast, c)
+	}
+	return true
+}
+
+// handoff gives c to net/http; br holds what was read and not answered.
+func (l *handoffListener) handoff(c net.Conn, br *bufio.Reader) {
+	l.track(c, false)
+	c.SetReadDeadline(time.Time{})
+	hc := &handoffConn{Conn: c}
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		hc.pending = bytes.Clone(b)
+	}
+	putReader(br)
+	select {
+	case l.conns <- hc:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// handoffConn replays the bytes the fast path read before handing over.
+type handoffConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *handoffConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// ReadFrom keeps sendfile for net/http's file responses.
+func (c *handoffConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(c.Conn, r)
+}
+
+// CloseWrite lets net/http half-close, as it does on a bare TCP connection.
+func (c *handoffConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, maxFastHead) }}
+
+func getReader(c net.Conn) *bufio.Reader {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(c)
+	return br
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readers.Put(br)
+}
+
+// fastConn serves one connection until it closes or hands over.
+func (s *Server) fastConn(l *handoffListener, c net.Conn, idle time.Duration) {
+	br := getReader(c)
+	var (
+		out      = make([]byte, 0, 4096)
+		deadline time.Time
+	)
+	for {
+		now := time.Now()
+		// Refresh the idle deadline when half of it is used up, not on
+		// every request.
+		if deadline.Sub(now) < idle/2 {
+			deadline = now.Add(idle)
+			c.SetReadDeadline(deadline)
+		}
+		n, ok := s.fastRequest(br, &out)
+		if n < 0 { // read error or closed: done
+			l.track(c, false)
+			putReader(br)
+			c.Close()
+			return
+		}
+		if !ok {
+			l.handoff(c, br)
+			return
+		}
+		br.Discard(n)
+		if _, err := c.Write(out); err != nil {
+			l.track(c, false)
+			putReader(br)
+			c.Close()
+			return
+		}
+	}
+}
+
+// fastRequest parses the next request head from br without consuming it.
+// When the fast path answers it, the response is in *out and n is the
+// head's length; ok false hands the connection over; n < 0 means the
+// connection is finished (closed, timed out or broken).
+func (s *Server) fastRequest(br *bufio.Reader, out *[]byte) (n int, ok bool) {
+	head, err := peekHead(br)
+	if err != nil {
+		if len(head) == 0 || errors.Is(err, io.EOF) && br.Buffered() == 0 {
+			return -1, false
+		}
+		return 0, false // incomplete or oversized: net/http decides
+	}
+	start := time.Now()
+	req, good := parseFastHead(head)
+	if !good {
+		return 0, false
+	}
+	rest, found := bytesCutPrefix(req.target, "/api/nix/")
+	if !found {
+		return 0, false
+	}
+	slash := bytes.IndexByte(rest, '/')
+	if slash < 0 {
+		return 0, false
+	}
+	repo := s.repos[string(rest[:slash])] // no allocation: map lookup by converted bytes
+	if repo == nil {
+		return 0, false
+	}
+	rel := rest[slash+1:]
+	k := classify(string(rel))
+	if k != kindCacheInfo && k != kindNarInfo {
+		return 0, false
+	}
+	if status, _ := s.authorizeHeader(req.auth, repo, false); status != 0 {
+		return 0, false // 401/403 with their reasons: net/http
+	}
+	var (
+		body   []byte
+		status = http.StatusOK
+	)
+	if k == kindCacheInfo {
+		body = repo.cacheInfo
+	} else {
+		hash := string(rel[:len(rel)-len(".narinfo")])
+		b, hit := repo.narinfos.get(hash)
+		if !hit {
+			if !repo.localOnly() {
+				return 0, false // may reach upstream: net/http, with a request context
+			}
+			var err error
+			b, hit, err = s.lookupNarInfo(context.Background(), repo, hash)
+			if err != nil {
+				return 0, false // net/http repeats it and reports the error
+			}
+		}
+		if hit {
+			body = b
+		} else {
+			status = http.StatusNotFound
+			body = notFoundBody
+		}
+	}
+	*out = appendResponse((*out)[:0], k, status, body, req.head)
+	written := int64(len(body))
+	if req.head {
+		written = 0
+	}
+	s.metrics.observe(k, req.method, status, written, time.Since(start))
+	return len(head), true
+}
+
+var notFoundBody = []byte("not found\n")
+
+// localOnly reports whether a narinfo lookup in repo stays in the bucket
+// (no upstream).
+func (r *repoState) localOnly() bool {
+	if r.remote != nil {
+		return false
+	}
+	for _, m := range r.members {
+		if m.remote != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// appendResponse writes the response net/http writes for the same answer
+// of the handler: the status line, the handler's headers sorted by name,
+// then the ones net/http adds (Date, and Content-Length when it computed
+// it).
+func appendResponse(b []byte, k kind, status int, body []byte, head bool) []byte {
+	if status == http.StatusOK {
+		b = append(b, "HTTP/1.1 200 OK\r\n"...)
+		if k == kindNarInfo {
+			b = append(b, "Cache-Control: "...)
+			b = append(b, hdrNarInfoCache[0]...)
+			b = append(b, "\r\n"...)
+		}
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(body)), 10)
+		b = append(b, "\r\nContent-Type: "...)
+		if k == kindNarInfo {
+			b = append(b, hdrNarInfo[0]...)
+		} else {
+			b = append(b, hdrCacheInfo[0]...)
+		}
+		b = append(b, "\r\nDate: "...)
+		b = append(b, httpDate()...)
+	} else {
+		b = append(b, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nDate: "...)
+		b = append(b, httpDate()...)
+		b = append(b, "\r\nContent-Length: "...)
+		b = strconv.AppendInt(b, int64(len(body)), 10)
+	}
+	b = append(b, "\r\n\r\n"...)
+	if !head {
+		b = append(b, body...)
+	}
+	return b
+}
+
+// httpDate is the Date header value, formatted once a second.
+func httpDate() []byte {
+	now := time.Now()
+	sec := now.Unix()
+	if d := cachedDate.Load(); d != nil && d.sec == sec {
+		return d.text
+	}
+	d := &dateText{sec: sec, text: now.UTC().AppendFormat(nil, http.TimeFormat)}
+	cachedDate.Store(d)
+	return d.text
+}
+
+type dateText struct {
+	sec  int64
+	text []byte
+}
+
+var cachedDate atomic.Pointer[dateText]
+
+// peekHead returns the request head (through the blank line) without
+// consuming it. An error with a non-empty head means it is incomplete
+// (the connection ended or the head is too large).
+func peekHead(br *bufio.Reader) ([]byte, error) {
+	// Most heads arrive in one segment: look at what is buffered first.
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			return buf[:i+4], nil
+		}
+		if br.Buffered() >= maxFastHead {
+			return buf, errHeadTooLarge
+		}
+		// Wait for more bytes.
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			b, _ := br.Peek(br.Buffered())
+			return b, err
+		}
+	}
+}
+
+var (
+	errHeadTooLarge = errors.New("request head too large")
+)
+
+type fastHead struct {
+	method string // "GET" or "HEAD" (constants, no allocation)
+	head   bool
+	target []byte
+	auth   string
+}
+
+// parseFastHead accepts only the plain requests the fast path answers:
+// GET or HEAD, an origin-form target of path characters only (no query,
+// no percent-encoding, no dot segments), HTTP/1.1, exactly one Host, at
+// most one Authorization, no body, no Expect, no Connection other than
+// keep-alive, well-formed header lines. Anything else is not ok.
+func parseFastHead(h []byte) (fastHead, bool) {
+	var r fastHead
+	eol := bytes.Index(h, []byte("\r\n"))
+	line := h[:eol]
+	switch {
+	case bytes.HasPrefix(line, []byte("GET ")):
+		r.method, line = http.MethodGet, line[4:]
+	case bytes.HasPrefix(line, []byte("HEAD ")):
+		r.method, r.head, line = http.MethodHead, true, line[5:]
+	default:
+		return r, false
+	}
+	target, ok := bytesCutSuffix(line, " HTTP/1.1")
+	if !ok || len(target) == 0 || target[0] != '/' {
+		return r, false
+	}
+	for i, c := range target {
+		if !pathByte(c) || c == '.' && i > 0 && target[i-1] == '/' || c == '/' && i > 0 && target[i-1] == '/' {
+			return r, false
+		}
+	}
+	r.target = target
+	hosts, auths := 0, 0
+	for rest := h[eol+2 : len(h)-2]; len(rest) > 0; {
+		eol := bytes.Index(rest, []byte("\r\n"))
+		if eol < 0 {
+			return r, false
+		}
+		line := rest[:eol]
+		rest = rest[eol+2:]
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return r, false
+		}
+		name := line[:colon]
+		for _, c := range name {
+			if !tokenByte(c) {
+				return r, false // includes obs-fold (leading space)
+			}
+		}
+		value := bytes.Trim(line[colon+1:], " \t")
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return r, false
+			}
+		}
+		switch {
+		case equalFold(name, "Host"):
+			hosts++
+		case equalFold(name, "Authorization"):
+			auths++
+			r.auth = string(value)
+		case equalFold(name, "Connection"):
+			if !equalFold(value, "keep-alive") {
+				return r, false
+			}
+		case equalFold(name, "Content-Length"):
+			if string(value) != "0" {
+				return r, false
+			}
+		case equalFold(name, "Transfer-Encoding"), equalFold(name, "Expect"), equalFold(name, "Upgrade"):
+			return r, false
+		}
+	}
+	if hosts != 1 || auths > 1 {
+		return r, false
+	}
+	return r, true
+}
+
+// pathByte: unreserved characters and the sub-delimiters Nix URLs use;
+// no '%', '?', '#' or ';'.
+func pathByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '/' || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '='
+}
+
+// tokenByte: RFC 9110 token characters.
+func tokenByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
+}
+
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func bytesCutPrefix(b []byte, p string) ([]byte, bool) {
+	if len(b) >= len(p) && string(b[:len(p)]) == p {
+		return b[len(p):], true
+	}
+	return b, false
+}
+
+func bytesCutSuffix(b []byte, p string) ([]byte, bool) {
+	if len(b) >= len(p) && string(b[len(b)-len(p):]) == p {
+		return b[:len(b)-len(p)], true
+	}
+	return b, false
+}
