@@ -29,7 +29,8 @@
 #
 # Usage: bench/serve.sh [WORKDIR]     (default /tmp/nixrepo-serve-bench)
 # Environment: QUICK=1 (3 s wrk runs, no xz upload variant), RUNS (3),
-#   DUR (wrk seconds, 10), XZ=0|1, XZ_QUERY, NTINY (1500).
+#   DUR (wrk seconds, 10), XZ=0|1, XZ_QUERY, NTINY (1500), UPLOADS=0 (reads
+#   only).
 # Needs: Go, Nix (Debian nix-bin), nginx, wrk, curl, python3 (installs nginx
 # and wrk with apt-get when missing). Runs nginx as root.
 # Fails (exit 1) on any error, non-2xx answer or socket error; targets are
@@ -46,6 +47,7 @@ RUNS=${RUNS:-3}
 if [ "$QUICK" = 1 ]; then DUR=${DUR:-3}; XZ=${XZ:-0}; else DUR=${DUR:-10}; XZ=${XZ:-1}; fi
 XZ_QUERY=${XZ_QUERY:-compression=xz&compression-level=1&parallel-compression=true}
 NTINY=${NTINY:-1500}
+UPLOADS=${UPLOADS:-1}
 WARM=$(( DUR < 3 ? DUR : 3 ))
 
 log() { echo "== $*" >&2; }
@@ -266,6 +268,8 @@ stop_pid "$NGINX_PID"
 stop_pid "$NR_PID"
 
 # --- uploads ---------------------------------------------------------------------
+VARIANTS=()
+if [ "$UPLOADS" = 1 ]; then
 mkdir -p "$W/upload"
 PORT_UP=$(free_port)
 write_config "$W/upload" "$PORT_UP"
@@ -332,7 +336,7 @@ wait_http "http://127.0.0.1:$PORT_DAV/ping" "$DAV_PID" "$W/nginx-dav/error.log"
 
 # VARIANT QUERY SIDES…: the nginx-PUT side only for zstd (with xz, Nix's
 # compression dominates and each copy costs ~40 s).
-VARIANTS=("zstd compression=zstd file nixrepo dav")
+VARIANTS+=("zstd compression=zstd file nixrepo dav")
 [ "$XZ" = 1 ] && VARIANTS+=("xz $XZ_QUERY file nixrepo")
 : > "$W/upload/nix.log"
 log "uploads: ${#BIG[@]} paths, $((BIGNAR/1000000)) MB of NAR; $RUNS alternating runs per variant"
@@ -360,6 +364,7 @@ for r in $(seq "$RUNS"); do
   done
 done
 stop_pid "$DAV_PID"
+fi
 
 # --- report ------------------------------------------------------------------------
 median() { sort -g | awk '{a[NR]=$1} END{if (NR == 0) exit 1; if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -394,7 +399,7 @@ for vq in "${VARIANTS[@]}"; do
   read -r variant query _ <<<"$vq"
   row "upload s, $variant (http/file://)" "upload-$variant" file "<=" 1.1
 done
-row "upload s, zstd (http/nginx PUT)" upload-zstd dav - ""
+[ "$UPLOADS" = 1 ] && row "upload s, zstd (http/nginx PUT)" upload-zstd dav - ""
 echo
 echo "per run (nixrepo | baseline):"
 for t in narinfo-c1 narinfo-c64 nar-c1 nar-c64; do
@@ -405,7 +410,7 @@ for vq in "${VARIANTS[@]}"; do
   printf "  %-14s %s | file:// %s\n" "upload-$variant" "$(runs "upload-$variant" nixrepo)" "$(runs "upload-$variant" file)"
   printf "  %-14s server PUT handlers %s s\n" "" "$(runs "upload-$variant" server-put)"
 done
-printf "  %-14s nginx PUT %s\n" upload-zstd "$(runs upload-zstd dav)"
+[ "$UPLOADS" = 1 ] && printf "  %-14s nginx PUT %s\n" upload-zstd "$(runs upload-zstd dav)"
 echo "ratio = nixrepo median / baseline median (uploads: nix copy wall time to nixrepo / to the baseline;"
 echo "  nginx PUT = nix copy to nginx accepting plain PUTs: Nix's own HTTP-store cost, no verification);"
 echo "paired = median of the per-run ratios; the verdict is on ratio."
