@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
@@ -56,6 +57,7 @@ const (
 	FieldLatest      = "latest"      // keyword
 	FieldRepos       = "repos"       // keyword
 	FieldDescription = "description" // standard analyzer
+	FieldNameLength  = "nlen"        // the name's length in characters, three digits ("007"), keyword
 	FieldSummary     = "s"           // stored only: the Summary as JSON
 )
 
@@ -64,7 +66,7 @@ const (
 	// update merges them into one.
 	maxSegments = 8
 
-	indexFormat   = 1
+	indexFormat   = 2
 	currentFile   = "CURRENT"
 	indexMetaFile = "meta.json"
 )
@@ -148,12 +150,17 @@ type indexDoc struct {
 	Latest      string   `json:"latest"`
 	Repos       []string `json:"repos"`
 	Description string   `json:"description,omitempty"`
+	NameLength  string   `json:"nlen"`
 	S           string   `json:"s"`
 }
 
+// NameLength is the FieldNameLength term of a name of n characters.
+func NameLength(n int) string { return fmt.Sprintf("%03d", min(n, 999)) }
+
 func docOf(p *Package) indexDoc {
 	lower := strings.ToLower(p.Name)
-	d := indexDoc{Name: lower, Words: p.Name, Latest: p.Latest, Repos: p.Repos, Description: p.Description}
+	d := indexDoc{Name: lower, Words: p.Name, Latest: p.Latest, Repos: p.Repos, Description: p.Description,
+		NameLength: NameLength(utf8.RuneCountInString(p.Name))}
 	if p.AttrPath != "" {
 		d.Words += " " + p.AttrPath
 	}
@@ -198,6 +205,7 @@ func NewMapping() mapping.IndexMapping {
 	dm.AddFieldMappingsAt(FieldVersions, field(keyword.Name))
 	dm.AddFieldMappingsAt(FieldLatest, field(keyword.Name))
 	dm.AddFieldMappingsAt(FieldRepos, field(keyword.Name))
+	dm.AddFieldMappingsAt(FieldNameLength, field(keyword.Name))
 	dm.AddFieldMappingsAt(FieldDescription, field(standard.Name))
 	s := bleve.NewTextFieldMapping()
 	s.Index, s.Store, s.IncludeTermVectors, s.IncludeInAll, s.DocValues = false, true, false, false, false

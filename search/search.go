@@ -12,6 +12,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	bsearch "github.com/blevesearch/bleve/v2/search"
+
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/search/query"
 
@@ -111,15 +113,24 @@ func Search(idx *index.Index, q string, opts *Options) ([]Result, error) {
 		}
 	}
 	// Fuzzy matches only stand in for a missing exact match: after one,
-	// they are noise (and the slowest tier).
+	// they are noise (and the slowest tier). One edit first: its automaton
+	// is cheap, and most typos are one edit; two edits (words of 8 or more
+	// characters) only when one finds nothing.
 	if !s.full() && !s.exact {
-		fq, err := s.fuzzyQuery()
-		if err != nil {
-			return nil, err
-		}
-		if fq != nil {
+		for edits := 1; edits <= 2; edits++ {
+			fq, more, err := s.fuzzyQuery(edits)
+			if err != nil {
+				return nil, err
+			}
+			if fq == nil {
+				break
+			}
+			before := len(s.results)
 			if err := s.tier(MatchFuzzy, fq, true, s.rankFuzzy); err != nil {
 				return nil, err
+			}
+			if len(s.results) > before || !more {
+				break
 			}
 		}
 	}
@@ -350,7 +361,7 @@ func (s *searcher) wordQuery() (query.Query, error) {
 	for _, w := range s.words {
 		terms := []string{w}
 		if utf8.RuneCountInString(w) >= 2 {
-			more, err := s.wordPrefixes(w)
+			more, _, err := s.wordTerms(w)
 			if err != nil {
 				return nil, err
 			}
@@ -364,16 +375,18 @@ func (s *searcher) wordQuery() (query.Query, error) {
 	return query.NewConjunctionQuery(must), nil
 }
 
-// wordPrefixes returns the shortest indexed words that start with w (at
-// most maxWordTerms, from the first maxScan of each shard's dictionary).
-// A bleve prefix query would OR every such word, thousands for "lib".
-func (s *searcher) wordPrefixes(w string) ([]string, error) {
+// wordTerms returns the shortest indexed words that start with w, other
+// than w (at most maxWordTerms, from the first maxScan of each shard's
+// dictionary), and whether w itself is an indexed word. A bleve prefix
+// query would OR every such word, thousands for "lib".
+func (s *searcher) wordTerms(w string) (longer []string, exists bool, err error) {
 	set := map[string]bool{}
 	for _, sh := range s.idx.Shards() {
 		if err := scanDict(sh, index.FieldWords, w, "", set); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
+	exists = set[w]
 	delete(set, w)
 	terms := make([]string, 0, len(set))
 	for t := range set {
@@ -385,7 +398,7 @@ func (s *searcher) wordPrefixes(w string) ([]string, error) {
 		}
 		return terms[i] < terms[j]
 	})
-	return terms[:min(len(terms), maxWordTerms)], nil
+	return terms[:min(len(terms), maxWordTerms)], exists, nil
 }
 
 func termsQuery(field string, terms []string) query.Query {
@@ -413,57 +426,79 @@ func fuzziness(w string) int {
 }
 
 // fuzzyQuery: every query word is within its fuzziness of (or a prefix
-// of) a word of the name. (A one-word name is one word; the whole-name
-// automaton over every name costs more and finds nothing more.)
-func (s *searcher) fuzzyQuery() (query.Query, error) {
+// of) a word of the name. A query word that is an indexed word, or starts
+// one, is taken as typed: a typo is one word of the query, and the
+// automaton of each fuzzy word (and the terms it matches) is the cost of
+// this tier. (A one-word name is one word; the whole-name automaton over
+// every name costs more and finds nothing more.)
+//
+// maxEdits caps each word's fuzziness; more reports whether some word
+// would allow more edits than that.
+func (s *searcher) fuzzyQuery(maxEdits int) (q query.Query, more bool, err error) {
 	var must []query.Query
 	fuzzy := false
 	for _, w := range s.words {
 		terms := []string{w}
+		known := false
 		if utf8.RuneCountInString(w) >= 2 {
-			more, err := s.wordPrefixes(w)
+			longer, exists, err := s.wordTerms(w)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
-			terms = append(terms, more...)
+			terms = append(terms, longer...)
+			known = exists || len(longer) > 0
 		}
-		either := []query.Query{termsQuery(index.FieldWords, terms)}
-		if f := fuzziness(w); f > 0 {
+		wq := termsQuery(index.FieldWords, terms)
+		if f := fuzziness(w); f > 0 && !known {
+			more = more || f > maxEdits
 			fq := query.NewFuzzyQuery(w)
 			fq.SetField(index.FieldWords)
-			fq.SetFuzziness(f)
-			either = append(either, fq)
+			fq.SetFuzziness(min(f, maxEdits))
+			wq = query.NewDisjunctionQuery([]query.Query{wq, fq})
 			fuzzy = true
 		}
-		must = append(must, query.NewDisjunctionQuery(either))
+		must = append(must, wq)
+	}
+	if maxEdits == 1 && utf8.RuneCountInString(s.lq) >= 3 {
+		// The whole name within one edit: a typo that joins or splits
+		// words ("lumberjackdev") is one edit of the name but more of
+		// its words.
+		nq := query.NewFuzzyQuery(s.lq)
+		nq.SetField(index.FieldName)
+		nq.SetFuzziness(1)
+		var words query.Query = query.NewConjunctionQuery(must)
+		if !fuzzy {
+			return nq, more, nil
+		}
+		return query.NewDisjunctionQuery([]query.Query{words, nq}), more, nil
 	}
 	if !fuzzy {
-		return nil, nil
+		return nil, false, nil
 	}
-	return query.NewConjunctionQuery(must), nil
+	if len(must) == 1 {
+		return must[0], more, nil
+	}
+	return query.NewConjunctionQuery(must), more, nil
 }
 
 // tier runs a bleve query for one match tier. With rank, up to
-// maxCandidates hits are re-ordered by rank (lower first, then shorter
-// name, then name); without, bleve's score order is kept.
+// maxCandidates matches with the shortest names (see shortestHits) are
+// re-ordered by rank (lower first, then shorter name, then name): a
+// common word matches thousands of packages, and scoring them all only to
+// keep a few dozen was the slowest part of a search. Without rank,
+// bleve's score order is kept.
 func (s *searcher) tier(m Match, q query.Query, useRank bool, rank func(name string) int) error {
-	need := s.o.Limit - len(s.results)
-	size := need + len(s.seen)
+	var ids []string
 	if useRank {
-		size = max(size, maxCandidates)
-	}
-	req := bleve.NewSearchRequestOptions(s.repoFilter(q), size, 0, false)
-	res, err := s.idx.Bleve().Search(req)
-	if err != nil {
-		return err
-	}
-	ids := make([]string, 0, len(res.Hits))
-	for _, h := range res.Hits {
-		if !s.seen[h.ID] {
-			ids = append(ids, h.ID)
+		hits, err := shortestHits(s.idx.Shards(), s.repoFilter(q), maxCandidates)
+		if err != nil {
+			return err
 		}
-	}
-	if useRank {
+		for _, id := range hits {
+			if !s.seen[id] {
+				ids = append(ids, id)
+			}
+		}
 		ranks := make(map[string]int, len(ids))
 		for _, id := range ids {
 			ranks[id] = rank(strings.ToLower(id))
@@ -478,6 +513,18 @@ func (s *searcher) tier(m Match, q query.Query, useRank bool, rank func(name str
 			}
 			return a < b
 		})
+	} else {
+		need := s.o.Limit - len(s.results)
+		req := bleve.NewSearchRequestOptions(s.repoFilter(q), need+len(s.seen), 0, false)
+		res, err := s.idx.Bleve().Search(req)
+		if err != nil {
+			return err
+		}
+		for _, h := range res.Hits {
+			if !s.seen[h.ID] {
+				ids = append(ids, h.ID)
+			}
+		}
 	}
 	for len(ids) > 0 && !s.full() {
 		n := min(len(ids), s.o.Limit-len(s.results)+4)
@@ -487,6 +534,86 @@ func (s *searcher) tier(m Match, q query.Query, useRank bool, rank func(name str
 		ids = ids[n:]
 	}
 	return nil
+}
+
+// lengthBands split name lengths for shortestHits.
+var lengthBands = [][2]int{{0, 8}, {9, 12}, {13, 16}, {17, 22}, {23, 30}, {31, 999}}
+
+// shortestHits returns the IDs of about k documents matching q with the
+// shortest names: all matches when there are at most k per shard, else
+// the matches of the shortest length bands until k are found (within the
+// last band, the first in index order).
+func shortestHits(shards []bleve.Index, q query.Query, k int) ([]string, error) {
+	ids, complete, err := firstHits(shards, q, k)
+	if err != nil || complete {
+		return ids, err
+	}
+	ids = ids[:0]
+	for _, b := range lengthBands {
+		lo, hi := index.NameLength(b[0]), index.NameLength(b[1])
+		incl := true
+		band := query.NewTermRangeInclusiveQuery(lo, hi, &incl, &incl)
+		band.SetField(index.FieldNameLength)
+		more, _, err := firstHits(shards, query.NewConjunctionQuery([]query.Query{q, band}), k-len(ids))
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, more...)
+		if len(ids) >= k {
+			break
+		}
+	}
+	return ids, nil
+}
+
+// firstHits returns the IDs of the first k documents of each shard, in
+// index order, that match q, without scoring: the search stops there.
+// complete reports that no shard had more.
+func firstHits(shards []bleve.Index, q query.Query, k int) (ids []string, complete bool, err error) {
+	complete = true
+	for _, sh := range shards {
+		adv, err := sh.Advanced()
+		if err != nil {
+			return nil, false, err
+		}
+		r, err := adv.Reader()
+		if err != nil {
+			return nil, false, err
+		}
+		err = func() error {
+			defer r.Close()
+			sr, err := q.Searcher(context.Background(), r, sh.Mapping(), bsearch.SearcherOptions{Score: "none"})
+			if err != nil {
+				return err
+			}
+			defer sr.Close()
+			sctx := &bsearch.SearchContext{DocumentMatchPool: bsearch.NewDocumentMatchPool(sr.DocumentMatchPoolSize(), 0), IndexReader: r}
+			for n := 0; ; n++ {
+				dm, err := sr.Next(sctx)
+				if err != nil {
+					return err
+				}
+				if dm == nil {
+					break
+				}
+				if n == k {
+					complete = false
+					break
+				}
+				id, err := r.ExternalID(dm.IndexInternalID)
+				if err != nil {
+					return err
+				}
+				ids = append(ids, id)
+				sctx.DocumentMatchPool.Put(dm)
+			}
+			return nil
+		}()
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	return ids, complete, nil
 }
 
 // rankWord: names with a word equal to a query word before names where

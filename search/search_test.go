@@ -90,6 +90,11 @@ func TestSearchOrdering(t *testing.T) {
 		{"opnessl", Options{}, []string{"openssl:fuzzy"}}, // a transposition is one edit
 		{"greeting", Options{}, []string{"hello:description"}},
 		{"zzzzzz", Options{}, nil},
+		// A typo that joins two words is one edit of the whole name.
+		{"hellowayland", Options{}, []string{"hello-wayland:fuzzy"}},
+		{"openssl3", Options{}, []string{"openssl:fuzzy"}},
+		// Known words are taken as typed; the unknown one is fuzzy.
+		{"python3.11-helo", Options{}, []string{"python3.11-hello:fuzzy"}},
 	}
 	for _, shards := range []int{1, 3} {
 		x := buildTestIndex(t, shards)
@@ -104,6 +109,39 @@ func TestSearchOrdering(t *testing.T) {
 					t.Errorf("Search(%q) = %v, want %v", tc.query, names(got), tc.want)
 				}
 			})
+		}
+	}
+}
+
+// TestSearchWordTierShortestFirst: a word shared by more packages than a
+// ranked tier looks at yields the shortest names (the index holds shorter
+// names first and the tier stops after its first matches).
+func TestSearchWordTierShortestFirst(t *testing.T) {
+	var pkgs []index.Package
+	for i := range 300 {
+		pkgs = append(pkgs, pkg(fmt.Sprintf("libsomething-rather-long%d-dev", i), "", "1@main"))
+	}
+	for _, n := range []string{"ffffff-dev", "a-dev", "dddd-dev", "bb-dev", "eeeee-dev", "ccc-dev"} {
+		pkgs = append(pkgs, pkg(n, "", "1@main"))
+	}
+	slices.SortFunc(pkgs, func(a, b index.Package) int { return strings.Compare(a.Name, b.Name) })
+	for _, shards := range []int{1, 2} {
+		dir := t.TempDir()
+		if err := index.BuildIndex(dir, pkgs, 1, shards); err != nil {
+			t.Fatal(err)
+		}
+		x, err := index.OpenIndex(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Search(x, "dev", &Options{Limit: 5})
+		x.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"a-dev:word", "bb-dev:word", "ccc-dev:word", "dddd-dev:word", "eeeee-dev:word"}
+		if !slices.Equal(names(got), want) {
+			t.Errorf("%d shards: Search(dev) = %v, want %v", shards, names(got), want)
 		}
 	}
 }

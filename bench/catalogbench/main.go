@@ -245,7 +245,19 @@ func serve(args []string) {
 	dir := fs.String("store", "", "bucket folder")
 	idx := fs.String("index", "", "index folder")
 	ready := fs.String("ready", "", "file to write the base URL to")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the serving to this file")
 	fs.Parse(args)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	st := openStore(*dir)
 	srv, err := server.New(st, &server.Options{Repos: []server.Repo{{Name: "main", Public: true}, {Name: "staging", Public: true}}})
 	if err != nil {
