@@ -224,13 +224,72 @@ func retryEINTR(f func() (int, error)) (int, error) {
 	}
 }
 
-// readRepoFull lists and reads all of a repository's narinfos.
+// readRepoFull lists all of a repository's narinfos and reads them: from
+// the repository's path journal where it has the path, else from the
+// narinfo. It then compacts the journal into one object holding every
+// path, so the next full build finds them all there.
 func readRepoFull(ctx context.Context, st *store.Store, repo string, o *BuildOptions) ([]pathRec, error) {
 	ls, err := listNarInfos(ctx, st, repo, false, o.Workers)
 	if err != nil {
 		return nil, err
 	}
-	return readListed(ctx, st, repo, ls, o)
+	jr, keys := readJournal(ctx, st, repo, o)
+	recs, fromNarInfos, err := readWithJournal(ctx, st, repo, ls, jr, o)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) > 1 || fromNarInfos > 0 {
+		out := make([]store.JournalRecord, len(recs))
+		for i, r := range recs {
+			out[i] = store.JournalRecord{StorePath: r.sp, NarSize: r.narSize, FileSize: r.fileSize, Time: r.mod}
+		}
+		if err := st.CompactJournal(ctx, repo, out, keys); err != nil {
+			o.Logger.Warn("could not compact the path journal", "repo", repo, "err", err)
+		}
+	}
+	return recs, nil
+}
+
+// readJournal reads a repository's path journal; a journal that cannot be
+// read is only a slower build (every narinfo is read).
+func readJournal(ctx context.Context, st *store.Store, repo string, o *BuildOptions) (map[string]store.JournalRecord, []string) {
+	jr, keys, err := st.ReadJournal(ctx, repo)
+	if err != nil {
+		o.Logger.Warn("ignoring the path journal", "repo", repo, "err", err)
+		return nil, nil
+	}
+	return jr, keys
+}
+
+// readWithJournal turns listed narinfos into records, from the journal
+// where it has the path and else by reading the narinfo; fromNarInfos
+// counts the latter.
+func readWithJournal(ctx context.Context, st *store.Store, repo string, ls []listed, jr map[string]store.JournalRecord, o *BuildOptions) (recs []pathRec, fromNarInfos int, err error) {
+	var toRead []listed
+	for _, l := range ls {
+		j, ok := jr[l.hash]
+		if !ok {
+			toRead = append(toRead, l)
+			continue
+		}
+		e, err := ParseEntry(j.StorePath)
+		if err != nil {
+			toRead = append(toRead, l)
+			continue
+		}
+		mod := l.mod // an object store's listing time, as Update compares it
+		if mod == 0 {
+			mod = j.Time
+		}
+		recs = append(recs, pathRec{sp: j.StorePath, narSize: j.NarSize, fileSize: j.FileSize, mod: mod, kind: kindCode(e.Kind)})
+	}
+	read, err := readListed(ctx, st, repo, toRead, o)
+	if err != nil {
+		return nil, 0, err
+	}
+	recs = append(recs, read...)
+	sort.Slice(recs, func(i, j int) bool { return recs[i].hash() < recs[j].hash() })
+	return recs, len(toRead), nil
 }
 
 func readListed(ctx context.Context, st *store.Store, repo string, ls []listed, o *BuildOptions) ([]pathRec, error) {

@@ -314,7 +314,14 @@ func (u *updater) diffRepo(repo string, present bool) error {
 			j++
 		}
 	}
-	added, err := readListed(ctx, st, repo, toRead, u.o)
+	var added []pathRec
+	if len(toRead) > journalThreshold {
+		// Many new paths: their journal notes spare reading each narinfo.
+		jr, _ := readJournal(ctx, st, repo, u.o)
+		added, _, err = readWithJournal(ctx, st, repo, toRead, jr, u.o)
+	} else {
+		added, err = readListed(ctx, st, repo, toRead, u.o)
+	}
 	if err != nil {
 		return err
 	}
@@ -351,6 +358,10 @@ func (u *updater) diffRepo(repo string, present bool) error {
 	u.rep.Removed += len(removed)
 	return nil
 }
+
+// journalThreshold is the number of new narinfos from which an update
+// reads the path journal rather than each narinfo.
+const journalThreshold = 64
 
 func (u *updater) note(m map[string][]repoRec, repo string, r pathRec) {
 	if r.kind != 'p' {

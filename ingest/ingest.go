@@ -145,6 +145,10 @@ func Run(ctx context.Context, dst, src *store.Cache, opts *Options) (*Report, er
 		return nil, err
 	}
 	in.cleanup(ctx, cands)
+	if err := dst.FlushJournal(ctx); err != nil {
+		// The journal only spares the index stage reading narinfos.
+		in.opts.Logger.Warn("could not write the path journal", "repo", dst.Name(), "err", err)
+	}
 	rep := &Report{Repo: dst.Name(), Source: src.Name()}
 	if opts.Consume {
 		rep.Consumed, err = in.consume(ctx, cands)
@@ -539,8 +543,7 @@ func (in *ingester) commitOne(ctx context.Context, c *candidate) error {
 			return err
 		}
 	}
-	err := in.dst.Put(ctx, in.dst.Key(store.NarInfoFile(c.hash)), ni.Bytes(),
-		&store.WriteOptions{ContentType: store.ContentTypeNarInfo, IfNotExist: true})
+	err := in.dst.PutNarInfo(ctx, &ni, ni.Bytes())
 	if errors.Is(err, store.ErrExists) {
 		// Another writer got there first: first writer wins.
 		in.mu.Lock()

@@ -244,7 +244,7 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 			return res, err
 		}
 	}
-	err = repo.Put(ctx, repo.Key(store.NarInfoFile(hashPart)), ni.Bytes(), &store.WriteOptions{ContentType: store.ContentTypeNarInfo, IfNotExist: true})
+	err = repo.PutNarInfo(ctx, ni, ni.Bytes())
 	if errors.Is(err, store.ErrExists) {
 		// A concurrent upload of the same path won; same NarHash is fine.
 		existing, _, rerr := repo.ReadNarInfo(ctx, hashPart)

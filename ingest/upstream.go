@@ -196,7 +196,7 @@ func CommitPulled(ctx context.Context, repo *store.Cache, ni *nix.NarInfo, m Mea
 			return err
 		}
 	}
-	err = repo.Put(ctx, repo.Key(store.NarInfoFile(hash)), out.Bytes(), &store.WriteOptions{ContentType: store.ContentTypeNarInfo, IfNotExist: true})
+	err = repo.PutNarInfo(ctx, &out, out.Bytes())
 	if errors.Is(err, store.ErrExists) {
 		return nil // identical content by construction (same upstream path)
 	}

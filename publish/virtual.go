@@ -161,7 +161,7 @@ func copyPath(ctx context.Context, st *store.Store, dst *store.Cache, mp memberP
 			return err
 		}
 	}
-	err := dst.Put(ctx, dst.Key(store.NarInfoFile(h)), ni.Bytes(), &store.WriteOptions{ContentType: store.ContentTypeNarInfo, IfNotExist: true})
+	err := dst.PutNarInfo(ctx, &ni, ni.Bytes())
 	if err != nil && !errors.Is(err, store.ErrExists) {
 		return err
 	}

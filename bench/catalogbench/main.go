@@ -58,6 +58,8 @@ func main() {
 		gen(args)
 	case "build":
 		build(args)
+	case "journal":
+		journal(args)
 	case "incr":
 		incr(args)
 	case "serve":
@@ -95,6 +97,7 @@ func build(args []string) {
 	verbose := fs.Bool("v", false, "phase timings on stderr")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the build")
 	pathDocs := fs.Bool("pathdocs", false, "with -baseline, also time NewBuilder on one document per store path")
+	noJournal := fs.Bool("nojournal", false, "delete the path journal first: every narinfo is read (a bucket written by other tools)")
 	fs.Parse(args)
 	if *prof != "" {
 		f, err := os.Create(*prof)
@@ -112,6 +115,14 @@ func build(args []string) {
 	}
 	opts := &index.BuildOptions{IndexDir: *idx, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))}
 	os.RemoveAll(*idx)
+	if *noJournal {
+		for _, r := range repos {
+			if err := dropJournal(ctx, st, r.Name); err != nil {
+				fail(err)
+			}
+		}
+	}
+	jobjects := journalObjects(ctx, st)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(896 << 20) // as "nixrepo index" does
 	}
@@ -127,8 +138,8 @@ func build(args []string) {
 		narinfos += r.Paths
 	}
 	res := map[string]any{"op": "build", "seconds": full, "cpuSeconds": fullCPU, "narinfos": narinfos, "storePaths": s.Paths + s.Derivations + s.Sources + s.Other,
-		"packages": s.Packages, "versions": s.Versions, "docsPerSec": float64(s.Packages) / full}
-	fmt.Fprintf(os.Stderr, "build: %d narinfos, %d packages in %.2fs\n", narinfos, s.Packages, full)
+		"packages": s.Packages, "versions": s.Versions, "docsPerSec": float64(s.Packages) / full, "journalObjects": jobjects}
+	fmt.Fprintf(os.Stderr, "build: %d narinfos, %d packages in %.2fs (path journal: %d objects)\n", narinfos, s.Packages, full, jobjects)
 	if *baseline {
 		// bleve alone, the same documents and mapping, one NewBuilder.
 		docs := make([]any, len(cat.Packages))

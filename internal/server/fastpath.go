@@ -55,8 +55,31 @@ func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 		idle = 2 * time.Minute
 	}
 	go hl.acceptLoop(s, idle)
+	go s.flushJournal(hl.done)
 	return hs.Serve(hl)
 }
+
+// flushJournal writes the path journal notes of uploads and pulls every
+// few seconds until done is closed.
+func (s *Server) flushJournal(done <-chan struct{}) {
+	t := time.NewTicker(journalFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := s.st.FlushJournal(ctx); err != nil {
+				s.log.Warn("could not write the path journal", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// journalFlushInterval is how often Serve writes the path journal.
+const journalFlushInterval = 2 * time.Second
 
 // handoffListener is the listener net/http serves: it yields the
 // connections the fast path hands over. Closing it (net/http does on

@@ -26,9 +26,10 @@ var (
 // Store is a bucket holding Nix binary caches: the repository store or an
 // incoming source.
 type Store struct {
-	bucket *blob.Bucket
-	url    string
-	dir    string // the folder of a file bucket, else ""
+	bucket  *blob.Bucket
+	url     string
+	dir     string // the folder of a file bucket, else ""
+	journal journal
 }
 
 // New wraps an open bucket; url is used in messages only.
@@ -146,8 +147,13 @@ func (s *Store) URL() string { return s.url }
 // Bucket exposes the underlying bucket for callers that need driver features.
 func (s *Store) Bucket() *blob.Bucket { return s.bucket }
 
-// Close releases the bucket.
-func (s *Store) Close() error { return s.bucket.Close() }
+// Close writes the journal notes not yet written (FlushJournal) and
+// closes the bucket.
+func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return errors.Join(s.FlushJournal(ctx), s.bucket.Close())
+}
 
 // wrap translates gocloud error codes into this package's sentinels, once.
 func wrap(op, key string, err error) error {

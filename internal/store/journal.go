@@ -1,0 +1,224 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/nixrepo/nixrepo/internal/nix"
+)
+
+// The path journal.
+//
+// Every narinfo nixrepo writes into a repository (batch ingest, server
+// uploads, pull-through, virtual repositories) is also noted in the
+// repository's journal: the store path, NarSize, FileSize and the time of
+// the write. Notes collect in memory and are written in batches, one
+// object per flush:
+//
+//	_nixrepo/repos/<repo>/journal/<unix nanoseconds, 20 digits>-<random>.zst
+//
+// (zstd of lines "<store path>\t<NarSize>\t<FileSize>\t<unix ns>\n").
+// The index stage reads the journal instead of opening every narinfo: a
+// catalog built from scratch then costs a few object reads rather than one
+// per store path. The journal is a cache, never the truth: the listing of
+// narinfos decides what exists, a path without a note (written by another
+// tool, or by a writer that stopped before flushing) is read from its
+// narinfo, and a note whose narinfo is gone is ignored. Narinfos are
+// write-once, so a note stays true while its narinfo exists; when a path
+// is noted twice the newest note wins.
+
+// JournalRecord is what the journal keeps of one narinfo.
+type JournalRecord struct {
+	StorePath string // absolute
+	NarSize   uint64
+	FileSize  uint64
+	Time      int64 // unix nanoseconds of the write
+}
+
+// HashPart is the record's store path hash.
+func (r *JournalRecord) HashPart() string {
+	base := strings.TrimPrefix(r.StorePath, nix.StoreDir+"/")
+	if len(base) < nix.HashPartLen {
+		return ""
+	}
+	return base[:nix.HashPartLen]
+}
+
+// JournalPrefix is where repository repo keeps its journal.
+func JournalPrefix(repo string) string { return Reserved + "repos/" + repo + "/journal/" }
+
+type journal struct {
+	mu      sync.Mutex
+	pending map[string][]JournalRecord // repository → notes not yet written
+}
+
+// PutNarInfo writes a narinfo (write-once: ErrExists when the path is
+// already there) and notes it in the repository's journal.
+func (c *Cache) PutNarInfo(ctx context.Context, ni *nix.NarInfo, b []byte) error {
+	err := c.Put(ctx, c.Key(NarInfoFile(ni.StorePath.HashPart())), b, &WriteOptions{ContentType: ContentTypeNarInfo, IfNotExist: true})
+	if err != nil {
+		return err
+	}
+	c.Note(JournalRecord{StorePath: ni.StorePath.Absolute(), NarSize: ni.NarSize, FileSize: ni.FileSize, Time: time.Now().UnixNano()})
+	return nil
+}
+
+// Note adds a record to the repository's journal; FlushJournal (or Close)
+// writes it. Root caches (source folders) keep no journal.
+func (c *Cache) Note(r JournalRecord) {
+	if c.prefix == "" {
+		return
+	}
+	j := &c.Store.journal
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.pending == nil {
+		j.pending = map[string][]JournalRecord{}
+	}
+	j.pending[c.name] = append(j.pending[c.name], r)
+}
+
+// FlushJournal writes the notes taken since the last flush, one object per
+// repository. Notes that could not be written are kept for the next flush.
+func (s *Store) FlushJournal(ctx context.Context) error {
+	j := &s.journal
+	j.mu.Lock()
+	pending := j.pending
+	j.pending = nil
+	j.mu.Unlock()
+	var errs []error
+	for repo, recs := range pending {
+		if err := s.WriteJournal(ctx, repo, recs); err != nil {
+			errs = append(errs, err)
+			j.mu.Lock()
+			if j.pending == nil {
+				j.pending = map[string][]JournalRecord{}
+			}
+			j.pending[repo] = append(recs, j.pending[repo]...)
+			j.mu.Unlock()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var (
+	journalEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	journalDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+)
+
+// WriteJournal writes recs as one new journal object of repo.
+func (s *Store) WriteJournal(ctx context.Context, repo string, recs []JournalRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	var b bytes.Buffer
+	b.Grow(len(recs) * 96)
+	for _, r := range recs {
+		b.WriteString(r.StorePath)
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatUint(r.NarSize, 10))
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatUint(r.FileSize, 10))
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatInt(r.Time, 10))
+		b.WriteByte('\n')
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	key := fmt.Sprintf("%s%020d-%s.zst", JournalPrefix(repo), time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
+	return s.Put(ctx, key, journalEnc.EncodeAll(b.Bytes(), nil), &WriteOptions{ContentType: "application/zstd", IfNotExist: true})
+}
+
+// ReadJournal reads repo's journal: the newest note of each store path (by
+// hash part) and the keys of the objects read. An object that vanished
+// meanwhile (compacted) is skipped; one that does not decode is an error.
+func (s *Store) ReadJournal(ctx context.Context, repo string) (map[string]JournalRecord, []string, error) {
+	var keys []string
+	err := s.List(ctx, JournalPrefix(repo), true, func(o Object) error {
+		if !o.Dir && strings.HasSuffix(o.Key, ".zst") {
+			keys = append(keys, o.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.Sort(keys) // oldest first: later notes replace earlier ones
+	recs := map[string]JournalRecord{}
+	read := keys[:0]
+	for _, k := range keys {
+		b, err := s.Get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		raw, err := journalDec.DecodeAll(b, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: journal %s: %w", k, err)
+		}
+		if err := decodeJournal(raw, recs); err != nil {
+			return nil, nil, fmt.Errorf("store: journal %s: %w", k, err)
+		}
+		read = append(read, k)
+	}
+	return recs, read, nil
+}
+
+func decodeJournal(raw []byte, into map[string]JournalRecord) error {
+	for n := 1; len(raw) > 0; n++ {
+		i := bytes.IndexByte(raw, '\n')
+		if i < 0 {
+			return fmt.Errorf("line %d: not terminated", n)
+		}
+		line := string(raw[:i])
+		raw = raw[i+1:]
+		f := strings.Split(line, "\t")
+		if len(f) != 4 {
+			return fmt.Errorf("line %d: %d fields, want 4", n, len(f))
+		}
+		var r JournalRecord
+		var err1, err2, err3 error
+		r.StorePath = f[0]
+		r.NarSize, err1 = strconv.ParseUint(f[1], 10, 64)
+		r.FileSize, err2 = strconv.ParseUint(f[2], 10, 64)
+		r.Time, err3 = strconv.ParseInt(f[3], 10, 64)
+		h := r.HashPart()
+		if err := errors.Join(err1, err2, err3); err != nil || !nix.IsHashPart(h) {
+			return fmt.Errorf("line %d: malformed record %q", n, line)
+		}
+		if old, ok := into[h]; !ok || r.Time >= old.Time {
+			into[h] = r
+		}
+	}
+	return nil
+}
+
+// CompactJournal replaces the journal objects keys (as returned by
+// ReadJournal) with one object holding recs: the new object is written
+// before the old ones are deleted, so a concurrent reader always finds
+// every note in one or the other (or reads the narinfo).
+func (s *Store) CompactJournal(ctx context.Context, repo string, recs []JournalRecord, keys []string) error {
+	if err := s.WriteJournal(ctx, repo, recs); err != nil {
+		return err
+	}
+	var errs []error
+	for _, k := range keys {
+		if err := s.Delete(ctx, k); err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
