@@ -12,6 +12,7 @@ import (
 
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/internal/work"
 )
 
 // The persisted catalog lives under CatalogPrefix in the store bucket, next
@@ -174,26 +175,40 @@ func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOp
 	}
 	repos = sortedRepos(repos)
 
-	all := make([]repoPaths, len(repos))
-	for i, r := range repos {
-		recs, err := readRepoFull(ctx, st, r.Name, &o)
-		if err != nil {
-			return nil, err
+	// The repositories' paths and the channels are independent: read
+	// them at the same time.
+	var (
+		ch     *channelsData
+		meta   map[string]pkgMeta
+		chErr  error
+		chDone = make(chan struct{})
+		tChan  time.Duration
+	)
+	go func() {
+		defer close(chDone)
+		if ch, chErr = readChannels(ctx, st, repos, nil, &o); chErr == nil {
+			meta, chErr = readMeta(ctx, st, ch, &o)
 		}
-		all[i] = repoPaths{name: r.Name, recs: recs}
-		repos[i].Paths = len(recs)
+		tChan = time.Since(start)
+	}()
+	all := make([]repoPaths, len(repos))
+	err := work.Each(ctx, len(repos), len(repos), func(i int) error {
+		recs, err := readRepoFull(ctx, st, repos[i].Name, &o)
+		all[i] = repoPaths{name: repos[i].Name, recs: recs}
+		return err
+	})
+	<-chDone
+	if err != nil {
+		return nil, err
+	}
+	if chErr != nil {
+		return nil, chErr
+	}
+	for i := range repos {
+		repos[i].Paths = len(all[i].recs)
 	}
 	tRead := time.Since(start)
-
-	ch, err := readChannels(ctx, st, repos, nil, &o)
-	if err != nil {
-		return nil, err
-	}
-	meta, err := readMeta(ctx, st, ch, &o)
-	if err != nil {
-		return nil, err
-	}
-	tChan := time.Since(start)
+	tChan = max(tChan, tRead)
 
 	ci, err := newChannelIndex(ctx, st, ch)
 	if err != nil {
@@ -212,18 +227,32 @@ func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOp
 		Snapshots: ch.records(), MetaSources: ch.metaSources,
 		ShardStats: make([]shardStat, PackageShards),
 	}
-	// The catalog first (the index records its generation), then the
-	// index, with the narinfo records released: one after the other keeps
-	// the peak memory down, and both are CPU-bound anyway.
-	if err := persistFull(ctx, st, m, cat.Packages, all, ch, meta, prev); err != nil {
-		return nil, err
+	// The catalog and the index are written at the same time; the index
+	// becomes current only once the catalog it reflects is complete.
+	persisted := make(chan error, 1)
+	go func(all []repoPaths, ch *channelsData, meta map[string]pkgMeta) {
+		persisted <- persistFull(ctx, st, m, cat.Packages, all, ch, meta, prev)
+	}(all, ch, meta)
+	all, ch, meta = nil, nil, nil // the writer holds the only references
+	var (
+		persistErr error
+		tPersist   time.Duration
+		waited     bool
+	)
+	wait := func() bool {
+		if !waited {
+			persistErr, tPersist, waited = <-persisted, time.Since(start), true
+		}
+		return persistErr == nil
 	}
-	all, ch, meta = nil, nil, nil
-	tPersist := time.Since(start)
 	if o.IndexDir != "" {
-		if err := BuildIndex(o.IndexDir, cat.Packages, gen, o.IndexShards); err != nil {
+		if err := buildIndexGen(o.IndexDir, cat.Packages, gen, o.IndexShards, wait); err != nil {
+			wait()
 			return nil, err
 		}
+	}
+	if !wait() {
+		return nil, persistErr
 	}
 	o.Logger.Debug("catalog built", "paths", cat.Stats.Paths, "packages", cat.Stats.Packages,
 		"read", tRead, "channels", tChan-tRead, "assemble", tAssemble-tChan, "persist", tPersist-tAssemble,

@@ -253,10 +253,13 @@ func readRepoFull(ctx context.Context, st *store.Store, repo string, o *BuildOpt
 // readJournal reads a repository's path journal; a journal that cannot be
 // read is only a slower build (every narinfo is read).
 func readJournal(ctx context.Context, st *store.Store, repo string, o *BuildOptions) (map[string]store.JournalRecord, []string) {
-	jr, keys, err := st.ReadJournal(ctx, repo)
+	jr, keys, damaged, err := st.ReadJournal(ctx, repo)
 	if err != nil {
 		o.Logger.Warn("ignoring the path journal", "repo", repo, "err", err)
 		return nil, nil
+	}
+	if len(damaged) > 0 {
+		o.Logger.Warn("ignoring damaged path journal objects (compaction replaces them)", "repo", repo, "objects", damaged)
 	}
 	return jr, keys
 }
@@ -265,30 +268,49 @@ func readJournal(ctx context.Context, st *store.Store, repo string, o *BuildOpti
 // where it has the path and else by reading the narinfo; fromNarInfos
 // counts the latter.
 func readWithJournal(ctx context.Context, st *store.Store, repo string, ls []listed, jr map[string]store.JournalRecord, o *BuildOptions) (recs []pathRec, fromNarInfos int, err error) {
+	all := make([]pathRec, len(ls))
+	noted := make([]bool, len(ls))
+	const chunk = 4096
+	err = work.Each(ctx, o.Workers, (len(ls)+chunk-1)/chunk, func(c int) error {
+		for i := c * chunk; i < min(len(ls), (c+1)*chunk); i++ {
+			l := ls[i]
+			j, ok := jr[l.hash]
+			if !ok {
+				continue
+			}
+			e, err := ParseEntry(j.StorePath)
+			if err != nil {
+				continue
+			}
+			mod := l.mod // an object store's listing time, as Update compares it
+			if mod == 0 {
+				mod = j.Time
+			}
+			all[i] = pathRec{sp: j.StorePath, narSize: j.NarSize, fileSize: j.FileSize, mod: mod, kind: kindCode(e.Kind)}
+			noted[i] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
 	var toRead []listed
-	for _, l := range ls {
-		j, ok := jr[l.hash]
-		if !ok {
-			toRead = append(toRead, l)
-			continue
+	recs = all[:0]
+	for i := range all {
+		if noted[i] {
+			recs = append(recs, all[i])
+		} else {
+			toRead = append(toRead, ls[i])
 		}
-		e, err := ParseEntry(j.StorePath)
-		if err != nil {
-			toRead = append(toRead, l)
-			continue
-		}
-		mod := l.mod // an object store's listing time, as Update compares it
-		if mod == 0 {
-			mod = j.Time
-		}
-		recs = append(recs, pathRec{sp: j.StorePath, narSize: j.NarSize, fileSize: j.FileSize, mod: mod, kind: kindCode(e.Kind)})
 	}
 	read, err := readListed(ctx, st, repo, toRead, o)
 	if err != nil {
 		return nil, 0, err
 	}
-	recs = append(recs, read...)
-	sort.Slice(recs, func(i, j int) bool { return recs[i].hash() < recs[j].hash() })
+	if len(read) > 0 {
+		recs = append(recs, read...)
+		sort.Slice(recs, func(i, j int) bool { return recs[i].hash() < recs[j].hash() })
+	}
 	return recs, len(toRead), nil
 }
 

@@ -557,3 +557,57 @@ func TestFolderBucket(t *testing.T) {
 		t.Errorf("no upload time")
 	}
 }
+
+// TestBuildUsesJournal: a full build takes what the path journal notes
+// for listed narinfos, reads the narinfos it lacks, ignores notes whose
+// narinfo is gone, and leaves one compacted journal object with every
+// path (so the next build reads no narinfo).
+func TestBuildUsesJournal(t *testing.T) {
+	f := newFixture(t)
+	noted := f.add("main", "noted-1.0", "", 300)
+	unnoted := f.add("main", "unnoted-2.0", "", 600)
+	r := f.st.Repo("main")
+	// The note says 301 bytes: a build that reads it reports 301.
+	r.Note(store.JournalRecord{StorePath: noted, NarSize: 301, FileSize: 100, Time: 5e18})
+	r.Note(store.JournalRecord{StorePath: storePath("gone-3.0"), NarSize: 1, FileSize: 1, Time: 5e18})
+	if err := f.st.FlushJournal(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Note(store.JournalRecord{StorePath: storePath("gone-3.0"), NarSize: 1, FileSize: 1, Time: 6e18})
+	if err := f.st.FlushJournal(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := Build(f.ctx, f.st, repoInfos("main"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes := map[string]uint64{}
+	for _, p := range cat.Packages {
+		for _, v := range p.Versions {
+			for _, pi := range v.Paths {
+				sizes[pi.StorePath] = pi.NarSize
+			}
+		}
+	}
+	if len(sizes) != 2 || sizes[noted] != 301 || sizes[unnoted] != 600 {
+		t.Fatalf("catalog sizes %v: want the noted path from the journal (301), the other from its narinfo (600), nothing else", sizes)
+	}
+	recs, keys, _, err := f.st.ReadJournal(f.ctx, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || len(recs) != 2 || recs[hashOf("unnoted-2.0")].NarSize != 600 {
+		t.Errorf("journal after the build: %d objects, %+v", len(keys), recs)
+	}
+	// A damaged journal only costs reading the narinfos.
+	if err := f.st.Put(f.ctx, store.JournalPrefix("main")+"99999999999999999999-bad.zst", []byte("junk"), nil); err != nil {
+		t.Fatal(err)
+	}
+	cat, err = Build(f.ctx, f.st, repoInfos("main"), nil)
+	if err != nil || cat.Stats.Paths != 2 {
+		t.Fatalf("build with a damaged journal: %v, %+v", err, cat)
+	}
+	if _, keys, damaged, err := f.st.ReadJournal(f.ctx, "main"); err != nil || len(keys) != 1 || len(damaged) != 0 {
+		t.Errorf("the build did not replace the damaged journal object: keys %v, damaged %v, err %v", keys, damaged, err)
+	}
+}

@@ -216,3 +216,35 @@ func (h *httptraceConn) context(ctx context.Context) context.Context {
 		GotConn: func(i httptrace.GotConnInfo) { h.reused = i.Reused },
 	})
 }
+
+// TestJournal: accepted uploads reach the repository's path journal within
+// a few seconds (Serve flushes it), refused ones never do.
+func TestJournal(t *testing.T) {
+	e := newEnv(t, fileStore(t), nil)
+	e.uploadSample(dataHash, libHash)
+	bad := sampleNarInfo(t, helloHash)
+	bad.NarSize++
+	if r := e.put("/api/nix/r/"+helloHash+".narinfo", writer, bad.Bytes()); r.status < 400 {
+		t.Fatalf("bad narinfo accepted: %s", r)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs, _, _, err := e.st.ReadJournal(context.Background(), "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 2 {
+			for _, h := range []string{dataHash, libHash} {
+				want := sampleNarInfo(t, h)
+				if r := recs[h]; r.StorePath != want.StorePath.Absolute() || r.NarSize != want.NarSize || r.Time == 0 {
+					t.Errorf("journal note for %s: %+v", h, r)
+				}
+			}
+			return
+		}
+		if len(recs) > 2 || time.Now().After(deadline) {
+			t.Fatalf("journal holds %d notes, want the 2 accepted paths", len(recs))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,7 +114,7 @@ func (s *Store) FlushJournal(ctx context.Context) error {
 }
 
 var (
-	journalEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	journalEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 	journalDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
 )
 
@@ -141,69 +142,89 @@ func (s *Store) WriteJournal(ctx context.Context, repo string, recs []JournalRec
 }
 
 // ReadJournal reads repo's journal: the newest note of each store path (by
-// hash part) and the keys of the objects read. An object that vanished
-// meanwhile (compacted) is skipped; one that does not decode is an error.
-func (s *Store) ReadJournal(ctx context.Context, repo string) (map[string]JournalRecord, []string, error) {
-	var keys []string
-	err := s.List(ctx, JournalPrefix(repo), true, func(o Object) error {
+// hash part) and the keys of the objects read. Objects that do not decode
+// are listed in damaged (their notes are ignored; CompactJournal with
+// them among keys removes them); one that vanished meanwhile (compacted)
+// is skipped.
+func (s *Store) ReadJournal(ctx context.Context, repo string) (recs map[string]JournalRecord, keys, damaged []string, err error) {
+	var listed []string
+	err = s.List(ctx, JournalPrefix(repo), true, func(o Object) error {
 		if !o.Dir && strings.HasSuffix(o.Key, ".zst") {
-			keys = append(keys, o.Key)
+			listed = append(listed, o.Key)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	slices.Sort(keys) // oldest first: later notes replace earlier ones
-	recs := map[string]JournalRecord{}
-	read := keys[:0]
-	for _, k := range keys {
+	slices.Sort(listed)
+	var parts [][]JournalRecord
+	total := 0
+	for _, k := range listed {
 		b, err := s.Get(ctx, k)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		keys = append(keys, k)
 		raw, err := journalDec.DecodeAll(b, nil)
+		var part []JournalRecord
+		if err == nil {
+			part, err = decodeJournal(raw)
+		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("store: journal %s: %w", k, err)
+			damaged = append(damaged, k)
+			continue
 		}
-		if err := decodeJournal(raw, recs); err != nil {
-			return nil, nil, fmt.Errorf("store: journal %s: %w", k, err)
-		}
-		read = append(read, k)
+		parts = append(parts, part)
+		total += len(part)
 	}
-	return recs, read, nil
+	recs = make(map[string]JournalRecord, total)
+	for _, part := range parts {
+		for _, r := range part {
+			h := r.HashPart()
+			if old, ok := recs[h]; !ok || r.Time >= old.Time {
+				recs[h] = r
+			}
+		}
+	}
+	return recs, keys, damaged, nil
 }
 
-func decodeJournal(raw []byte, into map[string]JournalRecord) error {
-	for n := 1; len(raw) > 0; n++ {
-		i := bytes.IndexByte(raw, '\n')
+// decodeJournal parses a journal object's lines.
+func decodeJournal(raw []byte) ([]JournalRecord, error) {
+	text := string(raw) // one copy; records' store paths are substrings of it
+	out := make([]JournalRecord, 0, strings.Count(text, "\n"))
+	for n := 1; len(text) > 0; n++ {
+		i := strings.IndexByte(text, '\n')
 		if i < 0 {
-			return fmt.Errorf("line %d: not terminated", n)
+			return nil, fmt.Errorf("line %d: not terminated", n)
 		}
-		line := string(raw[:i])
-		raw = raw[i+1:]
-		f := strings.Split(line, "\t")
-		if len(f) != 4 {
-			return fmt.Errorf("line %d: %d fields, want 4", n, len(f))
+		line := text[:i]
+		text = text[i+1:]
+		var f [4]string
+		rest := line
+		for k := range 3 {
+			var ok bool
+			if f[k], rest, ok = strings.Cut(rest, "\t"); !ok {
+				return nil, fmt.Errorf("line %d: malformed record %q", n, line)
+			}
 		}
+		f[3] = rest
 		var r JournalRecord
 		var err1, err2, err3 error
 		r.StorePath = f[0]
 		r.NarSize, err1 = strconv.ParseUint(f[1], 10, 64)
 		r.FileSize, err2 = strconv.ParseUint(f[2], 10, 64)
 		r.Time, err3 = strconv.ParseInt(f[3], 10, 64)
-		h := r.HashPart()
-		if err := errors.Join(err1, err2, err3); err != nil || !nix.IsHashPart(h) {
-			return fmt.Errorf("line %d: malformed record %q", n, line)
+		if err1 != nil || err2 != nil || err3 != nil || !nix.IsHashPart(r.HashPart()) {
+			return nil, fmt.Errorf("line %d: malformed record %q", n, line)
 		}
-		if old, ok := into[h]; !ok || r.Time >= old.Time {
-			into[h] = r
-		}
+		out = append(out, r)
 	}
-	return nil
+	return out, nil
 }
 
 // CompactJournal replaces the journal objects keys (as returned by
