@@ -28,7 +28,7 @@ const (
 	MatchExact       Match = "exact"       // the name, ignoring case
 	MatchPrefix      Match = "prefix"      // the name starts with the query
 	MatchWord        Match = "word"        // a word of the name (or attribute path) is or starts with each query word
-	MatchFuzzy       Match = "fuzzy"       // each query word is within 1 (3–7 characters) or 2 (8 or more) edits of a word of the name; only without an exact match
+	MatchFuzzy       Match = "fuzzy"       // the name is within one edit of the query, or each unknown query word within 1 (3–7 characters) or 2 (8 or more) edits of a word of the name; only without an exact match
 	MatchDescription Match = "description" // the description has every query word
 )
 
