@@ -5,8 +5,12 @@
 #
 #   1. Full build at 100k store paths (narinfos in a file:// bucket, two
 #      repositories, one channel snapshot with store-paths.xz and
-#      packages.json.br): `index.Build` reading every narinfo, writing the
-#      catalog to the bucket and the bleve index (one document per package).
+#      packages.json.br, and the path journal as nixrepo's writers leave it:
+#      one object per 1000 narinfos, written by `catalogbench journal`):
+#      `index.Build` listing the narinfos, taking their records from the
+#      journal, writing the catalog to the bucket and the bleve index (one
+#      document per package). Also, for comparison, the same build without
+#      a journal (every narinfo read: a bucket written by other tools).
 #      Target ≤ 15 s. Compared in the same run with bleve's own NewBuilder
 #      indexing the same documents alone (target: our rate ≥ 0.8× its rate,
 #      i.e. bleve-alone time ÷ our time ≥ 0.8), and, for context, with
@@ -65,10 +69,19 @@ gen() { # gen N DIR
 	fi
 }
 
+journal() { # journal DIR: the path journal as writers leave it (1000 notes an object)
+	"$CB" journal -store "$1" -batch 1000 2>&1 | sed 's/^/   /'
+	touch "$1/.journal"
+}
+
 peak_rss() { sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): //p' "$1"; }
 
 echo "== 1. full build at $SMALL paths (+ bleve NewBuilder alone on the same documents)"
 gen "$SMALL" "$W/small"
+"$CB" build -store "$W/small" -index "$W/small-index" -nojournal \
+	>"$W/build-small-nojournal.json" 2>"$W/build-small-nojournal.err" || { cat "$W/build-small-nojournal.err" >&2; exit 1; }
+grep -E '^build' "$W/build-small-nojournal.err" | sed 's/^/   without a journal: /'
+journal "$W/small"
 sync
 /usr/bin/time -v "$CB" build -store "$W/small" -index "$W/small-index" -baseline -pathdocs -v \
 	>"$W/build-small.json" 2>"$W/build-small.err" || { cat "$W/build-small.err" >&2; exit 1; }
@@ -80,6 +93,7 @@ sed 's/^/   /' "$W/incr.err"
 
 echo "== 3. full build at $LARGE paths"
 gen "$LARGE" "$W/large"
+[ -e "$W/large/.journal" ] || journal "$W/large"
 sync
 /usr/bin/time -v "$CB" build -store "$W/large" -index "$W/large-index" -v \
 	>"$W/build-large.json" 2>"$W/build-large.err" || { cat "$W/build-large.err" >&2; exit 1; }
@@ -103,16 +117,18 @@ import json, sys
 w, rss_small, rss_large, rss_serve, small, large = sys.argv[1:]
 load = lambda f: json.loads(open(f"{w}/{f}").read().strip().splitlines()[-1])
 bs, inc, bl, q = load("build-small.json"), load("incr.json"), load("build-large.json"), load("query.json")
+bn = load("build-small-nojournal.json")
 gib = lambda kb: int(kb) / 1024 / 1024
 rows = [
-    ("full build, %s paths (%d narinfos, %d packages = docs)" % (small, bs["narinfos"], bs["packages"]), "%.2f s" % bs["seconds"], "≤ 15 s", "%.2f× of target time" % (bs["seconds"] / 15)),
+    ("full build, %s paths (%d narinfos, %d packages = docs; journal: %d objects)" % (small, bs["narinfos"], bs["packages"], bs["journalObjects"]), "%.2f s" % bs["seconds"], "≤ 15 s", "%.2f× of target time" % (bs["seconds"] / 15)),
+    ("  the same without a path journal (every narinfo read)", "%.2f s" % bn["seconds"], "", ""),
     ("  bleve NewBuilder alone, same %d docs" % bs["packages"], "%.2f s (%.0f docs/s)" % (bs["bleveSeconds"], bs["bleveDocsPerSec"]), "", ""),
     ("  our rate ÷ bleve-alone rate (wall)", "%.2f×" % bs["ratio"], "≥ 0.8×", "%.2f× of target" % (bs["ratio"] / 0.8)),
     ("  same, CPU seconds (%.2f vs %.2f)" % (bs["cpuSeconds"], bs["bleveCPUSeconds"]), "%.2f×" % bs["cpuRatio"], "", ""),
     ("  bleve alone, one doc per store path (%d docs)" % bs["perPathDocs"], "%.2f s" % bs["perPathSeconds"], "", "its time ÷ ours: %.2f×" % (bs["perPathSeconds"] / bs["seconds"])),
     ("  peak RSS (build + baselines)", "%.0f MiB" % (int(rss_small) / 1024), "", ""),
     ("incremental +1 path at %s (median of %d; max)" % (small, len(inc["seconds"])), "%.3f s; %.3f s" % (inc["median"], inc["max"]), "≤ 1 s", "%.2f× of target time" % (inc["max"] / 1.0)),
-    ("full build, %s paths (%d narinfos, %d packages)" % (large, bl["narinfos"], bl["packages"]), "%.2f s" % bl["seconds"], "", ""),
+    ("full build, %s paths (%d narinfos, %d packages; journal: %d objects)" % (large, bl["narinfos"], bl["packages"], bl["journalObjects"]), "%.2f s" % bl["seconds"], "", ""),
     ("  peak RSS of the build", "%.2f GiB" % gib(rss_large), "≤ 1 GiB", "%.2f× of target" % gib(rss_large)),
     ("search via HTTP at %s: p50 / p90 / p99 / max (%d queries, %d without hits)" % (large, q["n"], q["noHits"]), "%.2f / %.2f / %.2f / %.2f ms" % (q["p50ms"], q["p90ms"], q["p99ms"], q["maxms"]), "p99 ≤ 10 ms", "%.2f× of target" % (q["p99ms"] / 10)),
 ]
