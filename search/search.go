@@ -113,11 +113,25 @@ func Search(idx *index.Index, q string, opts *Options) ([]Result, error) {
 		}
 	}
 	// Fuzzy matches only stand in for a missing exact match: after one,
-	// they are noise (and the slowest tier). One edit first: its automaton
-	// is cheap, and most typos are one edit; two edits (words of 8 or more
+	// they are noise (and the slowest tier). The whole name within one
+	// edit first (it also catches a typo that joins or splits words,
+	// "lumberjackdev"); a hit there ends the tier for a query of several
+	// words (a misspelt full name). Then misspelt words within one edit
+	// ("hellp" also finds hello-wayland); two edits (words of 8 or more
 	// characters) only when one finds nothing.
 	if !s.full() && !s.exact {
-		for edits := 1; edits <= 2; edits++ {
+		start := len(s.results)
+		done := false
+		if utf8.RuneCountInString(s.lq) >= 3 {
+			nq := query.NewFuzzyQuery(s.lq)
+			nq.SetField(index.FieldName)
+			nq.SetFuzziness(1)
+			if err := s.tier(MatchFuzzy, nq, true, s.rankFuzzy); err != nil {
+				return nil, err
+			}
+			done = len(s.results) > start && len(s.words) > 1
+		}
+		for edits := 1; edits <= 2 && !done && !s.full(); edits++ {
 			fq, more, err := s.fuzzyQuery(edits)
 			if err != nil {
 				return nil, err
@@ -125,13 +139,10 @@ func Search(idx *index.Index, q string, opts *Options) ([]Result, error) {
 			if fq == nil {
 				break
 			}
-			before := len(s.results)
 			if err := s.tier(MatchFuzzy, fq, true, s.rankFuzzy); err != nil {
 				return nil, err
 			}
-			if len(s.results) > before || !more {
-				break
-			}
+			done = len(s.results) > start || !more
 		}
 	}
 	if !s.full() {
@@ -156,6 +167,13 @@ type searcher struct {
 	seen    map[string]bool
 	results []Result
 	exact   bool // an exact match was found
+	terms   map[string]wordTermsResult
+}
+
+// wordTermsResult memoizes wordTerms: the word and fuzzy tiers both need it.
+type wordTermsResult struct {
+	longer []string
+	exists bool
 }
 
 func (s *searcher) full() bool { return len(s.results) >= s.o.Limit }
@@ -380,6 +398,17 @@ func (s *searcher) wordQuery() (query.Query, error) {
 // dictionary), and whether w itself is an indexed word. A bleve prefix
 // query would OR every such word, thousands for "lib".
 func (s *searcher) wordTerms(w string) (longer []string, exists bool, err error) {
+	if c, ok := s.terms[w]; ok {
+		return c.longer, c.exists, nil
+	}
+	defer func() {
+		if err == nil {
+			if s.terms == nil {
+				s.terms = map[string]wordTermsResult{}
+			}
+			s.terms[w] = wordTermsResult{longer, exists}
+		}
+	}()
 	set := map[string]bool{}
 	for _, sh := range s.idx.Shards() {
 		if err := scanDict(sh, index.FieldWords, w, "", set); err != nil {
@@ -458,19 +487,6 @@ func (s *searcher) fuzzyQuery(maxEdits int) (q query.Query, more bool, err error
 			fuzzy = true
 		}
 		must = append(must, wq)
-	}
-	if maxEdits == 1 && utf8.RuneCountInString(s.lq) >= 3 {
-		// The whole name within one edit: a typo that joins or splits
-		// words ("lumberjackdev") is one edit of the name but more of
-		// its words.
-		nq := query.NewFuzzyQuery(s.lq)
-		nq.SetField(index.FieldName)
-		nq.SetFuzziness(1)
-		var words query.Query = query.NewConjunctionQuery(must)
-		if !fuzzy {
-			return nq, more, nil
-		}
-		return query.NewDisjunctionQuery([]query.Query{words, nq}), more, nil
 	}
 	if !fuzzy {
 		return nil, false, nil
