@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/nixrepo/nixrepo/internal/work"
 
@@ -229,16 +230,18 @@ func retryEINTR(f func() (int, error)) (int, error) {
 // narinfo. It then compacts the journal into one object holding every
 // path, so the next full build finds them all there.
 func readRepoFull(ctx context.Context, st *store.Store, repo string, o *BuildOptions) ([]pathRec, error) {
+	listedAt := time.Now()
 	ls, err := listNarInfos(ctx, st, repo, false, o.Workers)
 	if err != nil {
 		return nil, err
 	}
-	jr, keys := readJournal(ctx, st, repo, o)
+	jr, keys, damaged := readJournal(ctx, st, repo, o)
+	keys = append(store.JournalWrittenBefore(keys, listedAt), damaged...)
 	recs, fromNarInfos, err := readWithJournal(ctx, st, repo, ls, jr, o)
 	if err != nil {
 		return nil, err
 	}
-	if len(keys) > 1 || fromNarInfos > 0 {
+	if len(keys) > 1 || fromNarInfos > 0 || len(damaged) > 0 {
 		out := make([]store.JournalRecord, len(recs))
 		for i, r := range recs {
 			out[i] = store.JournalRecord{StorePath: r.sp, NarSize: r.narSize, FileSize: r.fileSize, Time: r.mod}
@@ -252,16 +255,16 @@ func readRepoFull(ctx context.Context, st *store.Store, repo string, o *BuildOpt
 
 // readJournal reads a repository's path journal; a journal that cannot be
 // read is only a slower build (every narinfo is read).
-func readJournal(ctx context.Context, st *store.Store, repo string, o *BuildOptions) (map[string]store.JournalRecord, []string) {
+func readJournal(ctx context.Context, st *store.Store, repo string, o *BuildOptions) (recs map[string]store.JournalRecord, keys, damaged []string) {
 	jr, keys, damaged, err := st.ReadJournal(ctx, repo)
 	if err != nil {
 		o.Logger.Warn("ignoring the path journal", "repo", repo, "err", err)
-		return nil, nil
+		return nil, nil, nil
 	}
 	if len(damaged) > 0 {
 		o.Logger.Warn("ignoring damaged path journal objects (compaction replaces them)", "repo", repo, "objects", damaged)
 	}
-	return jr, keys
+	return jr, keys, damaged
 }
 
 // readWithJournal turns listed narinfos into records, from the journal

@@ -611,3 +611,40 @@ func TestBuildUsesJournal(t *testing.T) {
 		t.Errorf("the build did not replace the damaged journal object: keys %v, damaged %v, err %v", keys, damaged, err)
 	}
 }
+
+// TestUpdateCompactsJournal: once writers have left many journal objects,
+// an update replaces them with one holding the repository's paths; objects
+// written after the update listed the narinfos are kept.
+func TestUpdateCompactsJournal(t *testing.T) {
+	f := newFixture(t)
+	f.add("main", "a-1.0", "", 10)
+	if _, err := Build(f.ctx, f.st, repoInfos("main"), nil); err != nil {
+		t.Fatal(err)
+	}
+	r := f.st.Repo("main")
+	for i := range 40 {
+		sp := f.add("main", fmt.Sprintf("p%d-1.0", i), "", 10)
+		r.Note(store.JournalRecord{StorePath: sp, NarSize: 10, FileSize: 3, Time: time.Now().UnixNano()})
+		if err := f.st.FlushJournal(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	future := fmt.Sprintf("%s%020d-later.zst", store.JournalPrefix("main"), time.Now().Add(time.Hour).UnixNano())
+	if err := f.st.Put(f.ctx, future, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Update(f.ctx, f.st, repoInfos("main"), nil); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := f.st.JournalObjects(f.ctx, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || keys[1] != future {
+		t.Fatalf("journal after the update: %v, want one compacted object and the later one", keys)
+	}
+	recs, _, _, err := f.st.ReadJournal(f.ctx, "main")
+	if err != nil || len(recs) != 41 {
+		t.Fatalf("compacted journal: %d notes, %v; want 41", len(recs), err)
+	}
+}

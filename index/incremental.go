@@ -77,7 +77,7 @@ func Update(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildO
 		return rep, nil
 	}
 	repos = sortedRepos(repos)
-	u := &updater{ctx: ctx, st: st, o: &o, m: m, rep: &UpdateReport{Generation: m.Generation}}
+	u := &updater{ctx: ctx, st: st, o: &o, m: m, rep: &UpdateReport{Generation: m.Generation}, listedAt: time.Now()}
 	if err := u.run(repos); err != nil {
 		return nil, err
 	}
@@ -97,6 +97,7 @@ type updater struct {
 	oldState map[string][]pathRec
 	newState map[string][]pathRec
 	dirty    map[string]map[byte]bool // repo → state shards to rewrite
+	listedAt time.Time                // before the narinfos were listed
 
 	adds    map[string][]repoRec // package → paths added (repo, rec)
 	removes map[string][]repoRec // package → paths removed
@@ -317,7 +318,7 @@ func (u *updater) diffRepo(repo string, present bool) error {
 	var added []pathRec
 	if len(toRead) > journalThreshold {
 		// Many new paths: their journal notes spare reading each narinfo.
-		jr, _ := readJournal(ctx, st, repo, u.o)
+		jr, _, _ := readJournal(ctx, st, repo, u.o)
 		added, _, err = readWithJournal(ctx, st, repo, toRead, jr, u.o)
 	} else {
 		added, err = readListed(ctx, st, repo, toRead, u.o)
@@ -327,6 +328,7 @@ func (u *updater) diffRepo(repo string, present bool) error {
 	}
 	if len(added) == 0 && len(removed) == 0 {
 		u.newState[repo] = old
+		u.compactJournal(repo, old)
 		return nil
 	}
 	// New state: old minus removed plus added, sorted by hash.
@@ -344,6 +346,7 @@ func (u *updater) diffRepo(repo string, present bool) error {
 	sort.Slice(ns, func(a, b int) bool { return ns[a].hash() < ns[b].hash() })
 	// A replaced narinfo with the same content is no change at all.
 	u.newState[repo] = ns
+	u.compactJournal(repo, ns)
 	d := map[byte]bool{}
 	for _, r := range removed {
 		d[r.sp[spHash]] = true
@@ -358,6 +361,29 @@ func (u *updater) diffRepo(repo string, present bool) error {
 	u.rep.Removed += len(removed)
 	return nil
 }
+
+// compactJournal replaces a repository's journal with one object holding
+// its current paths once writers have left more than journalCompactAt
+// objects (one per ingest run or server flush), so the journal stays a few
+// objects however long the server runs between full builds.
+func (u *updater) compactJournal(repo string, recs []pathRec) {
+	keys, err := u.st.JournalObjects(u.ctx, repo)
+	if err != nil || len(keys) <= journalCompactAt {
+		return
+	}
+	keys = store.JournalWrittenBefore(keys, u.listedAt)
+	out := make([]store.JournalRecord, len(recs))
+	for i, r := range recs {
+		out[i] = store.JournalRecord{StorePath: r.sp, NarSize: r.narSize, FileSize: r.fileSize, Time: r.mod}
+	}
+	if err := u.st.CompactJournal(u.ctx, repo, out, keys); err != nil {
+		u.o.Logger.Warn("could not compact the path journal", "repo", repo, "err", err)
+	}
+}
+
+// journalCompactAt is the number of journal objects above which an update
+// compacts the journal.
+const journalCompactAt = 32
 
 // journalThreshold is the number of new narinfos from which an update
 // reads the path journal rather than each narinfo.

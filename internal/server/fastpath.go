@@ -60,9 +60,9 @@ func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 }
 
 // flushJournal writes the path journal notes of uploads and pulls every
-// few seconds until done is closed.
+// JournalFlushInterval until done is closed (Store.Close writes the rest).
 func (s *Server) flushJournal(done <-chan struct{}) {
-	t := time.NewTicker(journalFlushInterval)
+	t := time.NewTicker(s.opts.JournalFlushInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -77,9 +77,6 @@ func (s *Server) flushJournal(done <-chan struct{}) {
 		}
 	}
 }
-
-// journalFlushInterval is how often Serve writes the path journal.
-const journalFlushInterval = 2 * time.Second
 
 // handoffListener is the listener net/http serves: it yields the
 // connections the fast path hands over. Closing it (net/http does on

@@ -320,7 +320,7 @@ func snapshot(t testing.TB, st *store.Store) map[string]string {
 	out := map[string]string{}
 	err := st.List(ctx, "", false, func(o store.Object) error {
 		if isJournal(o.Key) {
-			return nil // written asynchronously (every 2 s): see TestJournal
+			return nil // written asynchronously: see TestJournal
 		}
 		b, err := st.Get(ctx, o.Key)
 		if err != nil {

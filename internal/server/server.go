@@ -63,6 +63,9 @@ type Options struct {
 	Logger              *slog.Logger
 	// Search, when set, serves GET /api/search and /api/packages/<name>.
 	Search SearchBackend
+	// JournalFlushInterval is how often Serve writes the path journal
+	// notes of uploads and pulls (default 30 s; see docs/layout.md).
+	JournalFlushInterval time.Duration
 }
 
 // Server serves repositories over HTTP under /api/nix/<repo>/ and accepts
@@ -110,6 +113,9 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 	}
 	if o.NarInfoCacheEntries <= 0 {
 		o.NarInfoCacheEntries = 65536
+	}
+	if o.JournalFlushInterval <= 0 {
+		o.JournalFlushInterval = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

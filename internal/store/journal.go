@@ -141,23 +141,45 @@ func (s *Store) WriteJournal(ctx context.Context, repo string, recs []JournalRec
 	return s.Put(ctx, key, journalEnc.EncodeAll(b.Bytes(), nil), &WriteOptions{ContentType: "application/zstd", IfNotExist: true})
 }
 
+// JournalObjects lists the keys of repo's journal objects, oldest first.
+func (s *Store) JournalObjects(ctx context.Context, repo string) ([]string, error) {
+	var keys []string
+	err := s.List(ctx, JournalPrefix(repo), true, func(o Object) error {
+		if !o.Dir && strings.HasSuffix(o.Key, ".zst") {
+			keys = append(keys, o.Key)
+		}
+		return nil
+	})
+	slices.Sort(keys)
+	return keys, err
+}
+
+// JournalWrittenBefore keeps the journal object keys written before t (by
+// the time in their names). Compaction replaces only those (and damaged
+// ones): a newer object may note narinfos written after the caller listed
+// the narinfos.
+func JournalWrittenBefore(keys []string, t time.Time) []string {
+	var out []string
+	for _, k := range keys {
+		name := k[strings.LastIndexByte(k, '/')+1:]
+		stamp, _, _ := strings.Cut(name, "-")
+		if ns, err := strconv.ParseInt(stamp, 10, 64); err == nil && ns < t.UnixNano() {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // ReadJournal reads repo's journal: the newest note of each store path (by
 // hash part) and the keys of the objects read. Objects that do not decode
 // are listed in damaged (their notes are ignored; CompactJournal with
 // them among keys removes them); one that vanished meanwhile (compacted)
 // is skipped.
 func (s *Store) ReadJournal(ctx context.Context, repo string) (recs map[string]JournalRecord, keys, damaged []string, err error) {
-	var listed []string
-	err = s.List(ctx, JournalPrefix(repo), true, func(o Object) error {
-		if !o.Dir && strings.HasSuffix(o.Key, ".zst") {
-			listed = append(listed, o.Key)
-		}
-		return nil
-	})
+	listed, err := s.JournalObjects(ctx, repo)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	slices.Sort(listed)
 	var parts [][]JournalRecord
 	total := 0
 	for _, k := range listed {
