@@ -47,14 +47,20 @@ func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 		done:     make(chan struct{}),
 		fast:     map[net.Conn]struct{}{},
 	}
-	idle := hs.IdleTimeout
-	if idle <= 0 {
-		idle = hs.ReadTimeout
+	t := connTimeouts{idle: hs.IdleTimeout, header: hs.ReadHeaderTimeout}
+	if t.idle <= 0 {
+		t.idle = hs.ReadTimeout
 	}
-	if idle <= 0 {
-		idle = 2 * time.Minute
+	if t.idle <= 0 {
+		t.idle = 2 * time.Minute
 	}
-	go hl.acceptLoop(s, idle)
+	if t.header <= 0 {
+		t.header = hs.ReadTimeout
+	}
+	if t.header <= 0 || t.header > t.idle {
+		t.header = t.idle
+	}
+	go hl.acceptLoop(s, t)
 	go s.flushJournal(hl.done)
 	return hs.Serve(hl)
 }
@@ -121,7 +127,12 @@ func (l *handoffListener) Close() error {
 	return err
 }
 
-func (l *handoffListener) acceptLoop(s *Server, idle time.Duration) {
+// connTimeouts: how long a connection may wait for its next request, and
+// for the rest of a request head once it started (net/http's IdleTimeout
+// and ReadHeaderTimeout).
+type connTimeouts struct{ idle, header time.Duration }
+
+func (l *handoffListener) acceptLoop(s *Server, t connTimeouts) {
 	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
@@ -147,7 +158,7 @@ func (l *handoffListener) acceptLoop(s *Server, idle time.Duration) {
 			c.Close()
 			return
 		}
-		go s.fastConn(l, c, idle)
+		go s.fastConn(l, c, t)
 	}
 }
 
@@ -231,21 +242,29 @@ func putReader(br *bufio.Reader) {
 }
 
 // fastConn serves one connection until it closes or hands over.
-func (s *Server) fastConn(l *handoffListener, c net.Conn, idle time.Duration) {
+func (s *Server) fastConn(l *handoffListener, c net.Conn, t connTimeouts) {
 	br := getReader(c)
 	var (
 		out      = make([]byte, 0, 4096)
 		deadline time.Time
 	)
+	// A request head that has started must complete within the header
+	// timeout (slow-loris clients), like net/http's ReadHeaderTimeout.
+	started := func() {
+		if d := time.Now().Add(t.header); d.Before(deadline) {
+			deadline = d
+			c.SetReadDeadline(d)
+		}
+	}
 	for {
 		now := time.Now()
 		// Refresh the idle deadline when half of it is used up, not on
 		// every request.
-		if deadline.Sub(now) < idle/2 {
-			deadline = now.Add(idle)
+		if deadline.Sub(now) < t.idle/2 {
+			deadline = now.Add(t.idle)
 			c.SetReadDeadline(deadline)
 		}
-		n, ok := s.fastRequest(br, &out)
+		n, ok := s.fastRequest(br, &out, started)
 		if n < 0 { // read error or closed: done
 			l.track(c, false)
 			putReader(br)
@@ -270,13 +289,13 @@ func (s *Server) fastConn(l *handoffListener, c net.Conn, idle time.Duration) {
 // When the fast path answers it, the response is in *out and n is the
 // head's length; ok false hands the connection over; n < 0 means the
 // connection is finished (closed, timed out or broken).
-func (s *Server) fastRequest(br *bufio.Reader, out *[]byte) (n int, ok bool) {
-	head, err := peekHead(br)
+func (s *Server) fastRequest(br *bufio.Reader, out *[]byte, started func()) (n int, ok bool) {
+	head, err := peekHead(br, started)
+	if errors.Is(err, errHeadTooLarge) {
+		return 0, false // net/http answers 431
+	}
 	if err != nil {
-		if len(head) == 0 || errors.Is(err, io.EOF) && br.Buffered() == 0 {
-			return -1, false
-		}
-		return 0, false // incomplete or oversized: net/http decides
+		return -1, false // closed, broken or timed out (mid-head too)
 	}
 	start := time.Now()
 	req, good := parseFastHead(head)
@@ -410,10 +429,11 @@ var cachedDate atomic.Pointer[dateText]
 
 // peekHead returns the request head (through the blank line) without
 // consuming it. An error with a non-empty head means it is incomplete
-// (the connection ended or the head is too large).
-func peekHead(br *bufio.Reader) ([]byte, error) {
+// (the connection ended or the head is too large). started is called when
+// it must wait for the rest of a head it has the beginning of.
+func peekHead(br *bufio.Reader, started func()) ([]byte, error) {
 	// Most heads arrive in one segment: look at what is buffered first.
-	for {
+	for told := false; ; {
 		buf, _ := br.Peek(br.Buffered())
 		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
 			return buf[:i+4], nil
@@ -422,6 +442,10 @@ func peekHead(br *bufio.Reader) ([]byte, error) {
 			return buf, errHeadTooLarge
 		}
 		// Wait for more bytes.
+		if br.Buffered() > 0 && !told && started != nil {
+			started()
+			told = true
+		}
 		if _, err := br.Peek(br.Buffered() + 1); err != nil {
 			b, _ := br.Peek(br.Buffered())
 			return b, err

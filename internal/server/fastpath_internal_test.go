@@ -50,7 +50,7 @@ func TestParseFastHead(t *testing.T) {
 func TestPeekHead(t *testing.T) {
 	head := "GET / HTTP/1.1\r\nHost: h\r\n\r\n"
 	br := bufio.NewReaderSize(strings.NewReader(head+"GET /next"), maxFastHead)
-	got, err := peekHead(br)
+	got, err := peekHead(br, nil)
 	if err != nil || string(got) != head {
 		t.Fatalf("peekHead = %q, %v", got, err)
 	}
@@ -58,11 +58,11 @@ func TestPeekHead(t *testing.T) {
 		t.Fatalf("peekHead consumed input")
 	}
 	br = bufio.NewReaderSize(strings.NewReader("GET / HTTP/1.1\r\nX: "+strings.Repeat("a", maxFastHead)), maxFastHead)
-	if _, err := peekHead(br); err == nil {
+	if _, err := peekHead(br, nil); err == nil {
 		t.Fatalf("oversized head: no error")
 	}
 	br = bufio.NewReaderSize(strings.NewReader("GET / HTTP/1.1\r\nHost"), maxFastHead)
-	if got, err := peekHead(br); err == nil || len(got) == 0 {
+	if got, err := peekHead(br, nil); err == nil || len(got) == 0 {
 		t.Fatalf("unfinished head: %q, %v", got, err)
 	}
 }

@@ -250,3 +250,39 @@ func TestJournal(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestFastPathHeaderTimeout: a request head that stops half-way is cut off
+// after ReadHeaderTimeout, not the (longer) idle timeout.
+func TestFastPathHeaderTimeout(t *testing.T) {
+	srv, err := server.New(fileStore(t), &server.Options{Repos: []server.Repo{{Name: "r", Public: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute}
+	go srv.Serve(ln, hs)
+	defer hs.Close()
+	for _, first := range []string{"", "GET /api/nix/r/nix-cache-info HTTP/1.1\r\nHost: h\r\n\r\n"} {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first != "" { // a request first: the deadline then is the idle one
+			io.WriteString(conn, first)
+			if st, _ := readRawResponse(conn); st != 200 {
+				t.Fatalf("first request: %d", st)
+			}
+		}
+		io.WriteString(conn, "GET /api/nix/r/nix-cache-info HTTP/1.1\r\nHo")
+		start := time.Now()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := conn.Read(make([]byte, 1))
+		if d := time.Since(start); err == nil || d > 5*time.Second {
+			t.Errorf("half a head (after %q): read %d, %v after %s; want the connection closed after about 300 ms", first, n, err, d)
+		}
+		conn.Close()
+	}
+}
