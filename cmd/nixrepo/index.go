@@ -133,7 +133,7 @@ func printIndexReport(a *app, rep *index.UpdateReport) {
 	s := rep.Stats
 	secs := rep.Duration.Seconds()
 	if rep.Full {
-		fmt.Fprintf(a.stdout, "index: full build in %.2fs (%d narinfos read), generation %d\n", secs, rep.Added, rep.Generation)
+		fmt.Fprintf(a.stdout, "index: full build in %.2fs (%d narinfos), generation %d\n", secs, rep.Added, rep.Generation)
 	} else {
 		fmt.Fprintf(a.stdout, "index: updated in %.2fs: %d narinfo(s) new, %d removed, %d snapshot(s) changed; %d package(s) changed, %d removed; generation %d\n",
 			secs, rep.Added, rep.Removed, rep.Snapshots, len(rep.Changed), len(rep.Deleted), rep.Generation)
