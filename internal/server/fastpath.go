@@ -264,7 +264,7 @@ func (s *Server) fastConn(l *handoffListener, c net.Conn, t connTimeouts) {
 			deadline = now.Add(t.idle)
 			c.SetReadDeadline(deadline)
 		}
-		n, ok := s.fastRequest(br, &out, started)
+		n, ok := s.fastRequest(c, br, &out, started)
 		if n < 0 { // read error or closed: done
 			l.track(c, false)
 			putReader(br)
@@ -276,6 +276,9 @@ func (s *Server) fastConn(l *handoffListener, c net.Conn, t connTimeouts) {
 			return
 		}
 		br.Discard(n)
+		if len(out) == 0 {
+			continue // answered (a NAR)
+		}
 		if _, err := c.Write(out); err != nil {
 			l.track(c, false)
 			putReader(br)
@@ -289,7 +292,7 @@ func (s *Server) fastConn(l *handoffListener, c net.Conn, t connTimeouts) {
 // When the fast path answers it, the response is in *out and n is the
 // head's length; ok false hands the connection over; n < 0 means the
 // connection is finished (closed, timed out or broken).
-func (s *Server) fastRequest(br *bufio.Reader, out *[]byte, started func()) (n int, ok bool) {
+func (s *Server) fastRequest(c net.Conn, br *bufio.Reader, out *[]byte, started func()) (n int, ok bool) {
 	head, err := peekHead(br, started)
 	if errors.Is(err, errHeadTooLarge) {
 		return 0, false // net/http answers 431
@@ -316,11 +319,15 @@ func (s *Server) fastRequest(br *bufio.Reader, out *[]byte, started func()) (n i
 	}
 	rel := rest[slash+1:]
 	k := classify(string(rel))
-	if k != kindCacheInfo && k != kindNarInfo {
+	if k != kindCacheInfo && k != kindNarInfo && k != kindNar {
 		return 0, false
 	}
 	if status, _ := s.authorizeHeader(req.auth, repo, false); status != 0 {
 		return 0, false // 401/403 with their reasons: net/http
+	}
+	if k == kindNar {
+		*out = (*out)[:0]
+		return s.fastNar(c, repo, string(rel), req, len(head), start)
 	}
 	var (
 		body   []byte
@@ -462,6 +469,9 @@ type fastHead struct {
 	head   bool
 	target []byte
 	auth   string
+	// cond: Range or a conditional header (If-*): the answer may be a
+	// 206 or 304, which only net/http gives.
+	cond bool
 }
 
 // parseFastHead accepts only the plain requests the fast path answers:
@@ -531,6 +541,8 @@ func parseFastHead(h []byte) (fastHead, bool) {
 			}
 		case equalFold(name, "Transfer-Encoding"), equalFold(name, "Expect"), equalFold(name, "Upgrade"):
 			return r, false
+		case equalFold(name, "Range"), len(name) > 3 && equalFold(name[:3], "If-"):
+			r.cond = true
 		}
 	}
 	if hosts != 1 || auths > 1 {

@@ -3,16 +3,20 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -60,48 +64,53 @@ func TestFastPathSameBytes(t *testing.T) {
 		present := "/api/nix/r/" + dataHash + ".narinfo"
 		missing := "/api/nix/r/" + strings.Repeat("0", 32) + ".narinfo"
 		cases := map[string]string{
-			"narinfo":                  get(present, auth),
-			"narinfo HEAD":             "HEAD " + present + " HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n",
-			"narinfo missing":          get(missing, auth),
-			"narinfo missing HEAD":     "HEAD " + missing + " HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n",
-			"cache info":               get("/api/nix/r/nix-cache-info", auth),
-			"cache info public":        get("/api/nix/pub/nix-cache-info", ""),
-			"narinfo public missing":   get("/api/nix/pub/"+dataHash+".narinfo", ""),
-			"anonymous":                get(present, ""),
-			"wrong password":           get(present, wrongPass.header()),
-			"other repo token":         get(present, stranger.header()),
-			"bearer":                   get(present, "Authorization: Bearer x\r\n"),
-			"lowercase basic":          get(present, "Authorization: basic "+strings.TrimPrefix(strings.TrimSuffix(auth, "\r\n"), "Authorization: Basic ")+"\r\n"),
-			"unknown repo":             get("/api/nix/nope/"+dataHash+".narinfo", auth),
-			"bad hash":                 get("/api/nix/r/"+strings.Repeat("e", 32)+".narinfo", auth),
-			"nar":                      get("/api/nix/r/"+dataNar, auth),
-			"listing":                  get("/api/nix/r/"+dataHash+".ls", auth),
-			"query string":             get(present+"?x=1", auth),
-			"percent-encoded":          get("/api/nix/r/"+dataHash+"%2Enarinfo", auth),
-			"dot segment":              get("/api/nix/r/../r/"+dataHash+".narinfo", auth),
-			"double slash":             get("/api/nix//r/"+dataHash+".narinfo", auth),
-			"HTTP/1.0":                 "GET " + present + " HTTP/1.0\r\nHost: h\r\n" + auth + "\r\n",
-			"lowercase method":         "get " + present + " HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n",
-			"POST":                     "POST " + present + " HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n" + auth + "\r\n",
-			"no Host":                  "GET " + present + " HTTP/1.1\r\n" + auth + "\r\n",
-			"two Hosts":                get(present, "Host: i\r\n"+auth),
-			"two Authorizations":       get(present, auth+auth),
-			"Connection close":         get(present, "Connection: close\r\n"+auth),
-			"Connection keep-alive":    get(present, "Connection: keep-alive\r\n"+auth),
-			"Expect":                   get(present, "Expect: 100-continue\r\n"+auth),
-			"body":                     get(present, "Content-Length: 5\r\n"+auth) + "hello",
-			"empty body":               get(present, "Content-Length: 0\r\n"+auth),
-			"chunked":                  get(present, "Transfer-Encoding: chunked\r\n"+auth) + "0\r\n\r\n",
-			"folded header":            get(present, "X-A: a\r\n b\r\n"+auth),
-			"header without colon":     get(present, "X-A\r\n"+auth),
-			"control byte in value":    get(present, "X-A: a\x01b\r\n"+auth),
-			"mixed-case header names":  get(present, "hOsT: h\r\nAUTHORIZATION: "+strings.TrimPrefix(auth, "Authorization: ")),
-			"absolute form":            "GET http://h" + present + " HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n",
-			"large head":               get(present, "X-Big: "+strings.Repeat("a", 10<<10)+"\r\n"+auth),
-			"Range":                    get(present, "Range: bytes=0-3\r\n"+auth),
-			"If-None-Match":            get(present, "If-None-Match: *\r\n"+auth),
-			"pipelined":                get(present, auth) + get(missing, auth) + get("/api/nix/r/"+dataNar, auth) + get(present, auth),
-			"pipelined after handover": get("/api/nix/r/"+dataNar, auth) + get(present, auth),
+			"narinfo":                 get(present, auth),
+			"narinfo HEAD":            "HEAD " + present + " HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n",
+			"narinfo missing":         get(missing, auth),
+			"narinfo missing HEAD":    "HEAD " + missing + " HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n",
+			"cache info":              get("/api/nix/r/nix-cache-info", auth),
+			"cache info public":       get("/api/nix/pub/nix-cache-info", ""),
+			"narinfo public missing":  get("/api/nix/pub/"+dataHash+".narinfo", ""),
+			"anonymous":               get(present, ""),
+			"wrong password":          get(present, wrongPass.header()),
+			"other repo token":        get(present, stranger.header()),
+			"bearer":                  get(present, "Authorization: Bearer x\r\n"),
+			"lowercase basic":         get(present, "Authorization: basic "+strings.TrimPrefix(strings.TrimSuffix(auth, "\r\n"), "Authorization: Basic ")+"\r\n"),
+			"unknown repo":            get("/api/nix/nope/"+dataHash+".narinfo", auth),
+			"bad hash":                get("/api/nix/r/"+strings.Repeat("e", 32)+".narinfo", auth),
+			"nar":                     get("/api/nix/r/"+dataNar, auth),
+			"listing":                 get("/api/nix/r/"+dataHash+".ls", auth),
+			"query string":            get(present+"?x=1", auth),
+			"percent-encoded":         get("/api/nix/r/"+dataHash+"%2Enarinfo", auth),
+			"dot segment":             get("/api/nix/r/../r/"+dataHash+".narinfo", auth),
+			"double slash":            get("/api/nix//r/"+dataHash+".narinfo", auth),
+			"HTTP/1.0":                "GET " + present + " HTTP/1.0\r\nHost: h\r\n" + auth + "\r\n",
+			"lowercase method":        "get " + present + " HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n",
+			"POST":                    "POST " + present + " HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n" + auth + "\r\n",
+			"no Host":                 "GET " + present + " HTTP/1.1\r\n" + auth + "\r\n",
+			"two Hosts":               get(present, "Host: i\r\n"+auth),
+			"two Authorizations":      get(present, auth+auth),
+			"Connection close":        get(present, "Connection: close\r\n"+auth),
+			"Connection keep-alive":   get(present, "Connection: keep-alive\r\n"+auth),
+			"Expect":                  get(present, "Expect: 100-continue\r\n"+auth),
+			"body":                    get(present, "Content-Length: 5\r\n"+auth) + "hello",
+			"empty body":              get(present, "Content-Length: 0\r\n"+auth),
+			"chunked":                 get(present, "Transfer-Encoding: chunked\r\n"+auth) + "0\r\n\r\n",
+			"folded header":           get(present, "X-A: a\r\n b\r\n"+auth),
+			"header without colon":    get(present, "X-A\r\n"+auth),
+			"control byte in value":   get(present, "X-A: a\x01b\r\n"+auth),
+			"mixed-case header names": get(present, "hOsT: h\r\nAUTHORIZATION: "+strings.TrimPrefix(auth, "Authorization: ")),
+			"absolute form":           "GET http://h" + present + " HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n",
+			"large head":              get(present, "X-Big: "+strings.Repeat("a", 10<<10)+"\r\n"+auth),
+			"Range":                   get(present, "Range: bytes=0-3\r\n"+auth),
+			"If-None-Match":           get(present, "If-None-Match: *\r\n"+auth),
+			"pipelined":               get(present, auth) + get(missing, auth) + get("/api/nix/r/"+dataNar, auth) + get(present, auth),
+			"NAR then narinfo":        get("/api/nix/r/"+dataNar, auth) + get(present, auth),
+			"NAR HEAD":                "HEAD /api/nix/r/" + dataNar + " HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n",
+			"NAR Range":               get("/api/nix/r/"+dataNar, "Range: bytes=10-20\r\n"+auth),
+			"NAR If-Modified-Since":   get("/api/nix/r/"+dataNar, "If-Modified-Since: Mon, 02 Jan 2090 15:04:05 GMT\r\n"+auth),
+			"NAR missing":             get("/api/nix/r/nar/"+strings.Repeat("1", 52)+".nar.xz", auth),
+			"NAR anonymous":           get("/api/nix/r/"+dataNar, ""),
 		}
 		for name, raw := range cases {
 			fast := exchange(t, e.addr(), raw)
@@ -160,6 +169,29 @@ func TestFastPathKeepAlive(t *testing.T) {
 	}
 	if conns != 1 {
 		t.Errorf("%d connections for 7 requests, want 1 (keep-alive across the hand-over)", conns)
+	}
+}
+
+// TestFastPathLargeNar: a NAR file of several megabytes arrives whole
+// from the fast path (blocking sendfile), on a kept-alive connection.
+func TestFastPathLargeNar(t *testing.T) {
+	st := fileStore(t)
+	e := newEnv(t, st, nil)
+	big := make([]byte, 9<<20+123)
+	rand.Read(big)
+	sum := sha256.Sum256(big)
+	rel := nix.NarURL(nix.SHA256(sum[:]), "zstd")
+	if err := st.Put(context.Background(), "r/"+rel, big, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		r := e.get("/api/nix/r/"+rel, reader)
+		if r.status != 200 || !bytes.Equal(r.body, big) || r.header.Get("Content-Length") != strconv.Itoa(len(big)) {
+			t.Fatalf("GET %s: %d, %d bytes (Content-Length %s), want %d", rel, r.status, len(r.body), r.header.Get("Content-Length"), len(big))
+		}
+	}
+	if v := e.metric("nixrepo_http_response_bytes_total", map[string]string{"route": "nar"}); v != float64(3*len(big)) {
+		t.Errorf("NAR bytes metric %v, want %d", v, 3*len(big))
 	}
 }
 
