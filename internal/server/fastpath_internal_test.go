@@ -2,8 +2,12 @@ package server
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/nixrepo/nixrepo/internal/store"
 )
 
 // TestParseFastHead: which request heads the fast path takes (the rest go
@@ -81,4 +85,32 @@ func FuzzParseFastHead(f *testing.F) {
 			t.Fatalf("accepted %q as %+v", b, r)
 		}
 	})
+}
+
+// BenchmarkFastRequest: the fast path's work for one narinfo GET (parse,
+// lookup in the memory cache, response, metrics), without the socket.
+func BenchmarkFastRequest(b *testing.B) {
+	st, err := store.Open(context.Background(), "mem://", "", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	s, err := New(st, &Options{Repos: []Repo{{Name: "r", Public: true}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const hash = "8yhfprxp9fym8hjpsb3z3hzsfbrk1z42"
+	s.repos["r"].narinfos.add(hash, bytes.Repeat([]byte("x"), 500))
+	req := []byte("GET /api/nix/r/" + hash + ".narinfo HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: curl/7.88.1 Nix/2.8.0\r\nAccept: */*\r\n\r\n")
+	rd := bytes.NewReader(req)
+	br := bufio.NewReaderSize(rd, maxFastHead)
+	out := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for range b.N {
+		rd.Reset(req)
+		br.Reset(rd)
+		if n, ok := s.fastRequest(nil, br, &out, nil); !ok || n != len(req) {
+			b.Fatal("not answered")
+		}
+	}
 }
