@@ -242,15 +242,20 @@ func readRepoFull(ctx context.Context, st *store.Store, repo string, o *BuildOpt
 		return nil, err
 	}
 	if len(keys) > 1 || fromNarInfos > 0 || len(damaged) > 0 {
-		out := make([]store.JournalRecord, len(recs))
-		for i, r := range recs {
-			out[i] = store.JournalRecord{StorePath: r.sp, NarSize: r.narSize, FileSize: r.fileSize, Time: r.mod}
-		}
-		if err := st.CompactJournal(ctx, repo, out, keys); err != nil {
+		if err := st.CompactJournal(ctx, repo, journalRecords(recs), keys); err != nil {
 			o.Logger.Warn("could not compact the path journal", "repo", repo, "err", err)
 		}
 	}
 	return recs, nil
+}
+
+// journalRecords turns path records into journal notes.
+func journalRecords(recs []pathRec) []store.JournalRecord {
+	out := make([]store.JournalRecord, len(recs))
+	for i, r := range recs {
+		out[i] = store.JournalRecord{StorePath: r.sp, NarSize: r.narSize, FileSize: r.fileSize, Time: r.mod}
+	}
+	return out
 }
 
 // readJournal reads a repository's path journal; a journal that cannot be

@@ -372,11 +372,7 @@ func (u *updater) compactJournal(repo string, recs []pathRec) {
 		return
 	}
 	keys = store.JournalWrittenBefore(keys, u.listedAt)
-	out := make([]store.JournalRecord, len(recs))
-	for i, r := range recs {
-		out[i] = store.JournalRecord{StorePath: r.sp, NarSize: r.narSize, FileSize: r.fileSize, Time: r.mod}
-	}
-	if err := u.st.CompactJournal(u.ctx, repo, out, keys); err != nil {
+	if err := u.st.CompactJournal(u.ctx, repo, journalRecords(recs), keys); err != nil {
 		u.o.Logger.Warn("could not compact the path journal", "repo", repo, "err", err)
 	}
 }
