@@ -22,11 +22,11 @@ import (
 // per request than the answer itself costs (a goroutine hand-off per
 // request, header maps, a buffered writer per response), which on one
 // connection made the server slower than nginx. Serve therefore reads
-// requests on each connection itself and answers the two hot shapes —
-// GET/HEAD of <repo>/<hash>.narinfo and <repo>/nix-cache-info on
-// HTTP/1.1 — directly, with the same lookup, authorization and metrics
-// as the net/http handler and byte-identical responses (a test compares
-// them). The first request it does not answer (any other route, method or
+// requests on each connection itself and answers the hot shapes — GET/HEAD
+// of <repo>/<hash>.narinfo and <repo>/nix-cache-info, and plain GETs of
+// NAR files on folder buckets (fastnar.go), on HTTP/1.1 — directly, with
+// the same lookup, authorization and metrics as the net/http handler and
+// byte-identical responses (a test compares them). The first request it does not answer (any other route, method or
 // protocol version, a body, a percent-encoded or odd target, a header it
 // does not want to interpret, a credential problem, a store error) hands
 // the connection, with everything already read, to net/http for the rest
