@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -305,7 +306,7 @@ func (s *Server) fastRequest(c net.Conn, br *bufio.Reader, out *[]byte, started 
 	if !good {
 		return 0, false
 	}
-	rest, found := bytesCutPrefix(req.target, "/api/nix/")
+	rest, found := bytes.CutPrefix(req.target, []byte("/api/nix/"))
 	if !found {
 		return 0, false
 	}
@@ -317,8 +318,8 @@ func (s *Server) fastRequest(c net.Conn, br *bufio.Reader, out *[]byte, started 
 	if repo == nil {
 		return 0, false
 	}
-	rel := rest[slash+1:]
-	k := classify(string(rel))
+	rel := string(rest[slash+1:])
+	k := classify(rel)
 	if k != kindCacheInfo && k != kindNarInfo && k != kindNar {
 		return 0, false
 	}
@@ -327,7 +328,7 @@ func (s *Server) fastRequest(c net.Conn, br *bufio.Reader, out *[]byte, started 
 	}
 	if k == kindNar {
 		*out = (*out)[:0]
-		return s.fastNar(c, repo, string(rel), req, len(head), start)
+		return s.fastNar(c, repo, rel, req, len(head), start)
 	}
 	var (
 		body   []byte
@@ -336,7 +337,7 @@ func (s *Server) fastRequest(c net.Conn, br *bufio.Reader, out *[]byte, started 
 	if k == kindCacheInfo {
 		body = repo.cacheInfo
 	} else {
-		hash := string(rel[:len(rel)-len(".narinfo")])
+		hash := rel[:len(rel)-len(".narinfo")]
 		b, hit := repo.narinfos.get(hash)
 		if !hit {
 			if !repo.localOnly() {
@@ -491,7 +492,7 @@ func parseFastHead(h []byte) (fastHead, bool) {
 	default:
 		return r, false
 	}
-	target, ok := bytesCutSuffix(line, " HTTP/1.1")
+	target, ok := bytes.CutSuffix(line, []byte(" HTTP/1.1"))
 	if !ok || len(target) == 0 || target[0] != '/' {
 		return r, false
 	}
@@ -525,23 +526,23 @@ func parseFastHead(h []byte) (fastHead, bool) {
 				return r, false
 			}
 		}
-		switch {
-		case equalFold(name, "Host"):
+		switch n := string(name); {
+		case strings.EqualFold(n, "Host"):
 			hosts++
-		case equalFold(name, "Authorization"):
+		case strings.EqualFold(n, "Authorization"):
 			auths++
 			r.auth = string(value)
-		case equalFold(name, "Connection"):
-			if !equalFold(value, "keep-alive") {
+		case strings.EqualFold(n, "Connection"):
+			if !strings.EqualFold(string(value), "keep-alive") {
 				return r, false
 			}
-		case equalFold(name, "Content-Length"):
+		case strings.EqualFold(n, "Content-Length"):
 			if string(value) != "0" {
 				return r, false
 			}
-		case equalFold(name, "Transfer-Encoding"), equalFold(name, "Expect"), equalFold(name, "Upgrade"):
+		case strings.EqualFold(n, "Transfer-Encoding"), strings.EqualFold(n, "Expect"), strings.EqualFold(n, "Upgrade"):
 			return r, false
-		case equalFold(name, "Range"), len(name) > 3 && equalFold(name[:3], "If-"):
+		case strings.EqualFold(n, "Range"), len(n) > 3 && strings.EqualFold(n[:3], "If-"):
 			r.cond = true
 		}
 	}
@@ -561,38 +562,5 @@ func pathByte(c byte) bool {
 // tokenByte: RFC 9110 token characters.
 func tokenByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
-}
-
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
-func bytesCutPrefix(b []byte, p string) ([]byte, bool) {
-	if len(b) >= len(p) && string(b[:len(p)]) == p {
-		return b[len(p):], true
-	}
-	return b, false
-}
-
-func bytesCutSuffix(b []byte, p string) ([]byte, bool) {
-	if len(b) >= len(p) && string(b[len(b)-len(p):]) == p {
-		return b[:len(b)-len(p)], true
-	}
-	return b, false
+		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
