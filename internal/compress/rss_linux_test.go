@@ -15,13 +15,25 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// TestMain runs a TestPeakRSS child (NIXREPO_RSS_CHILD set) instead of
+// the tests.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv("NIXREPO_RSS_CHILD"); spec != "" {
+		if err := rssChild(spec); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 // TestPeakRSS decodes a 1 GiB stream with each decoder, each in a fresh
 // child process, and checks the peak resident memory (of the test process,
-// and of the xz process where one is used). It takes a minute, so it only
-// runs with NIXREPO_RSS_TEST=1.
+// and of the xz process where one is used). About 20 s; -short skips it.
 func TestPeakRSS(t *testing.T) {
-	if os.Getenv("NIXREPO_RSS_TEST") == "" {
-		t.Skip("set NIXREPO_RSS_TEST=1 to decode 1 GiB per decoder and check peak RSS")
+	if testing.Short() {
+		t.Skip("decodes 1 GiB per decoder")
 	}
 	const total = 1 << 30
 	dir := t.TempDir()
@@ -64,7 +76,7 @@ func TestPeakRSS(t *testing.T) {
 		if v.decoder == "xz-process" && xzPath() == "" {
 			continue
 		}
-		cmd := exec.Command(os.Args[0], "-test.run=^TestPeakRSSChild$", "-test.v")
+		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), "NIXREPO_RSS_CHILD="+v.decoder+":"+in)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -91,15 +103,14 @@ func TestPeakRSS(t *testing.T) {
 	}
 }
 
-func TestPeakRSSChild(t *testing.T) {
-	spec := os.Getenv("NIXREPO_RSS_CHILD")
-	if spec == "" {
-		t.Skip("helper for TestPeakRSS")
-	}
+// rssChild decodes the file of spec ("<decoder>:<path>") and prints
+// "RESULT bytes=N self=KiB children=KiB" (peak RSS of this process and of
+// its largest child).
+func rssChild(spec string) error {
 	decoder, path, _ := strings.Cut(spec, ":")
 	f, err := os.Open(path)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer f.Close()
 	var rc io.ReadCloser
@@ -109,21 +120,20 @@ func TestPeakRSSChild(t *testing.T) {
 	case "xz-go":
 		rc = newXZGo(f)
 	default:
-		rc, err = NewReader(f, decoder)
-		if err != nil {
-			t.Fatal(err)
+		if rc, err = NewReader(f, decoder); err != nil {
+			return err
 		}
 	}
 	n, err := io.Copy(io.Discard, rc)
 	rc.Close()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	// VmHWM, unlike getrusage's maxrss, does not carry over the parent's
 	// peak across exec.
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	var hwm int64
 	for _, l := range strings.Split(string(status), "\n") {
@@ -133,7 +143,8 @@ func TestPeakRSSChild(t *testing.T) {
 	}
 	var children syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
-	t.Logf("RESULT bytes=%d self=%d children=%d", n, hwm, children.Maxrss)
+	fmt.Printf("RESULT bytes=%d self=%d children=%d\n", n, hwm, children.Maxrss)
+	return nil
 }
 
 // repeatReader yields left bytes: block repeated, each copy with a
