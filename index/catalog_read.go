@@ -276,8 +276,7 @@ func readJournal(ctx context.Context, st *store.Store, repo string, o *BuildOpti
 // where it has the path and else by reading the narinfo; fromNarInfos
 // counts the latter.
 func readWithJournal(ctx context.Context, st *store.Store, repo string, ls []listed, jr map[string]store.JournalRecord, o *BuildOptions) (recs []pathRec, fromNarInfos int, err error) {
-	all := make([]pathRec, len(ls))
-	noted := make([]bool, len(ls))
+	all := make([]pathRec, len(ls)) // zero where the journal has no usable note
 	const chunk = 4096
 	err = work.Each(ctx, o.Workers, (len(ls)+chunk-1)/chunk, func(c int) error {
 		for i := c * chunk; i < min(len(ls), (c+1)*chunk); i++ {
@@ -295,7 +294,6 @@ func readWithJournal(ctx context.Context, st *store.Store, repo string, ls []lis
 				mod = j.Time
 			}
 			all[i] = pathRec{sp: j.StorePath, narSize: j.NarSize, fileSize: j.FileSize, mod: mod, kind: kindCode(e.Kind)}
-			noted[i] = true
 		}
 		return nil
 	})
@@ -305,7 +303,7 @@ func readWithJournal(ctx context.Context, st *store.Store, repo string, ls []lis
 	var toRead []listed
 	recs = all[:0]
 	for i := range all {
-		if noted[i] {
+		if all[i].sp != "" {
 			recs = append(recs, all[i])
 		} else {
 			toRead = append(toRead, ls[i])

@@ -76,13 +76,7 @@ func journal(args []string) {
 
 // dropJournal deletes a repository's journal objects.
 func dropJournal(ctx context.Context, st *store.Store, repo string) error {
-	var keys []string
-	err := st.List(ctx, store.JournalPrefix(repo), true, func(o store.Object) error {
-		if !o.Dir {
-			keys = append(keys, o.Key)
-		}
-		return nil
-	})
+	keys, err := st.JournalObjects(ctx, repo)
 	if err != nil {
 		return err
 	}
@@ -98,12 +92,8 @@ func dropJournal(ctx context.Context, st *store.Store, repo string) error {
 func journalObjects(ctx context.Context, st *store.Store) int {
 	n := 0
 	for _, r := range repos {
-		st.List(ctx, store.JournalPrefix(r.Name), true, func(o store.Object) error {
-			if !o.Dir {
-				n++
-			}
-			return nil
-		})
+		keys, _ := st.JournalObjects(ctx, r.Name)
+		n += len(keys)
 	}
 	return n
 }
