@@ -40,6 +40,20 @@ func (m Measured) meta() NarMeta {
 	return NarMeta{FileHash: m.FileHash, FileSize: m.FileSize, NarHash: m.NarHash, NarSize: m.NarSize, Listing: m.Listing}
 }
 
+// commitMeasured makes a verified NAR file visible (w is nil when it was
+// already stored) and records its measurement.
+func commitMeasured(ctx context.Context, repo *store.Cache, w *store.Writer, m Measured) (Measured, error) {
+	if w != nil {
+		if err := w.Commit(); err != nil {
+			return Measured{}, err
+		}
+	}
+	if err := writeMeta(ctx, repo, m); err != nil {
+		return Measured{}, err
+	}
+	return m, nil
+}
+
 func writeMeta(ctx context.Context, repo *store.Cache, m Measured) error {
 	b, err := json.Marshal(m.meta())
 	if err != nil {
@@ -157,15 +171,7 @@ func PutNar(ctx context.Context, repo *store.Cache, rel string, body io.Reader, 
 	if m.FileHash.Nix32() != fileHash {
 		return Measured{}, fmt.Errorf("%w: the file's bytes hash to %s, not to the FileHash %s in its name", ErrMismatch, m.FileHash.Nix32(), fileHash)
 	}
-	if w != nil {
-		if err := w.Commit(); err != nil {
-			return Measured{}, err
-		}
-	}
-	if err := writeMeta(ctx, repo, m); err != nil {
-		return Measured{}, err
-	}
-	return m, nil
+	return commitMeasured(ctx, repo, w, m)
 }
 
 // PutResult says what PutNarInfo did.

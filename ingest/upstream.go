@@ -152,15 +152,7 @@ func PullNar(ctx context.Context, repo *store.Cache, up *Upstream, ni *nix.NarIn
 	if err := CheckClaims(ni, m); err != nil {
 		return Measured{}, fmt.Errorf("%w: upstream NAR of %s: %s", ErrMismatch, ni.StorePath.Absolute(), strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	if w != nil {
-		if err := w.Commit(); err != nil {
-			return Measured{}, err
-		}
-	}
-	if err := writeMeta(ctx, repo, m); err != nil {
-		return Measured{}, err
-	}
-	return m, nil
+	return commitMeasured(ctx, repo, w, m)
 }
 
 // ErrMissingRefs: a pulled narinfo cannot be written yet because some of
