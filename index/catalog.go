@@ -180,16 +180,14 @@ func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOp
 	var (
 		ch     *channelsData
 		meta   map[string]pkgMeta
-		chErr  error
-		chDone = make(chan struct{})
-		tChan  time.Duration
+		chRead = make(chan error, 1)
 	)
 	go func() {
-		defer close(chDone)
-		if ch, chErr = readChannels(ctx, st, repos, nil, &o); chErr == nil {
-			meta, chErr = readMeta(ctx, st, ch, &o)
+		var err error
+		if ch, err = readChannels(ctx, st, repos, nil, &o); err == nil {
+			meta, err = readMeta(ctx, st, ch, &o)
 		}
-		tChan = time.Since(start)
+		chRead <- err
 	}()
 	all := make([]repoPaths, len(repos))
 	err := work.Each(ctx, len(repos), len(repos), func(i int) error {
@@ -197,18 +195,16 @@ func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOp
 		all[i] = repoPaths{name: repos[i].Name, recs: recs}
 		return err
 	})
-	<-chDone
+	if chErr := <-chRead; err == nil {
+		err = chErr
+	}
 	if err != nil {
 		return nil, err
-	}
-	if chErr != nil {
-		return nil, chErr
 	}
 	for i := range repos {
 		repos[i].Paths = len(all[i].recs)
 	}
 	tRead := time.Since(start)
-	tChan = max(tChan, tRead)
 
 	ci, err := newChannelIndex(ctx, st, ch)
 	if err != nil {
@@ -241,7 +237,7 @@ func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOp
 		}
 	}
 	o.Logger.Debug("catalog built", "paths", cat.Stats.Paths, "packages", cat.Stats.Packages,
-		"read", tRead, "channels", tChan-tRead, "assemble", tAssemble-tChan, "persist", tPersist-tAssemble,
+		"read", tRead, "assemble", tAssemble-tRead, "persist", tPersist-tAssemble,
 		"index", time.Since(start)-tPersist)
 	return cat, nil
 }
