@@ -142,15 +142,25 @@ func newChannelShowCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// openRepo loads the config, finds repository name and opens the store.
-func (a *app) openRepo(ctx context.Context, name string) (*config.Config, *config.Repo, *store.Store, error) {
+// configRepo loads the config and finds repository name (an unknown name
+// is a usage error).
+func (a *app) configRepo(name string) (*config.Config, *config.Repo, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	r, err := cfg.Repo(name)
 	if err != nil {
-		return nil, nil, nil, usageError{err}
+		return nil, nil, usageError{err}
+	}
+	return cfg, r, nil
+}
+
+// openRepo loads the config, finds repository name and opens the store.
+func (a *app) openRepo(ctx context.Context, name string) (*config.Config, *config.Repo, *store.Store, error) {
+	cfg, r, err := a.configRepo(name)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	st, err := a.openStore(ctx)
 	if err != nil {

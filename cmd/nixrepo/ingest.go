@@ -43,13 +43,9 @@ The exit status is 0 when nothing was refused and 1 otherwise.`,
 			if len(args) == 0 {
 				return usageError{errors.New("ingest: name at least one SOURCE (a binary cache folder or URL)")}
 			}
-			cfg, err := a.loadConfig()
+			cfg, r, err := a.configRepo(repoName)
 			if err != nil {
 				return err
-			}
-			r, err := cfg.Repo(repoName)
-			if err != nil {
-				return usageError{err}
 			}
 			reports, err := a.ingestSources(cmd.Context(), cfg, r, args, consume, true)
 			if err != nil {

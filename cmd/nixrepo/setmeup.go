@@ -32,13 +32,9 @@ and, for each snapshot, its immutable URL with the fetchTarball sha256.`,
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Scheme != "file" && u.Host == "") {
 				return usageError{fmt.Errorf("setmeup: --url %q is not an http(s) or file URL", base)}
 			}
-			cfg, err := a.loadConfig()
+			cfg, r, err := a.configRepo(repoName)
 			if err != nil {
 				return err
-			}
-			r, err := cfg.Repo(repoName)
-			if err != nil {
-				return usageError{err}
 			}
 			if channel != "" {
 				return a.printChannels(cmd.Context(), r.Name, channel, base, true)
