@@ -339,11 +339,13 @@ func checkLinks(t *testing.T, files map[string]File) {
 	if err := json.Unmarshal(files[searchManifest].Data, &m); err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
-	for k := range m.Shards {
-		f, ok := files["search/s/"+k+".json"]
+	// checkRows: every row of a search file links an existing package page
+	// (the row's file name is at fileCol when present, else its name).
+	checkRows := func(kind, key, path string, fileCol int) {
+		f, ok := files[path]
 		if !ok {
-			t.Errorf("manifest names shard %s, which is not rendered", k)
-			continue
+			t.Errorf("manifest names %s %s, which is not rendered", kind, key)
+			return
 		}
 		var rows [][]any
 		if err := json.Unmarshal(f.Data, &rows); err != nil {
@@ -351,33 +353,19 @@ func checkLinks(t *testing.T, files map[string]File) {
 		}
 		for _, r := range rows {
 			file := r[0].(string)
-			if len(r) > 5 {
-				file = r[5].(string)
+			if len(r) > fileCol {
+				file = r[fileCol].(string)
 			}
 			if _, ok := files["packages/"+file+".html"]; !ok {
-				t.Errorf("shard %s links package %q to missing packages/%s.html", k, r[0], file)
+				t.Errorf("%s %s links package %q to missing packages/%s.html", kind, key, r[0], file)
 			}
 		}
 	}
+	for k := range m.Shards {
+		checkRows("shard", k, "search/s/"+k+".json", 5)
+	}
 	for c := range m.Names {
-		f, ok := files["search/n/"+c+".json"]
-		if !ok {
-			t.Errorf("manifest names list %s, which is not rendered", c)
-			continue
-		}
-		var rows [][]any
-		if err := json.Unmarshal(f.Data, &rows); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rows {
-			file := r[0].(string)
-			if len(r) > 3 {
-				file = r[3].(string)
-			}
-			if _, ok := files["packages/"+file+".html"]; !ok {
-				t.Errorf("names %s links package %q to missing packages/%s.html", c, r[0], file)
-			}
-		}
+		checkRows("names list", c, "search/n/"+c+".json", 3)
 	}
 }
 
