@@ -184,9 +184,10 @@ func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOp
 	)
 	go func() {
 		var err error
-		if ch, err = readChannels(ctx, st, repos, nil, &o); err == nil {
-			meta, err = readMeta(ctx, st, ch, &o)
-		}
+		ch, err = readChannels(ctx, st, repos, nil, &o, func(cd *channelsData) (err error) {
+			meta, err = readMeta(ctx, st, cd, &o)
+			return err
+		})
 		chRead <- err
 	}()
 	all := make([]repoPaths, len(repos))

@@ -1,9 +1,13 @@
 package index
 
 import (
+	"context"
+	"runtime"
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/nixrepo/nixrepo/internal/work"
 )
 
 // ---------------------------------------------------------------------------
@@ -16,11 +20,25 @@ type pathEntry struct {
 }
 
 // assembleAll groups the merged paths of all repositories into packages.
+// Parsing the paths' names and assembling the packages run on every core.
 func assembleAll(all []repoPaths, ci *channelIndex, meta map[string]pkgMeta) *Catalog {
 	merged := mergeRepos(all)
+	workers := runtime.GOMAXPROCS(0)
+	const chunk = 4096
+	entries := make([]Entry, len(merged))
+	work.Each(context.Background(), workers, (len(merged)+chunk-1)/chunk, func(c int) error {
+		for i := c * chunk; i < min(len(merged), (c+1)*chunk); i++ {
+			if merged[i].rec.kind == 'p' {
+				if e, err := ParseEntry(merged[i].rec.sp); err == nil {
+					entries[i] = e
+				}
+			}
+		}
+		return nil
+	})
 	cat := &Catalog{}
 	byPkg := map[string][]pathEntry{}
-	for _, m := range merged {
+	for i, m := range merged {
 		switch m.rec.kind {
 		case 'd':
 			cat.Stats.Derivations++
@@ -32,8 +50,8 @@ func assembleAll(all []repoPaths, ci *channelIndex, meta map[string]pkgMeta) *Ca
 			cat.Stats.Other++
 			continue
 		}
-		e, err := ParseEntry(m.rec.sp)
-		if err != nil {
+		e := &entries[i]
+		if e.Kind != KindPackage { // did not parse (a record's kind is from the same parse)
 			continue
 		}
 		cat.Stats.Paths++
@@ -43,17 +61,23 @@ func assembleAll(all []repoPaths, ci *channelIndex, meta map[string]pkgMeta) *Ca
 			version: e.Version,
 		})
 	}
+	merged, entries = nil, nil
 	names := make([]string, 0, len(byPkg))
 	for n := range byPkg {
 		names = append(names, n)
 	}
-	sort.Strings(names)
-	merged = nil
+	slices.Sort(names)
 	cat.Packages = make([]Package, len(names))
-	for i, n := range names {
-		pm, ok := meta[n]
-		cat.Packages[i] = assemble(n, byPkg[n], ci.lookup, metaFunc(pm, ok))
-		delete(byPkg, n) // its paths now live in the package only
+	const pkgChunk = 256
+	work.Each(context.Background(), workers, (len(names)+pkgChunk-1)/pkgChunk, func(c int) error {
+		for i := c * pkgChunk; i < min(len(names), (c+1)*pkgChunk); i++ {
+			n := names[i]
+			pm, ok := meta[n]
+			cat.Packages[i] = assemble(n, byPkg[n], ci.lookup, metaFunc(pm, ok))
+		}
+		return nil
+	})
+	for i := range cat.Packages {
 		cat.Stats.Versions += len(cat.Packages[i].Versions)
 	}
 	cat.Stats.Packages = len(names)

@@ -12,10 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/andybalholm/brotli"
 
 	"github.com/nixrepo/nixrepo/internal/compress"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/internal/work"
 )
 
 // ---------------------------------------------------------------------------
@@ -70,8 +73,10 @@ func (c *channelsData) records() []snapshotRec {
 
 // readChannels reads every repository's channel states. Snapshots that
 // prev already recorded (same key and upload time) are not read again:
-// their pairs load lazily from the catalog's snapshot files.
-func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *manifest, o *BuildOptions) (*channelsData, error) {
+// their pairs load lazily from the catalog's snapshot files. withMeta, when
+// set, runs while the store paths are read, once the snapshots (and so the
+// metadata sources) are known; its error fails the read.
+func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *manifest, o *BuildOptions, withMeta func(*channelsData) error) (*channelsData, error) {
 	known := map[string]snapshotRec{}
 	if prev != nil {
 		for _, s := range prev.Snapshots {
@@ -79,6 +84,10 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 		}
 	}
 	cd := &channelsData{}
+	var (
+		fresh   []*snapshotData   // store-paths.xz to read
+		snapsOf [][]*snapshotData // per cd.infos entry, its snapshots
+	)
 	for _, r := range repos {
 		prefix := r.Name + "/channels/"
 		var names []string
@@ -117,23 +126,15 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 				if k, ok := known[sd.key]; ok && k.Uploaded.Equal(s.Uploaded) {
 					sd.info.Paths, sd.hasPaths = k.Paths, k.HasPairs
 				} else if sd.hasPaths {
-					key := snapshotFileKey(r.Name, name, s.Flavor, s.ID, channelStorePaths)
-					pairs, n, err := readStorePaths(ctx, st, key)
-					if err != nil {
-						o.Logger.Warn("skipping unreadable store-paths.xz", "key", key, "err", err)
-						sd.hasPaths = false
-					} else {
-						sd.pairs, sd.info.Paths, sd.loaded, sd.fresh = pairs, n, true, true
-					}
+					fresh = append(fresh, sd)
 				}
 				cd.snaps = append(cd.snaps, sd)
-				ci.Snapshots = append(ci.Snapshots, sd.info)
 				if sd.hasPkgs && (newest == nil || !s.Uploaded.Before(newest.info.Uploaded)) {
 					newest = sd
 				}
 			}
-			slices.Reverse(ci.Snapshots) // newest upload first
 			cd.infos = append(cd.infos, ci)
+			snapsOf = append(snapsOf, cd.snaps[len(cd.snaps)-len(c.Snapshots):])
 			if newest != nil {
 				cd.metaSources = append(cd.metaSources, newest.key)
 			}
@@ -153,6 +154,39 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 	sort.SliceStable(cd.metaSources, func(i, j int) bool {
 		return bySnap[cd.metaSources[i]].info.Uploaded.Before(bySnap[cd.metaSources[j]].info.Uploaded)
 	})
+
+	// Read the new snapshots' store paths (several at once: each is a
+	// download and an xz decode), and the metadata meanwhile when asked.
+	metaDone := make(chan error, 1)
+	if withMeta != nil {
+		go func() { metaDone <- withMeta(cd) }()
+	} else {
+		metaDone <- nil
+	}
+	work.Each(ctx, 4, len(fresh), func(i int) error {
+		sd := fresh[i]
+		key := snapshotFileKey(sd.repo, sd.channel, sd.info.Flavor, sd.info.ID, channelStorePaths)
+		pairs, n, err := readStorePaths(ctx, st, key)
+		if err != nil {
+			o.Logger.Warn("skipping unreadable store-paths.xz", "key", key, "err", err)
+			sd.hasPaths = false
+		} else {
+			sd.pairs, sd.info.Paths, sd.loaded, sd.fresh = pairs, n, true, true
+		}
+		return nil
+	})
+	if err := <-metaDone; err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i := range cd.infos {
+		for _, sd := range snapsOf[i] {
+			cd.infos[i].Snapshots = append(cd.infos[i].Snapshots, sd.info)
+		}
+		slices.Reverse(cd.infos[i].Snapshots) // newest upload first
+	}
 	return cd, nil
 }
 
@@ -282,80 +316,154 @@ func readMeta(ctx context.Context, st *store.Store, cd *channelsData, o *BuildOp
 	return meta, nil
 }
 
-type packagesJSONEntry struct {
-	Name    string `json:"name"`
-	Pname   string `json:"pname"`
-	Version string `json:"version"`
-	Meta    struct {
-		Description json.RawMessage `json:"description"`
-		Homepage    json.RawMessage `json:"homepage"`
-		License     json.RawMessage `json:"license"`
-	} `json:"meta"`
-}
-
 // readPackagesJSON streams a brotli packages.json ({"packages": {attrPath:
 // {name, pname, version, meta}}}) into metadata by package name: the pname
 // SplitName gives for its "name", which is what store paths carry. Among
 // attribute paths with the same name the shortest wins ("hello" over
-// "pkgsStatic.hello").
+// "pkgsStatic.hello"). nixpkgs' file is large (100k+ packages, most of
+// each entry meta this skips), so it is tokenized with jsontext, which
+// skips unwanted values without decoding them.
 func readPackagesJSON(ctx context.Context, st *store.Store, key string) (map[string]pkgMeta, error) {
 	rd, err := st.NewReader(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	defer rd.Close()
-	dec := json.NewDecoder(brotli.NewReader(rd))
+	return parsePackagesJSON(brotli.NewReader(rd))
+}
+
+// parsePackagesJSON is readPackagesJSON after decompression.
+func parsePackagesJSON(r io.Reader) (map[string]pkgMeta, error) {
+	dec := jsontext.NewDecoder(r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	out := map[string]pkgMeta{}
-	if err := expectDelim(dec, '{'); err != nil {
-		return nil, err
-	}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, err
+	err := eachMember(dec, func(name string) error {
+		if name != "packages" {
+			return dec.SkipValue()
 		}
-		if t != "packages" {
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err := expectDelim(dec, '{'); err != nil {
-			return nil, err
-		}
-		for dec.More() {
-			t, err := dec.Token()
+		return eachMember(dec, func(attr string) error {
+			name, pm, err := readPackageEntry(dec)
 			if err != nil {
-				return nil, err
-			}
-			attr, _ := t.(string)
-			var e packagesJSONEntry
-			if err := dec.Decode(&e); err != nil {
-				return nil, fmt.Errorf("package %s: %w", attr, err)
-			}
-			name, _ := SplitName(e.Name)
-			if name == "" {
-				name = e.Pname
+				return fmt.Errorf("package %s: %w", attr, err)
 			}
 			if name == "" {
-				continue
+				return nil
 			}
 			if old, ok := out[name]; ok && !betterAttr(attr, old.AttrPath) {
-				continue
+				return nil
 			}
-			out[name] = pkgMeta{
-				Description: jsonText(e.Meta.Description),
-				Homepage:    firstText(e.Meta.Homepage),
-				License:     licenseText(e.Meta.License),
-				AttrPath:    attr,
-			}
-		}
-		if err := expectDelim(dec, '}'); err != nil {
-			return nil, err
+			pm.AttrPath = attr
+			out[name] = pm
+			return nil
+		})
+	})
+	if err == nil { // one value, then only white space
+		if _, e := dec.ReadToken(); e != io.EOF {
+			err = fmt.Errorf("data after the top-level object")
 		}
 	}
+	if err != nil {
+		return nil, fmt.Errorf("packages.json: %w", err)
+	}
 	return out, nil
+}
+
+// eachMember reads a JSON object, calling fn with each member name; fn
+// must consume the member's value.
+func eachMember(dec *jsontext.Decoder, fn func(name string) error) error {
+	if err := expectToken(dec, '{'); err != nil {
+		return err
+	}
+	for dec.PeekKind() == '"' {
+		t, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		if err := fn(t.String()); err != nil {
+			return err
+		}
+	}
+	return expectToken(dec, '}')
+}
+
+func expectToken(dec *jsontext.Decoder, k jsontext.Kind) error {
+	t, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	if t.Kind() != k {
+		return fmt.Errorf("expected %v at %s, got %v", k, dec.StackPointer(), t.Kind())
+	}
+	return nil
+}
+
+// readPackageEntry reads one package of packages.json: its package name
+// (from "name", else "pname") and metadata.
+func readPackageEntry(dec *jsontext.Decoder) (string, pkgMeta, error) {
+	var (
+		full, pname string
+		pm          pkgMeta
+	)
+	if dec.PeekKind() == 'n' { // null: no package
+		return "", pm, dec.SkipValue()
+	}
+	err := eachMember(dec, func(name string) error {
+		switch name {
+		case "name":
+			return readString(dec, &full)
+		case "pname":
+			return readString(dec, &pname)
+		case "meta":
+			if dec.PeekKind() == 'n' {
+				return dec.SkipValue()
+			}
+			return eachMember(dec, func(name string) error {
+				var to *string
+				render := jsonText
+				switch name {
+				case "description":
+					to = &pm.Description
+				case "homepage":
+					to, render = &pm.Homepage, firstText
+				case "license":
+					to, render = &pm.License, licenseText
+				default:
+					return dec.SkipValue()
+				}
+				v, err := dec.ReadValue()
+				if err != nil {
+					return err
+				}
+				*to = render(json.RawMessage(v))
+				return nil
+			})
+		}
+		return dec.SkipValue()
+	})
+	if err != nil {
+		return "", pm, err
+	}
+	name, _ := SplitName(full)
+	if name == "" {
+		name = pname
+	}
+	return name, pm, nil
+}
+
+// readString reads a JSON string (null reads as "").
+func readString(dec *jsontext.Decoder, to *string) error {
+	t, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch t.Kind() {
+	case '"':
+		*to = t.String()
+	case 'n':
+		*to = ""
+	default:
+		return fmt.Errorf("%s: expected a string, got %v", dec.StackPointer(), t.Kind())
+	}
+	return nil
 }
 
 func betterAttr(a, b string) bool {
@@ -369,32 +477,25 @@ func betterAttr(a, b string) bool {
 	return a < b
 }
 
-func expectDelim(dec *json.Decoder, d json.Delim) error {
-	t, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if t != d {
-		return fmt.Errorf("packages.json: expected %q, got %v", d, t)
-	}
-	return nil
-}
-
+// jsonText is raw as a string, "" if it is not one.
 func jsonText(raw json.RawMessage) string {
 	var s string
-	if json.Unmarshal(raw, &s) == nil {
+	if firstByte(raw) == '"' && json.Unmarshal(raw, &s) == nil {
 		return s
 	}
 	return ""
 }
 
+// firstText is raw as a string, or the first string of a list.
 func firstText(raw json.RawMessage) string {
-	if s := jsonText(raw); s != "" {
-		return s
-	}
-	var l []string
-	if json.Unmarshal(raw, &l) == nil && len(l) > 0 {
-		return l[0]
+	switch firstByte(raw) {
+	case '"':
+		return jsonText(raw)
+	case '[':
+		var l []string
+		if json.Unmarshal(raw, &l) == nil && len(l) > 0 {
+			return l[0]
+		}
 	}
 	return ""
 }
@@ -402,32 +503,46 @@ func firstText(raw json.RawMessage) string {
 // licenseText renders nixpkgs' meta.license: a string, a license attrset
 // ({spdxId, shortName, fullName}) or a list of either.
 func licenseText(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return ""
-	}
 	one := func(raw json.RawMessage) string {
-		if s := jsonText(raw); s != "" {
-			return s
-		}
-		var l struct{ SpdxID, ShortName, FullName string }
-		if json.Unmarshal(raw, &l) == nil {
-			for _, s := range []string{l.SpdxID, l.ShortName, l.FullName} {
-				if s != "" {
-					return s
+		switch firstByte(raw) {
+		case '"':
+			return jsonText(raw)
+		case '{':
+			var l struct{ SpdxID, ShortName, FullName string }
+			if json.Unmarshal(raw, &l) == nil {
+				for _, s := range []string{l.SpdxID, l.ShortName, l.FullName} {
+					if s != "" {
+						return s
+					}
 				}
 			}
 		}
 		return ""
 	}
-	var list []json.RawMessage
-	if json.Unmarshal(raw, &list) == nil {
-		var parts []string
-		for _, r := range list {
-			if s := one(r); s != "" {
-				parts = append(parts, s)
-			}
-		}
-		return strings.Join(parts, ", ")
+	if firstByte(raw) != '[' {
+		return one(raw)
 	}
-	return one(raw)
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil {
+		return ""
+	}
+	var parts []string
+	for _, r := range list {
+		if s := one(r); s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// firstByte is the first byte of a JSON value after white space (0 if none).
+func firstByte(raw []byte) byte {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c
+	}
+	return 0
 }

@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -79,19 +78,10 @@ func writeManifest(ctx context.Context, st *store.Store, m *manifest) error {
 	return st.Put(ctx, ManifestKey, b, &store.WriteOptions{ContentType: "application/json"})
 }
 
-// encodeShard encodes a package shard (packages sorted by name).
+// encodeShard encodes a package shard (packages sorted by name) as a JSON
+// array, byte for byte what encoding/json writes (see catalog_json.go).
 func encodeShard(pkgs []Package) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(256 * len(pkgs))
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if pkgs == nil {
-		pkgs = []Package{}
-	}
-	if err := enc.Encode(pkgs); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return appendPackages(make([]byte, 0, 1024+2048*len(pkgs)), pkgs), nil
 }
 
 func readShard(ctx context.Context, st *store.Store, i int) ([]Package, error) {

@@ -54,7 +54,7 @@ func listNarInfos(ctx context.Context, st *store.Store, repo string, withMod boo
 			}
 			out = append(out, listed{hash: h})
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].hash < out[j].hash })
+		slices.SortFunc(out, func(a, b listed) int { return strings.Compare(a.hash, b.hash) })
 		if withMod && len(out) > 0 {
 			dr, err := openDirReader(st, repo)
 			if err != nil {
@@ -230,12 +230,21 @@ func retryEINTR(f func() (int, error)) (int, error) {
 // narinfo. It then compacts the journal into one object holding every
 // path, so the next full build finds them all there.
 func readRepoFull(ctx context.Context, st *store.Store, repo string, o *BuildOptions) ([]pathRec, error) {
+	// The listing and the journal are independent reads: overlap them.
 	listedAt := time.Now()
-	ls, err := listNarInfos(ctx, st, repo, false, o.Workers)
-	if err != nil {
+	var (
+		ls     []listed
+		listed = make(chan error, 1)
+	)
+	go func() {
+		var err error
+		ls, err = listNarInfos(ctx, st, repo, false, o.Workers)
+		listed <- err
+	}()
+	jr, keys, damaged := readJournal(ctx, st, repo, o)
+	if err := <-listed; err != nil {
 		return nil, err
 	}
-	jr, keys, damaged := readJournal(ctx, st, repo, o)
 	keys = append(store.JournalWrittenBefore(keys, listedAt), damaged...)
 	recs, fromNarInfos, err := readWithJournal(ctx, st, repo, ls, jr, o)
 	if err != nil {

@@ -135,7 +135,7 @@ func (u *updater) run(repos []RepoInfo) error {
 	}
 
 	// Channels and metadata.
-	cd, err := readChannels(ctx, st, repos, u.m, u.o)
+	cd, err := readChannels(ctx, st, repos, u.m, u.o, nil)
 	if err != nil {
 		return err
 	}
