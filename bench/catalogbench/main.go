@@ -3,9 +3,10 @@
 // search index and the search API on it.
 //
 //	catalogbench gen   -out DIR -paths N < list.tsv   write the bucket (see gen.go)
-//	catalogbench build -store DIR -index IDX [-baseline]
-//	                   full build of catalog + index; with -baseline, then
-//	                   bleve's own NewBuilder indexing the same documents
+//	catalogbench build -store DIR -index IDX [-baseline [-runs N]]
+//	                   full build of catalog + index (none in the bucket
+//	                   before); with -baseline, then bleve's own NewBuilder
+//	                   indexing the same documents, alternating N times
 //	catalogbench incr  -store DIR -index IDX -n 3     +1 narinfo, then index.Update, n times
 //	catalogbench serve -store DIR -index IDX -ready F the search API on 127.0.0.1 (F gets the URL)
 //	catalogbench query -url URL -names F -n 3000      sequential GETs of /api/search, latency percentiles
@@ -94,19 +95,12 @@ func build(args []string) {
 	dir := fs.String("store", "", "bucket folder")
 	idx := fs.String("index", "", "index folder")
 	baseline := fs.Bool("baseline", false, "also time bleve's NewBuilder alone on the same documents")
+	runs := fs.Int("runs", 1, "with -baseline, alternate this many builds and bleve-alone runs and compare medians (the machine is noisy)")
 	verbose := fs.Bool("v", false, "phase timings on stderr")
-	prof := fs.String("cpuprofile", "", "write a CPU profile of the build")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the first build (the last one with -runs)")
 	pathDocs := fs.Bool("pathdocs", false, "with -baseline, also time NewBuilder on one document per store path")
 	noJournal := fs.Bool("nojournal", false, "delete the path journal first: every narinfo is read (a bucket written by other tools)")
 	fs.Parse(args)
-	if *prof != "" {
-		f, err := os.Create(*prof)
-		if err != nil {
-			fail(err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
 	st := openStore(*dir)
 	ctx := context.Background()
 	lvl := slog.LevelWarn
@@ -114,7 +108,6 @@ func build(args []string) {
 		lvl = slog.LevelDebug
 	}
 	opts := &index.BuildOptions{IndexDir: *idx, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))}
-	os.RemoveAll(*idx)
 	if *noJournal {
 		for _, r := range repos {
 			if err := dropJournal(ctx, st, r.Name); err != nil {
@@ -126,12 +119,33 @@ func build(args []string) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(896 << 20) // as "nixrepo index" does
 	}
-	start, cpu0 := time.Now(), cpuSeconds()
-	cat, err := index.Build(ctx, st, repos, opts)
-	if err != nil {
-		fail(err)
+	// One full build: from no index and no catalog in the bucket (what a
+	// first build or a rebuild after losing both does).
+	once := func(profile string) (*index.Catalog, float64, float64) {
+		os.RemoveAll(*idx)
+		if err := dropCatalog(ctx, st); err != nil {
+			fail(err)
+		}
+		if profile != "" {
+			f, err := os.Create(profile)
+			if err != nil {
+				fail(err)
+			}
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+		start, cpu0 := time.Now(), cpuSeconds()
+		cat, err := index.Build(ctx, st, repos, opts)
+		if err != nil {
+			fail(err)
+		}
+		return cat, time.Since(start).Seconds(), cpuSeconds() - cpu0
 	}
-	full, fullCPU := time.Since(start).Seconds(), cpuSeconds()-cpu0
+	first := *prof
+	if *baseline && *runs > 1 {
+		first = "" // profile the last build: a warm process, like the others but the first
+	}
+	cat, full, fullCPU := once(first)
 	s := cat.Stats
 	narinfos := 0
 	for _, r := range cat.Repos {
@@ -157,12 +171,31 @@ func build(args []string) {
 			}
 		}
 		cat = nil
-		bs, bcpu := bleveAlone(*idx, docs)
+		builds, buildCPU := []float64{full}, []float64{fullCPU}
+		var alone, aloneCPU []float64
+		for r := 0; r < *runs; r++ {
+			if r > 0 {
+				profile := ""
+				if r == *runs-1 {
+					profile = *prof
+				}
+				_, t, c := once(profile)
+				builds, buildCPU = append(builds, t), append(buildCPU, c)
+			}
+			t, c := bleveAlone(*idx, docs)
+			alone, aloneCPU = append(alone, t), append(aloneCPU, c)
+			fmt.Fprintf(os.Stderr, "run %d: build %.2fs (%.2f CPU s), bleve NewBuilder alone %.2fs (%.2f CPU s)\n", r+1, builds[r], buildCPU[r], t, c)
+		}
+		bs, bcpu := median(alone), median(aloneCPU)
+		ms, mcpu := median(builds), median(buildCPU)
+		res["runs"], res["buildSeconds"], res["bleveRuns"] = *runs, builds, alone
+		res["medianSeconds"], res["medianCPUSeconds"] = ms, mcpu
 		res["bleveSeconds"], res["bleveCPUSeconds"] = bs, bcpu
 		res["bleveDocsPerSec"] = float64(len(docs)) / bs
-		res["ratio"] = bs / full
-		res["cpuRatio"] = bcpu / fullCPU
-		fmt.Fprintf(os.Stderr, "bleve NewBuilder alone: %d docs in %.2fs (%.2f CPU s)\n", len(docs), bs, bcpu)
+		res["ratio"] = bs / ms
+		res["cpuRatio"] = bcpu / mcpu
+		fmt.Fprintf(os.Stderr, "bleve NewBuilder alone: %d docs in %.2fs (%.2f CPU s); medians of %d: build %.2fs, bleve %.2fs, ratio %.2f\n",
+			len(docs), bs, bcpu, *runs, ms, bs, bs/ms)
 		if *pathDocs {
 			ps, pcpu := bleveAlone(*idx, perPath)
 			res["perPathDocs"], res["perPathSeconds"], res["perPathCPUSeconds"] = len(perPath), ps, pcpu
@@ -170,6 +203,36 @@ func build(args []string) {
 		}
 	}
 	emit(res)
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// dropCatalog deletes the persisted catalog, so a build writes it all.
+func dropCatalog(ctx context.Context, st *store.Store) error {
+	var keys []string
+	err := st.List(ctx, index.CatalogPrefix, true, func(ob store.Object) error {
+		if !ob.Dir {
+			keys = append(keys, ob.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := st.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bleveAlone indexes docs with one bleve NewBuilder (the index's mapping)
