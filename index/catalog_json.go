@@ -16,14 +16,10 @@ import (
 // appendPackages appends the JSON array of pkgs and a newline, as
 // json.Encoder.Encode does.
 func appendPackages(b []byte, pkgs []Package) []byte {
-	b = append(b, '[')
-	for i := range pkgs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendPackage(b, &pkgs[i])
+	if pkgs == nil {
+		pkgs = []Package{} // "[]", as encodeShard always wrote
 	}
-	return append(b, ']', '\n')
+	return append(appendArray(b, pkgs, appendPackage), '\n')
 }
 
 func appendPackage(b []byte, p *Package) []byte {
@@ -32,18 +28,7 @@ func appendPackage(b []byte, p *Package) []byte {
 	b = append(b, `,"latest":`...)
 	b = appendJSONString(b, p.Latest)
 	b = append(b, `,"versions":`...)
-	if p.Versions == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range p.Versions {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendVersion(b, &p.Versions[i])
-		}
-		b = append(b, ']')
-	}
+	b = appendArray(b, p.Versions, appendVersion)
 	b = append(b, `,"repos":`...)
 	b = appendStrings(b, p.Repos)
 	b = appendOmitEmpty(b, `,"description":`, p.Description)
@@ -57,18 +42,7 @@ func appendVersion(b []byte, v *Version) []byte {
 	b = append(b, `{"version":`...)
 	b = appendJSONString(b, v.Version)
 	b = append(b, `,"paths":`...)
-	if v.Paths == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range v.Paths {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendPathInfo(b, &v.Paths[i])
-		}
-		b = append(b, ']')
-	}
+	b = appendArray(b, v.Paths, appendPathInfo)
 	b = append(b, `,"repos":`...)
 	b = appendStrings(b, v.Repos)
 	if len(v.Channels) > 0 {
@@ -105,15 +79,21 @@ func appendOmitEmpty(b []byte, key, s string) []byte {
 }
 
 func appendStrings(b []byte, ss []string) []byte {
-	if ss == nil {
+	return appendArray(b, ss, func(b []byte, s *string) []byte { return appendJSONString(b, *s) })
+}
+
+// appendArray appends xs as a JSON array (null when nil, as encoding/json
+// writes a nil slice), each element by appendElem.
+func appendArray[T any](b []byte, xs []T, appendElem func([]byte, *T) []byte) []byte {
+	if xs == nil {
 		return append(b, "null"...)
 	}
 	b = append(b, '[')
-	for i, s := range ss {
+	for i := range xs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, s)
+		b = appendElem(b, &xs[i])
 	}
 	return append(b, ']')
 }

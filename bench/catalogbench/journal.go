@@ -80,6 +80,11 @@ func dropJournal(ctx context.Context, st *store.Store, repo string) error {
 	if err != nil {
 		return err
 	}
+	return deleteKeys(ctx, st, keys)
+}
+
+// deleteKeys deletes the objects.
+func deleteKeys(ctx context.Context, st *store.Store, keys []string) error {
 	for _, k := range keys {
 		if err := st.Delete(ctx, k); err != nil {
 			return err

@@ -227,12 +227,7 @@ func dropCatalog(ctx context.Context, st *store.Store) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range keys {
-		if err := st.Delete(ctx, k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteKeys(ctx, st, keys)
 }
 
 // bleveAlone indexes docs with one bleve NewBuilder (the index's mapping)
