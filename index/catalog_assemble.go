@@ -25,12 +25,13 @@ func assembleAll(all []repoPaths, ci *channelIndex, meta map[string]pkgMeta) *Ca
 	merged := mergeRepos(all)
 	workers := runtime.GOMAXPROCS(0)
 	const chunk = 4096
-	entries := make([]Entry, len(merged))
+	type parsed struct{ pkg, version, output string } // of an Entry, what grouping needs
+	entries := make([]parsed, len(merged))
 	work.Each(context.Background(), workers, (len(merged)+chunk-1)/chunk, func(c int) error {
 		for i := c * chunk; i < min(len(merged), (c+1)*chunk); i++ {
 			if merged[i].rec.kind == 'p' {
-				if e, err := ParseEntry(merged[i].rec.sp); err == nil {
-					entries[i] = e
+				if e, err := ParseEntry(merged[i].rec.sp); err == nil && e.Kind == KindPackage {
+					entries[i] = parsed{e.Package, e.Version, e.Output}
 				}
 			}
 		}
@@ -51,14 +52,14 @@ func assembleAll(all []repoPaths, ci *channelIndex, meta map[string]pkgMeta) *Ca
 			continue
 		}
 		e := &entries[i]
-		if e.Kind != KindPackage { // did not parse (a record's kind is from the same parse)
+		if e.output == "" { // did not parse (a record's kind is from the same parse)
 			continue
 		}
 		cat.Stats.Paths++
-		byPkg[e.Package] = append(byPkg[e.Package], pathEntry{
-			PathInfo: PathInfo{StorePath: m.rec.sp, Output: e.Output, NarSize: m.rec.narSize, FileSize: m.rec.fileSize,
+		byPkg[e.pkg] = append(byPkg[e.pkg], pathEntry{
+			PathInfo: PathInfo{StorePath: m.rec.sp, Output: e.output, NarSize: m.rec.narSize, FileSize: m.rec.fileSize,
 				Uploaded: time.Unix(0, m.rec.mod).UTC(), Repos: m.repos},
-			version: e.Version,
+			version: e.version,
 		})
 	}
 	merged, entries = nil, nil
