@@ -134,7 +134,7 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 				}
 			}
 			cd.infos = append(cd.infos, ci)
-			snapsOf = append(snapsOf, cd.snaps[len(cd.snaps)-len(c.Snapshots):])
+			snapsOf = append(snapsOf, slices.Clone(cd.snaps[len(cd.snaps)-len(c.Snapshots):])) // cd.snaps is sorted below
 			if newest != nil {
 				cd.metaSources = append(cd.metaSources, newest.key)
 			}

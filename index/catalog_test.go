@@ -648,3 +648,37 @@ func TestUpdateCompactsJournal(t *testing.T) {
 		t.Fatalf("compacted journal: %d notes, %v; want 41", len(recs), err)
 	}
 }
+
+// TestChannelSnapshotsStayWithTheirChannel: snapshots of several channels
+// uploaded in interleaved order are listed under their own channel, newest
+// first, with their own path counts.
+func TestChannelSnapshotsStayWithTheirChannel(t *testing.T) {
+	f := newFixture(t)
+	f.add("main", "hello-2.12", "", 100)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	f.channel("main", "a", testSnapshot{id: "a1", uploaded: at(1), storePaths: []string{storePath("hello-2.12")}},
+		testSnapshot{id: "a2", uploaded: at(4), storePaths: []string{storePath("hello-2.12"), storePath("zlib-1.3")}})
+	f.channel("main", "b", testSnapshot{id: "b1", uploaded: at(2), storePaths: []string{storePath("hello-2.12")}},
+		testSnapshot{id: "b2", uploaded: at(3)})
+	f.channel("staging", "c", testSnapshot{id: "c1", uploaded: at(0), storePaths: []string{storePath("a-1"), storePath("b-1"), storePath("c-1")}})
+	cat, err := Build(f.ctx, f.st, repoInfos("main", "staging"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range cat.Channels {
+		var ids []string
+		for _, s := range c.Snapshots {
+			ids = append(ids, fmt.Sprintf("%s:%d", s.ID, s.Paths))
+		}
+		got[c.Repo+"/"+c.Name] = strings.Join(ids, " ")
+	}
+	want := map[string]string{"main/a": "a2:2 a1:1", "main/b": "b2:0 b1:1", "staging/c": "c1:3"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("channel snapshots = %v, want %v", got, want)
+	}
+	if hello := findPkg(t, cat, "hello"); !reflect.DeepEqual(hello.Versions[0].Channels, []string{"main/a/a1", "main/b/b1", "main/a/a2"}) {
+		t.Errorf("hello 2.12 channels = %v", hello.Versions[0].Channels)
+	}
+}
