@@ -167,8 +167,36 @@ func kindCode(k Kind) byte {
 // index from scratch. Unreadable narinfos are skipped with a warning.
 func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOptions) (*Catalog, error) {
 	o := opts.withDefaults(st)
-	start := time.Now()
 	prev, _ := readManifest(ctx, st)
+	cat, _, err := build(ctx, st, repos, &o, prev)
+	return cat, err
+}
+
+// Rebuild is Build reported as an update: a full build whose report counts
+// every narinfo as added.
+func Rebuild(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOptions) (*UpdateReport, error) {
+	o := opts.withDefaults(st)
+	prev, _ := readManifest(ctx, st)
+	return rebuild(ctx, st, repos, &o, prev)
+}
+
+func rebuild(ctx context.Context, st *store.Store, repos []RepoInfo, o *BuildOptions, prev *manifest) (*UpdateReport, error) {
+	start := time.Now()
+	cat, gen, err := build(ctx, st, repos, o, prev)
+	if err != nil {
+		return nil, err
+	}
+	s := cat.Stats
+	rep := &UpdateReport{Full: true, Generation: gen, Added: s.Paths + s.Derivations + s.Sources + s.Other,
+		IndexRebuilt: o.IndexDir != "", Stats: s}
+	rep.Finish(start)
+	return rep, nil
+}
+
+// build is Build with the options' defaults set and the current manifest
+// (nil if none) read; it also returns the catalog's generation.
+func build(ctx context.Context, st *store.Store, repos []RepoInfo, o *BuildOptions, prev *manifest) (*Catalog, int64, error) {
+	start := time.Now()
 	gen := int64(1)
 	if prev != nil {
 		gen = prev.Generation + 1
@@ -184,15 +212,12 @@ func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOp
 	)
 	go func() {
 		var err error
-		ch, err = readChannels(ctx, st, repos, nil, &o, func(cd *channelsData) (err error) {
-			meta, err = readMeta(ctx, st, cd, &o)
-			return err
-		})
+		ch, err = readChannels(ctx, st, repos, nil, o, func(cd *channelsData) { meta = readMeta(ctx, st, cd, o) })
 		chRead <- err
 	}()
 	all := make([]repoPaths, len(repos))
 	err := work.Each(ctx, len(repos), len(repos), func(i int) error {
-		recs, err := readRepoFull(ctx, st, repos[i].Name, &o)
+		recs, err := readRepoFull(ctx, st, repos[i].Name, o)
 		all[i] = repoPaths{name: repos[i].Name, recs: recs}
 		return err
 	})
@@ -200,7 +225,7 @@ func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOp
 		err = chErr
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for i := range repos {
 		repos[i].Paths = len(all[i].recs)
@@ -209,7 +234,7 @@ func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOp
 
 	ci, err := newChannelIndex(ctx, st, ch)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	cat := assembleAll(all, ci, meta)
 	ci = nil
@@ -221,26 +246,26 @@ func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOp
 	m := &manifest{
 		Format: catalogFormat, Generation: gen, Generated: cat.Generated,
 		Repos: repos, Channels: ch.infos, Stats: cat.Stats,
-		Snapshots: ch.records(), MetaSources: ch.metaSources,
+		Snapshots: ch.records(), MetaSources: ch.metaSources(),
 		ShardStats: make([]shardStat, PackageShards),
 	}
 	// The catalog first (the index records its generation), then the
 	// index, with the narinfo records released: both are CPU-bound, and
 	// measured side by side they took longer than one after the other.
 	if err := persistFull(ctx, st, m, cat.Packages, all, ch, meta, prev); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	all, ch, meta = nil, nil, nil
 	tPersist := time.Since(start)
 	if o.IndexDir != "" {
 		if err := BuildIndex(o.IndexDir, cat.Packages, gen, o.IndexShards); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	o.Logger.Debug("catalog built", "paths", cat.Stats.Paths, "packages", cat.Stats.Packages,
 		"read", tRead, "assemble", tAssemble-tRead, "persist", tPersist-tAssemble,
 		"index", time.Since(start)-tPersist)
-	return cat, nil
+	return cat, gen, nil
 }
 
 func sortedRepos(repos []RepoInfo) []RepoInfo {

@@ -51,16 +51,18 @@ func snapshotFileKey(repo, channel, flavor, id, file string) string {
 type snapshotData struct {
 	key, repo, channel string
 	info               SnapshotInfo
-	hasPaths, hasPkgs  bool
+	hasPaths           bool
 	pairs              []string // "pname\tversion", sorted, unique; loaded lazily on updates
 	loaded             bool
 	fresh              bool // read from store-paths.xz in this run
 }
 
 type channelsData struct {
-	infos       []ChannelInfo
-	snaps       []*snapshotData // oldest upload first
-	metaSources []string
+	infos []ChannelInfo
+	snaps []*snapshotData // oldest upload first
+	// metaSnaps are the snapshots whose packages.json.br give the
+	// metadata (each channel's newest that has one), oldest upload first.
+	metaSnaps []*snapshotData
 }
 
 func (c *channelsData) records() []snapshotRec {
@@ -75,8 +77,8 @@ func (c *channelsData) records() []snapshotRec {
 // prev already recorded (same key and upload time) are not read again:
 // their pairs load lazily from the catalog's snapshot files. withMeta, when
 // set, runs while the store paths are read, once the snapshots (and so the
-// metadata sources) are known; its error fails the read.
-func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *manifest, o *BuildOptions, withMeta func(*channelsData) error) (*channelsData, error) {
+// metadata sources) are known.
+func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *manifest, o *BuildOptions, withMeta func(*channelsData)) (*channelsData, error) {
 	known := map[string]snapshotRec{}
 	if prev != nil {
 		for _, s := range prev.Snapshots {
@@ -121,7 +123,6 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 					key: r.Name + "/" + name + "/" + s.ID, repo: r.Name, channel: name,
 					info:     SnapshotInfo{ID: s.ID, Flavor: s.Flavor, NarHash: s.NarHash, Uploaded: s.Uploaded},
 					hasPaths: slices.Contains(s.Files, channelStorePaths),
-					hasPkgs:  slices.Contains(s.Files, channelPackages),
 				}
 				if k, ok := known[sd.key]; ok && k.Uploaded.Equal(s.Uploaded) {
 					sd.info.Paths, sd.hasPaths = k.Paths, k.HasPairs
@@ -129,14 +130,14 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 					fresh = append(fresh, sd)
 				}
 				cd.snaps = append(cd.snaps, sd)
-				if sd.hasPkgs && (newest == nil || !s.Uploaded.Before(newest.info.Uploaded)) {
+				if slices.Contains(s.Files, channelPackages) && (newest == nil || !s.Uploaded.Before(newest.info.Uploaded)) {
 					newest = sd
 				}
 			}
 			cd.infos = append(cd.infos, ci)
 			snapsOf = append(snapsOf, slices.Clone(cd.snaps[len(cd.snaps)-len(c.Snapshots):])) // cd.snaps is sorted below
 			if newest != nil {
-				cd.metaSources = append(cd.metaSources, newest.key)
+				cd.metaSnaps = append(cd.metaSnaps, newest)
 			}
 		}
 	}
@@ -147,22 +148,19 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 		}
 		return a.key < b.key
 	})
-	bySnap := map[string]*snapshotData{}
-	for _, s := range cd.snaps {
-		bySnap[s.key] = s
-	}
-	sort.SliceStable(cd.metaSources, func(i, j int) bool {
-		return bySnap[cd.metaSources[i]].info.Uploaded.Before(bySnap[cd.metaSources[j]].info.Uploaded)
+	sort.SliceStable(cd.metaSnaps, func(i, j int) bool {
+		return cd.metaSnaps[i].info.Uploaded.Before(cd.metaSnaps[j].info.Uploaded)
 	})
 
 	// Read the new snapshots' store paths (several at once: each is a
 	// download and an xz decode), and the metadata meanwhile when asked.
-	metaDone := make(chan error, 1)
-	if withMeta != nil {
-		go func() { metaDone <- withMeta(cd) }()
-	} else {
-		metaDone <- nil
-	}
+	metaDone := make(chan struct{})
+	go func() {
+		if withMeta != nil {
+			withMeta(cd)
+		}
+		close(metaDone)
+	}()
 	work.Each(ctx, 4, len(fresh), func(i int) error {
 		sd := fresh[i]
 		key := snapshotFileKey(sd.repo, sd.channel, sd.info.Flavor, sd.info.ID, channelStorePaths)
@@ -175,9 +173,7 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 		}
 		return nil
 	})
-	if err := <-metaDone; err != nil {
-		return nil, err
-	}
+	<-metaDone
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -290,19 +286,21 @@ type pkgMeta struct {
 	AttrPath    string `json:"a,omitempty"`
 }
 
-// readMeta reads the packages.json.br of the source snapshots, oldest
-// first, so newer snapshots win.
-func readMeta(ctx context.Context, st *store.Store, cd *channelsData, o *BuildOptions) (map[string]pkgMeta, error) {
-	bySnap := map[string]*snapshotData{}
-	for _, s := range cd.snaps {
-		bySnap[s.key] = s
+// metaSources are the keys of metaSnaps, as the manifest records them.
+func (c *channelsData) metaSources() []string {
+	keys := make([]string, len(c.metaSnaps))
+	for i, s := range c.metaSnaps {
+		keys[i] = s.key
 	}
+	return keys
+}
+
+// readMeta reads the packages.json.br of the source snapshots, oldest
+// first, so newer snapshots win. An unreadable one is skipped with a
+// warning.
+func readMeta(ctx context.Context, st *store.Store, cd *channelsData, o *BuildOptions) map[string]pkgMeta {
 	meta := map[string]pkgMeta{}
-	for _, src := range cd.metaSources {
-		s := bySnap[src]
-		if s == nil {
-			continue
-		}
+	for _, s := range cd.metaSnaps {
 		key := snapshotFileKey(s.repo, s.channel, s.info.Flavor, s.info.ID, channelPackages)
 		m, err := readPackagesJSON(ctx, st, key)
 		if err != nil {
@@ -313,7 +311,7 @@ func readMeta(ctx context.Context, st *store.Store, cd *channelsData, o *BuildOp
 			meta[name] = pm
 		}
 	}
-	return meta, nil
+	return meta
 }
 
 // readPackagesJSON streams a brotli packages.json ({"packages": {attrPath:

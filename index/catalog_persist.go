@@ -80,8 +80,8 @@ func writeManifest(ctx context.Context, st *store.Store, m *manifest) error {
 
 // encodeShard encodes a package shard (packages sorted by name) as a JSON
 // array, byte for byte what encoding/json writes (see catalog_json.go).
-func encodeShard(pkgs []Package) ([]byte, error) {
-	return appendPackages(make([]byte, 0, 1024+2048*len(pkgs)), pkgs), nil
+func encodeShard(pkgs []Package) []byte {
+	return appendPackages(make([]byte, 0, 1024+2048*len(pkgs)), pkgs)
 }
 
 func readShard(ctx context.Context, st *store.Store, i int) ([]Package, error) {
@@ -100,11 +100,7 @@ func readShard(ctx context.Context, st *store.Store, i int) ([]Package, error) {
 }
 
 func writeShard(ctx context.Context, st *store.Store, i int, pkgs []Package) error {
-	b, err := encodeShard(pkgs)
-	if err != nil {
-		return err
-	}
-	return putZstd(ctx, st, PackageShardKey(i), b)
+	return putZstd(ctx, st, PackageShardKey(i), encodeShard(pkgs))
 }
 
 // encodeState encodes state lines "<store path> narSize fileSize mod

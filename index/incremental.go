@@ -66,15 +66,7 @@ func Update(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildO
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			o.Logger.Warn("rebuilding the catalog", "err", err)
 		}
-		cat, err := Build(ctx, st, repos, &o)
-		if err != nil {
-			return nil, err
-		}
-		gen, _ := Generation(ctx, st)
-		rep := &UpdateReport{Full: true, Generation: gen, Added: cat.Stats.Paths + cat.Stats.Derivations + cat.Stats.Sources + cat.Stats.Other,
-			IndexRebuilt: o.IndexDir != "", Stats: cat.Stats}
-		rep.Finish(start)
-		return rep, nil
+		return rebuild(ctx, st, repos, &o, m)
 	}
 	repos = sortedRepos(repos)
 	u := &updater{ctx: ctx, st: st, o: &o, m: m, rep: &UpdateReport{Generation: m.Generation}, listedAt: time.Now()}
@@ -150,12 +142,10 @@ func (u *updater) run(repos []RepoInfo) error {
 	if err != nil {
 		return err
 	}
-	metaChanged := !slices.Equal(cd.metaSources, u.m.MetaSources)
+	metaChanged := !slices.Equal(cd.metaSources(), u.m.MetaSources)
 	var newMeta, oldMeta map[string]pkgMeta
 	if metaChanged {
-		if newMeta, err = readMeta(ctx, st, cd, u.o); err != nil {
-			return err
-		}
+		newMeta = readMeta(ctx, st, cd, u.o)
 		oldMeta, _ = u.loadMeta()
 		for n, pm := range newMeta {
 			if oldMeta[n] != pm {
@@ -174,7 +164,6 @@ func (u *updater) run(repos []RepoInfo) error {
 	for i := range repoInfos {
 		repoInfos[i].Paths = len(u.newState[repoInfos[i].Name])
 	}
-	stats := u.pathStats()
 	if len(affected) == 0 && len(u.dirty) == 0 && !chChanged && !metaChanged {
 		// Nothing new in the catalog; keep descriptions and the like current.
 		if !reflect.DeepEqual(repoInfos, u.m.Repos) || !reflect.DeepEqual(cd.infos, u.m.Channels) {
@@ -187,6 +176,7 @@ func (u *updater) run(repos []RepoInfo) error {
 		return u.syncIndex(u.m.Generation, u.m.Generation, nil, nil)
 	}
 
+	stats := u.pathStats()
 	// Mark the catalog as being updated, then rewrite what changed.
 	pending := *u.m
 	pending.Pending = true
@@ -240,7 +230,7 @@ func (u *updater) run(repos []RepoInfo) error {
 	u.m.Generation++
 	u.m.Generated = u.o.Now().UTC()
 	u.m.Repos, u.m.Channels, u.m.Stats = repoInfos, cd.infos, stats
-	u.m.Snapshots, u.m.MetaSources = cd.records(), cd.metaSources
+	u.m.Snapshots, u.m.MetaSources = cd.records(), cd.metaSources()
 	if err := writeManifest(ctx, st, u.m); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}

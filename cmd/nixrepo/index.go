@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -113,20 +112,7 @@ func (a *app) runIndex(ctx context.Context, cfg *config.Config, dir string, rebu
 	if !rebuild {
 		return index.Update(ctx, st, repos, opts)
 	}
-	start := time.Now()
-	cat, err := index.Build(ctx, st, repos, opts)
-	if err != nil {
-		return nil, err
-	}
-	gen, err := index.Generation(ctx, st)
-	if err != nil {
-		return nil, err
-	}
-	s := cat.Stats
-	rep := &index.UpdateReport{Full: true, Generation: gen, Added: s.Paths + s.Derivations + s.Sources + s.Other,
-		IndexRebuilt: true, Stats: s}
-	rep.Finish(start)
-	return rep, nil
+	return index.Rebuild(ctx, st, repos, opts)
 }
 
 func printIndexReport(a *app, rep *index.UpdateReport) {
