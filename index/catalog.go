@@ -53,8 +53,9 @@ func stateShardKey(repo string, c byte) string {
 	return CatalogPrefix + "state/" + repo + "/" + string(c) + ".tsv.zst"
 }
 
-func snapshotPairsKey(repo, channel, id string) string {
-	return CatalogPrefix + "snapshots/" + repo + "/" + channel + "/" + id + ".tsv.zst"
+// snapshotPairsKey is the pairs file of the snapshot key "repo/channel/id".
+func snapshotPairsKey(snapshot string) string {
+	return CatalogPrefix + "snapshots/" + snapshot + ".tsv.zst"
 }
 
 // BuildOptions tune Build and Update. The zero value works.

@@ -230,7 +230,7 @@ func (s *snapshotData) load(ctx context.Context, st *store.Store) error {
 	if s.loaded || !s.hasPaths {
 		return nil
 	}
-	b, err := getZstd(ctx, st, snapshotPairsKey(s.repo, s.channel, s.info.ID))
+	b, err := getZstd(ctx, st, snapshotPairsKey(s.key))
 	if err != nil {
 		return err
 	}
@@ -284,6 +284,24 @@ type pkgMeta struct {
 	Homepage    string `json:"h,omitempty"`
 	License     string `json:"l,omitempty"`
 	AttrPath    string `json:"a,omitempty"`
+}
+
+// pairsData is the content of the snapshot's pairs file.
+func (s *snapshotData) pairsData() []byte { return []byte(strings.Join(s.pairs, "\n") + "\n") }
+
+// stalePairs are the pairs files of snapshots in prev that are gone now.
+func (c *channelsData) stalePairs(prev []snapshotRec) []string {
+	now := map[string]bool{}
+	for _, s := range c.snaps {
+		now[s.key] = true
+	}
+	var keys []string
+	for _, old := range prev {
+		if !now[old.Key] && old.HasPairs {
+			keys = append(keys, snapshotPairsKey(old.Key))
+		}
+	}
+	return keys
 }
 
 // metaSources are the keys of metaSnaps, as the manifest records them.

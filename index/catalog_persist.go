@@ -210,8 +210,7 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 	}
 	for _, s := range cd.snaps {
 		if s.fresh {
-			key := snapshotPairsKey(s.repo, s.channel, s.info.ID)
-			data := []byte(strings.Join(s.pairs, "\n") + "\n")
+			key, data := snapshotPairsKey(s.key), s.pairsData()
 			jobs = append(jobs, job{key, func() error { return putZstd(ctx, st, key, data) }})
 		}
 	}
@@ -243,15 +242,8 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 				deletePrefix(ctx, st, CatalogPrefix+"state/"+r.Name+"/")
 			}
 		}
-		current := map[string]bool{}
-		for _, s := range cd.snaps {
-			current[s.key] = true
-		}
-		for _, s := range prev.Snapshots {
-			if !current[s.Key] && s.HasPairs {
-				parts := strings.SplitN(s.Key, "/", 3)
-				_ = st.Delete(ctx, snapshotPairsKey(parts[0], parts[1], parts[2]))
-			}
+		for _, key := range cd.stalePairs(prev.Snapshots) {
+			_ = st.Delete(ctx, key)
 		}
 	}
 	return nil

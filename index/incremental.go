@@ -96,8 +96,9 @@ type updater struct {
 }
 
 type repoRec struct {
-	repo string
-	rec  pathRec
+	repo            string
+	rec             pathRec
+	version, output string // of the parsed store path
 }
 
 func (u *updater) run(repos []RepoInfo) error {
@@ -383,7 +384,7 @@ func (u *updater) note(m map[string][]repoRec, repo string, r pathRec) {
 	if err != nil {
 		return
 	}
-	m[e.Package] = append(m[e.Package], repoRec{repo, r})
+	m[e.Package] = append(m[e.Package], repoRec{repo, r, e.Version, e.Output})
 }
 
 func (u *updater) loadState(repo string) ([]pathRec, error) {
@@ -463,8 +464,7 @@ func (u *updater) channelChanges(cd *channelsData, affected map[string]bool) (bo
 			u.rep.Snapshots++
 		}
 		if old.HasPairs {
-			parts := strings.SplitN(old.Key, "/", 3)
-			b, err := getZstd(u.ctx, u.st, snapshotPairsKey(parts[0], parts[1], parts[2]))
+			b, err := getZstd(u.ctx, u.st, snapshotPairsKey(old.Key))
 			if err == nil {
 				mark(splitLines(b))
 			} else if !errors.Is(err, store.ErrNotFound) {
@@ -650,14 +650,10 @@ func (u *updater) recompute(name string, old *Package, chChanged bool, chans fun
 			}
 			continue
 		}
-		e, err := ParseEntry(ra.rec.sp)
-		if err != nil {
-			continue
-		}
 		ps = append(ps, pathEntry{
-			PathInfo: PathInfo{StorePath: ra.rec.sp, Output: e.Output, NarSize: ra.rec.narSize, FileSize: ra.rec.fileSize,
+			PathInfo: PathInfo{StorePath: ra.rec.sp, Output: ra.output, NarSize: ra.rec.narSize, FileSize: ra.rec.fileSize,
 				Uploaded: up, Repos: []string{ra.repo}},
-			version: e.Version,
+			version: ra.version,
 		})
 	}
 	if len(ps) == 0 {
@@ -696,19 +692,12 @@ func (u *updater) writeState(cd *channelsData, meta map[string]pkgMeta, metaChan
 		}
 	}
 	for _, s := range cd.snaps {
-		if s.fresh && s.hasPaths {
-			jobs = append(jobs, job{key: snapshotPairsKey(s.repo, s.channel, s.info.ID), data: []byte(strings.Join(s.pairs, "\n") + "\n")})
+		if s.fresh { // (read in this run, so it has paths)
+			jobs = append(jobs, job{key: snapshotPairsKey(s.key), data: s.pairsData()})
 		}
 	}
-	now := map[string]bool{}
-	for _, s := range cd.snaps {
-		now[s.key] = true
-	}
-	for _, old := range u.m.Snapshots {
-		if !now[old.Key] && old.HasPairs {
-			parts := strings.SplitN(old.Key, "/", 3)
-			jobs = append(jobs, job{key: snapshotPairsKey(parts[0], parts[1], parts[2]), del: true})
-		}
+	for _, key := range cd.stalePairs(u.m.Snapshots) {
+		jobs = append(jobs, job{key: key, del: true})
 	}
 	if metaChanged {
 		b, err := json.Marshal(meta)
