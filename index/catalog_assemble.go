@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"iter"
 	"runtime"
 	"slices"
 	"sort"
@@ -40,22 +41,15 @@ func assembleAll(all []repoPaths, ci *channelIndex, meta map[string]pkgMeta) *Ca
 	cat := &Catalog{}
 	byPkg := map[string][]pathEntry{}
 	for i, m := range merged {
-		switch m.rec.kind {
-		case 'd':
-			cat.Stats.Derivations++
-			continue
-		case 's':
-			cat.Stats.Sources++
-			continue
-		case 'o':
-			cat.Stats.Other++
+		if m.rec.kind != 'p' {
+			cat.Stats.count(m.rec.kind)
 			continue
 		}
 		e := &entries[i]
 		if e.output == "" { // did not parse (a record's kind is from the same parse)
 			continue
 		}
-		cat.Stats.Paths++
+		cat.Stats.count('p')
 		byPkg[e.pkg] = append(byPkg[e.pkg], pathEntry{
 			PathInfo: PathInfo{StorePath: m.rec.sp, Output: e.output, NarSize: m.rec.narSize, FileSize: m.rec.fileSize,
 				Uploaded: time.Unix(0, m.rec.mod).UTC(), Repos: m.repos},
@@ -101,44 +95,72 @@ type mergedPath struct {
 // mergeRepos merges the repositories' hash-sorted narinfos into one entry
 // per store path.
 func mergeRepos(all []repoPaths) []mergedPath {
-	single := make([][]string, len(all)) // shared one-repo slices
 	total := 0
 	for i := range all {
-		single[i] = []string{all[i].name}
 		total += len(all[i].recs)
 	}
 	out := make([]mergedPath, 0, total)
-	pos := make([]int, len(all))
-	for {
-		best := ""
-		for i := range all {
-			if pos[i] < len(all[i].recs) {
-				if h := all[i].recs[pos[i]].hash(); best == "" || h < best {
-					best = h
-				}
-			}
-		}
-		if best == "" {
-			return out
-		}
-		var m mergedPath
-		n := 0
-		for i := range all {
-			if pos[i] < len(all[i].recs) && all[i].recs[pos[i]].hash() == best {
-				r := &all[i].recs[pos[i]]
-				if m.rec == nil || r.mod < m.rec.mod {
-					m.rec = r
-				}
-				n++
-				if n == 1 {
-					m.repos = single[i]
-				} else {
-					m.repos = append(slices.Clip(m.repos), all[i].name)
-				}
-				pos[i]++
-			}
-		}
+	for m := range mergedPaths(all) {
 		out = append(out, m)
+	}
+	return out
+}
+
+// mergedPaths yields mergeRepos' entries in hash order.
+func mergedPaths(all []repoPaths) iter.Seq[mergedPath] {
+	return func(yield func(mergedPath) bool) {
+		single := make([][]string, len(all)) // shared one-repo slices
+		for i := range all {
+			single[i] = []string{all[i].name}
+		}
+		pos := make([]int, len(all))
+		for {
+			best := ""
+			for i := range all {
+				if pos[i] < len(all[i].recs) {
+					if h := all[i].recs[pos[i]].hash(); best == "" || h < best {
+						best = h
+					}
+				}
+			}
+			if best == "" {
+				return
+			}
+			var m mergedPath
+			n := 0
+			for i := range all {
+				if pos[i] < len(all[i].recs) && all[i].recs[pos[i]].hash() == best {
+					r := &all[i].recs[pos[i]]
+					if m.rec == nil || r.mod < m.rec.mod {
+						m.rec = r
+					}
+					n++
+					if n == 1 {
+						m.repos = single[i]
+					} else {
+						m.repos = append(slices.Clip(m.repos), all[i].name)
+					}
+					pos[i]++
+				}
+			}
+			if !yield(m) {
+				return
+			}
+		}
+	}
+}
+
+// count counts a store path of the kind (a pathRec's kind).
+func (s *Stats) count(kind byte) {
+	switch kind {
+	case 'p':
+		s.Paths++
+	case 'd':
+		s.Derivations++
+	case 's':
+		s.Sources++
+	default:
+		s.Other++
 	}
 }
 

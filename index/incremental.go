@@ -484,36 +484,10 @@ func (u *updater) pathStats() Stats {
 		all = append(all, repoPaths{name: n, recs: u.newState[n]})
 	}
 	var s Stats
-	pos := make([]int, len(all))
-	for {
-		best := ""
-		var kind byte
-		for i := range all {
-			if pos[i] < len(all[i].recs) {
-				if h := all[i].recs[pos[i]].hash(); best == "" || h < best {
-					best, kind = h, all[i].recs[pos[i]].kind
-				}
-			}
-		}
-		if best == "" {
-			return s
-		}
-		for i := range all {
-			if pos[i] < len(all[i].recs) && all[i].recs[pos[i]].hash() == best {
-				pos[i]++
-			}
-		}
-		switch kind {
-		case 'p':
-			s.Paths++
-		case 'd':
-			s.Derivations++
-		case 's':
-			s.Sources++
-		default:
-			s.Other++
-		}
+	for m := range mergedPaths(all) {
+		s.count(m.rec.kind)
 	}
+	return s
 }
 
 // applyPackages recomputes the affected packages from their shard, the
