@@ -11,8 +11,6 @@ import (
 
 	"github.com/nixrepo/nixrepo/internal/work"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -20,13 +18,8 @@ import (
 // ---------------------------------------------------------------------------
 // Persistence
 
-var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0))) // EncodeAll calls run in parallel up to this
-	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(4<<30))
-)
-
 func putZstd(ctx context.Context, st *store.Store, key string, raw []byte) error {
-	return st.Put(ctx, key, zenc.EncodeAll(raw, make([]byte, 0, len(raw)/4+64)), &store.WriteOptions{ContentType: "application/zstd"})
+	return st.Put(ctx, key, store.EncodeZstd(raw), &store.WriteOptions{ContentType: "application/zstd"})
 }
 
 func getZstd(ctx context.Context, st *store.Store, key string) ([]byte, error) {
@@ -34,7 +27,7 @@ func getZstd(ctx context.Context, st *store.Store, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := zdec.DecodeAll(b, nil)
+	out, err := store.DecodeZstd(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}

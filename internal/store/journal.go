@@ -7,14 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/nixrepo/nixrepo/internal/nix"
 )
@@ -113,11 +110,6 @@ func (s *Store) FlushJournal(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-var (
-	journalEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
-	journalDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
-)
-
 // WriteJournal writes recs as one new journal object of repo.
 func (s *Store) WriteJournal(ctx context.Context, repo string, recs []JournalRecord) error {
 	if len(recs) == 0 {
@@ -138,7 +130,7 @@ func (s *Store) WriteJournal(ctx context.Context, repo string, recs []JournalRec
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	key := fmt.Sprintf("%s%020d-%s.zst", JournalPrefix(repo), time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
-	return s.Put(ctx, key, journalEnc.EncodeAll(b.Bytes(), nil), &WriteOptions{ContentType: "application/zstd", IfNotExist: true})
+	return s.Put(ctx, key, EncodeZstd(b.Bytes()), &WriteOptions{ContentType: "application/zstd", IfNotExist: true})
 }
 
 // JournalObjects lists the keys of repo's journal objects, oldest first.
@@ -191,7 +183,7 @@ func (s *Store) ReadJournal(ctx context.Context, repo string) (recs map[string]J
 			return nil, nil, nil, err
 		}
 		keys = append(keys, k)
-		raw, err := journalDec.DecodeAll(b, nil)
+		raw, err := DecodeZstd(b)
 		var part []JournalRecord
 		if err == nil {
 			part, err = decodeJournal(raw)
