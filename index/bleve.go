@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -340,13 +339,6 @@ func writeFileSync(p string, b []byte) error {
 // bleve's offline builder (shards builders in parallel) and makes it
 // current.
 func BuildIndex(dir string, pkgs []Package, generation int64, shards int) error {
-	return buildIndexGen(dir, pkgs, generation, shards, nil)
-}
-
-// buildIndexGen is BuildIndex; when commit is set, the new generation
-// becomes current only if commit() returns true after the build (the
-// catalog it reflects was written).
-func buildIndexGen(dir string, pkgs []Package, generation int64, shards int, commit func() bool) error {
 	if shards < 1 {
 		shards = 1
 	}
@@ -366,60 +358,47 @@ func buildIndexGen(dir string, pkgs []Package, generation int64, shards int, com
 		}
 	}()
 	m := NewMapping()
+	byShard := make([][]*Package, shards)
+	for i := range pkgs {
+		s := shardFor(pkgs[i].Name, shards)
+		byShard[s] = append(byShard[s], &pkgs[i])
+	}
 	errs := make([]error, shards)
 	var wg sync.WaitGroup
-	for s := 0; s < shards; s++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			path := filepath.Join(gd, fmt.Sprintf("s%d", s))
-			n := 0
-			for i := range pkgs {
-				if shardFor(pkgs[i].Name, shards) == s {
-					n++
-				}
-			}
-			if n == 0 { // bleve's builder cannot write an empty index
-				idx, err := bleve.NewUsing(path, m, bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, nil)
-				if err == nil {
-					err = idx.Close()
-				}
-				errs[s] = err
-				return
-			}
-			b, err := bleve.NewBuilder(path, m, map[string]any{
-				"buildPathPrefix": gd,
-				"batchSize":       1000,
-			})
-			if err != nil {
-				errs[s] = err
-				return
-			}
-			for i := range pkgs {
-				if shardFor(pkgs[i].Name, shards) != s {
-					continue
-				}
-				if err := b.Index(pkgs[i].Name, docOf(&pkgs[i])); err != nil {
-					b.Close()
-					errs[s] = err
-					return
-				}
-			}
-			errs[s] = b.Close()
-		}()
+	for s := range shards {
+		wg.Go(func() { errs[s] = buildShard(filepath.Join(gd, fmt.Sprintf("s%d", s)), gd, m, byShard[s]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("index: build: %w", err)
-	}
-	if commit != nil && !commit() {
-		return nil // the catalog was not written: keep the current index
 	}
 	if err := switchCurrent(dir, gd, &indexMeta{Format: indexFormat, Generation: generation, Shards: shards, Docs: len(pkgs)}); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
 	ok = true
 	return nil
+}
+
+// buildShard writes one index shard at path holding pkgs.
+func buildShard(path, tmp string, m mapping.IndexMapping, pkgs []*Package) error {
+	if len(pkgs) == 0 { // bleve's builder cannot write an empty index
+		idx, err := bleve.NewUsing(path, m, bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, nil)
+		if err == nil {
+			err = idx.Close()
+		}
+		return err
+	}
+	b, err := bleve.NewBuilder(path, m, map[string]any{"buildPathPrefix": tmp, "batchSize": 1000})
+	if err != nil {
+		return err
+	}
+	for _, p := range pkgs {
+		if err := b.Index(p.Name, docOf(p)); err != nil {
+			b.Close()
+			return err
+		}
+	}
+	return b.Close()
 }
 
 // updateIndex applies changed and deleted packages to the index generation
@@ -638,14 +617,7 @@ func (x *Index) Summaries(names []string) (map[string]Summary, error) {
 // RebuildIndex rebuilds the search index in dir from the catalog in the
 // bucket alone.
 func RebuildIndex(ctx context.Context, st *store.Store, dir string, shards int) error {
-	m, err := readManifest(ctx, st)
-	if errors.Is(err, store.ErrNotFound) {
-		return ErrNoCatalog
-	}
-	if err != nil {
-		return err
-	}
-	cat, err := Load(ctx, st)
+	cat, m, err := load(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -678,14 +650,4 @@ func EnsureIndex(ctx context.Context, st *store.Store, dir string) (x *Index, re
 	}
 	x, err = OpenIndex(dir)
 	return x, true, err
-}
-
-// sortedKeys is a helper for deterministic iteration.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -21,12 +21,18 @@ var ErrNoCatalog = errors.New("no package catalog in the bucket (run nixrepo ind
 
 // Load reads the whole persisted catalog from the bucket.
 func Load(ctx context.Context, st *store.Store) (*Catalog, error) {
+	cat, _, err := load(ctx, st)
+	return cat, err
+}
+
+// load is Load, also returning the manifest the catalog was read under.
+func load(ctx context.Context, st *store.Store) (*Catalog, *manifest, error) {
 	m, err := readManifest(ctx, st)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrNoCatalog
+		return nil, nil, ErrNoCatalog
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	shards := make([][]Package, PackageShards)
 	err = work.Each(ctx, max(4, runtime.GOMAXPROCS(0)), PackageShards, func(i int) error {
@@ -35,7 +41,7 @@ func Load(ctx context.Context, st *store.Store) (*Catalog, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cat := &Catalog{Generated: m.Generated, Repos: m.Repos, Channels: m.Channels, Stats: m.Stats}
 	n := 0
@@ -47,7 +53,7 @@ func Load(ctx context.Context, st *store.Store) (*Catalog, error) {
 		cat.Packages = append(cat.Packages, s...)
 	}
 	sort.Slice(cat.Packages, func(i, j int) bool { return cat.Packages[i].Name < cat.Packages[j].Name })
-	return cat, nil
+	return cat, m, nil
 }
 
 // Generation returns the generation of the persisted catalog (0 when

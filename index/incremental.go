@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"runtime"
 	"slices"
@@ -116,7 +117,7 @@ func (u *updater) run(repos []RepoInfo) error {
 	for _, r := range u.m.Repos {
 		names[r.Name] = true
 	}
-	u.names = sortedKeys(names)
+	u.names = slices.Sorted(maps.Keys(names))
 	current := map[string]bool{}
 	for _, r := range repos {
 		current[r.Name] = true

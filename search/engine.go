@@ -95,17 +95,6 @@ func (e *Engine) Package(ctx context.Context, name string) (*index.Package, erro
 	return index.LoadPackage(ctx, e.st, name)
 }
 
-// Generation is the catalog generation of the open index (0 before the
-// first search).
-func (e *Engine) Generation() int64 {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.idx == nil {
-		return 0
-	}
-	return e.idx.Generation
-}
-
 // Close closes the index.
 func (e *Engine) Close() error {
 	e.mu.Lock()

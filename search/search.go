@@ -176,36 +176,14 @@ func words(lq string) []string {
 	return strings.FieldsFunc(lq, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
 }
 
-// add appends the packages, in order, that survive the repository filter.
+// add fetches the packages' summaries and appends, in order, those that
+// survive the repository filter.
 func (s *searcher) add(ids []string, m Match) error {
-	var todo []string
-	for _, id := range ids {
-		if !s.seen[id] {
-			todo = append(todo, id)
-		}
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	sums, err := s.idx.Summaries(todo)
+	sums, err := s.idx.Summaries(ids)
 	if err != nil {
 		return err
 	}
-	for _, id := range todo {
-		if s.full() {
-			return nil
-		}
-		sum, ok := sums[id]
-		if !ok {
-			continue
-		}
-		s.seen[id] = true
-		sum, ok = sum.Restrict(s.o.Repos)
-		if !ok {
-			continue
-		}
-		s.results = append(s.results, resultOf(&sum, m))
-	}
+	s.addSummaries(ids, sums, m)
 	return nil
 }
 
