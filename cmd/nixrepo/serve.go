@@ -130,7 +130,7 @@ func (a *app) listenAndServe(ctx context.Context, cfg *config.Config, h *server.
 	errc := make(chan error, 1)
 	go func() {
 		if scheme == "https" {
-			errc <- hs.ServeTLS(ln, cfg.Path(cfg.Server.TLSCertFile), cfg.Path(cfg.Server.TLSKeyFile))
+			errc <- h.ServeTLS(ln, hs, cfg.Path(cfg.Server.TLSCertFile), cfg.Path(cfg.Server.TLSKeyFile))
 		} else {
 			errc <- h.Serve(ln, hs)
 		}

@@ -39,8 +39,8 @@ const maxFastHead = 8 << 10
 
 // Serve accepts connections on ln and serves them until hs is shut down
 // (hs.Shutdown or hs.Close; Serve then returns http.ErrServerClosed).
-// hs.Handler should be s. Plain-HTTP listeners only: for TLS use
-// hs.ServeTLS, which serves everything through net/http.
+// hs.Handler should be s. Plain-HTTP listeners only: for TLS use ServeTLS.
+// While it serves, the path journal is flushed every JournalFlushInterval.
 func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 	hl := &handoffListener{
 		Listener: ln,
@@ -62,12 +62,25 @@ func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 		t.header = t.idle
 	}
 	go hl.acceptLoop(s, t)
-	go s.flushJournal(hl.done)
-	return hs.Serve(hl)
+	return s.flushingJournal(func() error { return hs.Serve(hl) })
 }
 
-// flushJournal writes the path journal notes of uploads and pulls every
-// JournalFlushInterval until done is closed (Store.Close writes the rest).
+// ServeTLS is Serve for TLS: hs.ServeTLS with the certificate and key
+// files, everything through net/http (no fast path).
+func (s *Server) ServeTLS(ln net.Listener, hs *http.Server, certFile, keyFile string) error {
+	return s.flushingJournal(func() error { return hs.ServeTLS(ln, certFile, keyFile) })
+}
+
+// flushingJournal runs serve, writing the path journal notes of uploads and
+// pulls every JournalFlushInterval until it returns (Store.Close writes the
+// rest).
+func (s *Server) flushingJournal(serve func() error) error {
+	done := make(chan struct{})
+	defer close(done)
+	go s.flushJournal(done)
+	return serve()
+}
+
 func (s *Server) flushJournal(done <-chan struct{}) {
 	t := time.NewTicker(s.opts.JournalFlushInterval)
 	defer t.Stop()

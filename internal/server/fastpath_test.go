@@ -3,13 +3,22 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -317,4 +326,80 @@ func TestFastPathHeaderTimeout(t *testing.T) {
 		}
 		conn.Close()
 	}
+}
+
+// TestJournalFlushedOverTLS: the path journal is written on its interval
+// when serving TLS too, not only when the process ends.
+func TestJournalFlushedOverTLS(t *testing.T) {
+	st := fileStore(t)
+	srv, err := server.New(st, &server.Options{Repos: []server.Repo{{Name: "r", Public: true}}, JournalFlushInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := selfSignedCert(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv}
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeTLS(ln, hs, cert, key) }()
+	defer func() {
+		hs.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("ServeTLS: %v", err)
+		}
+	}()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Get("https://" + ln.Addr().String() + "/api/nix/r/nix-cache-info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET nix-cache-info over TLS: %s", resp.Status)
+	}
+	sp := nix.StoreDir + "/" + dataHash + "-data"
+	st.Repo("r").Note(store.JournalRecord{StorePath: sp, NarSize: 1, FileSize: 1, Time: 1})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		recs, _, _, err := st.ReadJournal(context.Background(), "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recs[dataHash].StorePath == sp {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the note was not flushed while serving TLS")
+		}
+	}
+}
+
+// selfSignedCert writes a certificate and key for 127.0.0.1 and returns
+// their files.
+func selfSignedCert(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
