@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 )
@@ -34,15 +33,11 @@ var (
 // fastNar answers a NAR GET, or returns ok false having written nothing.
 // n < 0: the connection broke during the body.
 func (s *Server) fastNar(c net.Conn, repo *repoState, rel string, req fastHead, headLen int, start time.Time) (n int, ok bool) {
-	if req.head || req.cond || repo.remote != nil || repo.members != nil || !canSendBlocking {
+	if req.head || req.cond || repo.readOnly() || !canSendBlocking {
 		return 0, false
 	}
 	tc, isTCP := c.(*net.TCPConn)
 	if !isTCP {
-		return 0, false
-	}
-	p, local := s.st.LocalPath(repo.cache.Key(rel))
-	if !local {
 		return 0, false
 	}
 	select {
@@ -51,15 +46,11 @@ func (s *Server) fastNar(c net.Conn, repo *repoState, rel string, req fastHead, 
 	default:
 		return 0, false // busy: net/http's sendfile
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return 0, false // missing (404) or unreadable: net/http says so
+	f, fi, local, err := s.openLocal(repo, rel)
+	if !local || err != nil {
+		return 0, false // not a folder bucket, or missing (404) or unreadable: net/http says so
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return 0, false
-	}
 	size := fi.Size()
 	var hb [512]byte
 	if _, err := c.Write(appendNarHeader(hb[:0], size, fi.ModTime())); err != nil {

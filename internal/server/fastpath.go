@@ -351,16 +351,17 @@ func (s *Server) fastRequest(c net.Conn, br *bufio.Reader, out *[]byte, started 
 		body = repo.cacheInfo
 	} else {
 		hash := rel[:len(rel)-len(".narinfo")]
-		b, hit := repo.narinfos.get(hash)
-		if !hit {
-			if !repo.localOnly() {
-				return 0, false // may reach upstream: net/http, with a request context
-			}
+		var (
+			b   []byte
+			hit bool
+		)
+		if repo.localOnly { // (lookupNarInfo tries the cache first)
 			var err error
-			b, hit, err = s.lookupNarInfo(context.Background(), repo, hash)
-			if err != nil {
+			if b, hit, err = s.lookupNarInfo(context.Background(), repo, hash); err != nil {
 				return 0, false // net/http repeats it and reports the error
 			}
+		} else if b, hit = repo.narinfos.get(hash); !hit {
+			return 0, false // may reach upstream: net/http, with a request context
 		}
 		if hit {
 			body = b
@@ -379,20 +380,6 @@ func (s *Server) fastRequest(c net.Conn, br *bufio.Reader, out *[]byte, started 
 }
 
 var notFoundBody = []byte("not found\n")
-
-// localOnly reports whether a narinfo lookup in repo stays in the bucket
-// (no upstream).
-func (r *repoState) localOnly() bool {
-	if r.remote != nil {
-		return false
-	}
-	for _, m := range r.members {
-		if m.remote != nil {
-			return false
-		}
-	}
-	return true
-}
 
 // appendResponse writes the response net/http writes for the same answer
 // of the handler: the status line, the handler's headers sorted by name,

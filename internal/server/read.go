@@ -162,21 +162,41 @@ func writeBytes(w http.ResponseWriter, r *http.Request, b []byte) {
 	}
 }
 
+// errNotRegular: a folder bucket's object path is not a regular file.
+var errNotRegular = errors.New("not a regular file")
+
+// openLocal opens the object rel of repo as a file when the bucket is a
+// local folder (local false otherwise). err is the open's error
+// (os.ErrNotExist for a missing object) or errNotRegular.
+func (s *Server) openLocal(repo *repoState, rel string) (f *os.File, fi os.FileInfo, local bool, err error) {
+	p, local := s.st.LocalPath(repo.cache.Key(rel))
+	if !local {
+		return nil, nil, false, nil
+	}
+	if f, err = os.Open(p); err != nil {
+		return nil, nil, true, err
+	}
+	if fi, err = f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		err = errNotRegular
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, true, err
+	}
+	return f, fi, true, nil
+}
+
 // serveObject streams a stored object with Range and HEAD support. A file
 // bucket's object is served from its file (sendfile); other buckets stream
 // through a seekable reader.
 func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, repo *repoState, rel string) {
 	key := repo.cache.Key(rel)
 	w.Header()["Accept-Ranges"] = hdrBytes
-	if p, ok := s.st.LocalPath(key); ok {
-		f, err := os.Open(p)
+	if f, fi, local, err := s.openLocal(repo, rel); local {
 		if err == nil {
 			defer f.Close()
-			fi, err := f.Stat()
-			if err == nil && fi.Mode().IsRegular() {
-				http.ServeContent(w, r, "", fi.ModTime(), f)
-				return
-			}
+			http.ServeContent(w, r, "", fi.ModTime(), f)
+			return
 		}
 		if errors.Is(err, os.ErrNotExist) {
 			httpError(w, http.StatusNotFound, "not found")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +92,9 @@ type repoState struct {
 	narinfos  *lru
 	remote    *remoteState // remote repositories
 	members   []*repoState // virtual repositories
+	// localOnly: a narinfo lookup stays in the bucket (no upstream, also
+	// through the members).
+	localOnly bool
 }
 
 // readOnly repositories take no uploads.
@@ -150,6 +154,9 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 			}
 			rs.members = append(rs.members, member)
 		}
+	}
+	for _, rs := range s.repos {
+		rs.localOnly = rs.remote == nil && !slices.ContainsFunc(rs.members, func(m *repoState) bool { return m.remote != nil })
 	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
