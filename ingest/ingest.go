@@ -543,7 +543,7 @@ func (in *ingester) commitOne(ctx context.Context, c *candidate) error {
 			return err
 		}
 	}
-	err := in.dst.PutNarInfo(ctx, &ni, ni.Bytes())
+	err := in.dst.PutNarInfo(ctx, &ni)
 	if errors.Is(err, store.ErrExists) {
 		// Another writer got there first: first writer wins.
 		in.mu.Lock()

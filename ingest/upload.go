@@ -250,7 +250,7 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 			return res, err
 		}
 	}
-	err = repo.PutNarInfo(ctx, ni, ni.Bytes())
+	err = repo.PutNarInfo(ctx, ni)
 	if errors.Is(err, store.ErrExists) {
 		// A concurrent upload of the same path won; same NarHash is fine.
 		existing, _, rerr := repo.ReadNarInfo(ctx, hashPart)

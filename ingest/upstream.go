@@ -188,7 +188,7 @@ func CommitPulled(ctx context.Context, repo *store.Cache, ni *nix.NarInfo, m Mea
 			return err
 		}
 	}
-	err = repo.PutNarInfo(ctx, &out, out.Bytes())
+	err = repo.PutNarInfo(ctx, &out)
 	if errors.Is(err, store.ErrExists) {
 		return nil // identical content by construction (same upstream path)
 	}

@@ -161,7 +161,7 @@ func copyPath(ctx context.Context, st *store.Store, dst *store.Cache, mp memberP
 			return err
 		}
 	}
-	err := dst.PutNarInfo(ctx, &ni, ni.Bytes())
+	err := dst.PutNarInfo(ctx, &ni)
 	if err != nil && !errors.Is(err, store.ErrExists) {
 		return err
 	}

@@ -61,10 +61,10 @@ type journal struct {
 	pending map[string][]JournalRecord // repository → notes not yet written
 }
 
-// PutNarInfo writes a narinfo (write-once: ErrExists when the path is
+// PutNarInfo writes a narinfo as ni.Bytes() (write-once: ErrExists when the path is
 // already there) and notes it in the repository's journal.
-func (c *Cache) PutNarInfo(ctx context.Context, ni *nix.NarInfo, b []byte) error {
-	err := c.Put(ctx, c.Key(NarInfoFile(ni.StorePath.HashPart())), b, &WriteOptions{ContentType: ContentTypeNarInfo, IfNotExist: true})
+func (c *Cache) PutNarInfo(ctx context.Context, ni *nix.NarInfo) error {
+	err := c.Put(ctx, c.Key(NarInfoFile(ni.StorePath.HashPart())), ni.Bytes(), &WriteOptions{ContentType: ContentTypeNarInfo, IfNotExist: true})
 	if err != nil {
 		return err
 	}

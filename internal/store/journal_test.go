@@ -34,7 +34,7 @@ func TestJournal(t *testing.T) {
 		b = "73jpyncq1iidbczv5idvcz9h35map68f-b-2.0"
 	)
 	r := st.Repo("r")
-	if err := r.PutNarInfo(ctx, narInfoFor(t, a, 100), []byte("x")); err != nil {
+	if err := r.PutNarInfo(ctx, narInfoFor(t, a, 100)); err != nil {
 		t.Fatal(err)
 	}
 	st.Root().Note(store.JournalRecord{StorePath: nix.StoreDir + "/" + b, Time: 1})
@@ -45,7 +45,7 @@ func TestJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second write of the same narinfo fails and notes nothing.
-	if err := r.PutNarInfo(ctx, narInfoFor(t, a, 999), []byte("y")); !errors.Is(err, store.ErrExists) {
+	if err := r.PutNarInfo(ctx, narInfoFor(t, a, 999)); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("second PutNarInfo: %v, want ErrExists", err)
 	}
 	r.Note(store.JournalRecord{StorePath: nix.StoreDir + "/" + b, NarSize: 1, Time: 10})
