@@ -180,20 +180,17 @@ func humanSize(n uint64) string {
 }
 
 var funcs = template.FuncMap{
-	"size": humanSize,
 	"time": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
 		}
 		return fmtTime(t)
 	},
-	"pkgHref": func(name string) string { return path.Base(PackagePath(name)) },
-	"join":    strings.Join,
+	"join": strings.Join,
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
 			return one
 		}
 		return many
 	},
-	"add": func(a, b int) int { return a + b },
 }

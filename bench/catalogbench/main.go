@@ -298,7 +298,7 @@ func incr(args []string) {
 		fmt.Fprintf(os.Stderr, "incr: +1 path (%s %s): %.3fs, changed %v\n", name, ver, sec, rep.Changed)
 	}
 	sort.Float64s(times)
-	emit(map[string]any{"op": "incr", "seconds": times, "median": times[len(times)/2], "max": times[len(times)-1]})
+	emit(map[string]any{"op": "incr", "seconds": times, "median": median(times), "max": times[len(times)-1]})
 }
 
 func readNames(p string) []string {
