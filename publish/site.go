@@ -1,10 +1,11 @@
 package publish
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -45,50 +46,55 @@ func Site(ctx context.Context, st *store.Store, cat *index.Catalog, opts site.Op
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var n atomic.Int64
-	put := func(f site.File) error {
-		key := SitePrefix + f.Path
-		if size, ok := existing[key]; ok && size == int64(len(f.Data)) {
-			old, err := st.Get(ctx, key)
-			if err == nil && bytes.Equal(old, f.Data) {
-				return nil
+	// A file to write, with the size of the object it replaces (had).
+	type job struct {
+		f    site.File
+		size int64
+		had  bool
+	}
+	put := func(j job) error {
+		key := SitePrefix + j.f.Path
+		if j.had && j.size == int64(len(j.f.Data)) { // maybe unchanged: compare
+			changed, err := putIfChanged(ctx, st, key, j.f.Data, j.f.ContentType)
+			if changed {
+				n.Add(1)
 			}
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
+			return err
 		}
-		if err := st.Put(ctx, key, f.Data, &store.WriteOptions{ContentType: f.ContentType}); err != nil {
+		if err := st.Put(ctx, key, j.f.Data, &store.WriteOptions{ContentType: j.f.ContentType}); err != nil {
 			return err
 		}
 		n.Add(1)
 		return nil
 	}
 
-	jobs := make(chan site.File)
+	jobs := make(chan job)
 	var wg sync.WaitGroup
 	for range siteWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range jobs {
+		wg.Go(func() {
+			for j := range jobs {
 				if ctx.Err() != nil {
 					continue
 				}
-				if err := put(f); err != nil {
+				if err := put(j); err != nil {
 					cancel(err)
 				}
 			}
-		}()
+		})
 	}
-	rendered := map[string]bool{}
-	var late []site.File
+	var late []job
 	genErr := site.Generate(cat, opts, func(f site.File) error {
-		rendered[SitePrefix+f.Path] = true
+		// What stays in existing once all is rendered is stale.
+		key := SitePrefix + f.Path
+		size, had := existing[key]
+		delete(existing, key)
+		j := job{f, size, had}
 		if f.Late() {
-			late = append(late, f)
+			late = append(late, j)
 			return nil
 		}
 		select {
-		case jobs <- f:
+		case jobs <- j:
 			return nil
 		case <-ctx.Done():
 			return context.Cause(ctx)
@@ -103,18 +109,13 @@ func Site(ctx context.Context, st *store.Store, cat *index.Catalog, opts site.Op
 		return int(n.Load()), fmt.Errorf("publish site: %w", genErr)
 	}
 	// The entry points, once everything they link to is in place.
-	for _, f := range late {
-		if err := put(f); err != nil {
+	for _, j := range late {
+		if err := put(j); err != nil {
 			return int(n.Load()), fmt.Errorf("publish site: %w", err)
 		}
 	}
 	// Then what the site no longer has.
-	var stale []string
-	for key := range existing {
-		if !rendered[key] {
-			stale = append(stale, key)
-		}
-	}
+	stale := slices.Collect(maps.Keys(existing))
 	sort.Strings(stale)
 	for _, key := range stale {
 		if err := st.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
