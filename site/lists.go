@@ -124,7 +124,7 @@ func (g *gen) lists(emit func(File) error) error {
 		if err != nil {
 			return err
 		}
-		if err := emit(File{Path: listPath(n), Data: data, ContentType: ContentTypeHTML}); err != nil {
+		if err := emit(File{Path: listPath(n), Data: data, ContentType: ContentTypeHTML, late: true}); err != nil {
 			return err
 		}
 	}

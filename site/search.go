@@ -160,7 +160,7 @@ func buildSearch(pkgs []*index.Package, repos []index.RepoInfo, limit int) ([]Fi
 	if err != nil {
 		return nil, File{}, err
 	}
-	return files, File{Path: searchManifest, Data: data, ContentType: ContentTypeJSON}, nil
+	return files, File{Path: searchManifest, Data: data, ContentType: ContentTypeJSON, late: true}, nil
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

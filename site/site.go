@@ -92,16 +92,14 @@ type File struct {
 	Path        string
 	Data        []byte
 	ContentType string
+	late        bool // see Late; set where the entry points are rendered
 }
 
 // Late reports whether f is an entry point that links to many other files
 // (the home page, the package list pages and the search manifest). A
 // publisher that writes late files after all the others never shows a link
 // to a file that is not there yet.
-func (f File) Late() bool {
-	return f.Path == "index.html" || f.Path == searchManifest ||
-		f.Path == "packages/index.html" || strings.HasPrefix(f.Path, "packages/~page")
-}
+func (f File) Late() bool { return f.late }
 
 // Render renders the whole site of cat.
 func Render(cat *index.Catalog, opts Options) ([]File, error) {
@@ -391,7 +389,7 @@ func (g *gen) run(emit func(File) error) error {
 		}
 	}
 	for _, rv := range g.repos {
-		data, err := g.exec("setup.html", g.page("../", "setup", "Set up "+rv.Name, setupData{Repo: rv, Base: g.opts.BaseURL, Server: g.opts.ServerURL, BaseSet: g.opts.BaseURL != Placeholder}))
+		data, err := g.exec("setup.html", g.page("../", "setup", "Set up "+rv.Name, setupData{Repo: rv, Base: g.opts.BaseURL, BaseSet: g.opts.BaseURL != Placeholder}))
 		if err != nil {
 			return err
 		}
@@ -429,7 +427,7 @@ func (g *gen) run(emit func(File) error) error {
 	if err != nil {
 		return err
 	}
-	return emit(File{Path: "index.html", Data: data, ContentType: ContentTypeHTML})
+	return emit(File{Path: "index.html", Data: data, ContentType: ContentTypeHTML, late: true})
 }
 
 func (g *gen) pkgData(p *index.Package) pkgData {

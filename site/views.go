@@ -69,7 +69,6 @@ type channelsData struct {
 type setupData struct {
 	Repo    *repoView
 	Base    string
-	Server  string
 	BaseSet bool
 }
 
