@@ -38,6 +38,7 @@ import (
 
 	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/store"
 )
 
 type srcPkg struct{ name, version, desc string }
@@ -188,8 +189,8 @@ func gen(args []string) {
 		if err := os.MkdirAll(filepath.Join(*out, r, "nar"), 0o755); err != nil {
 			fail(err)
 		}
-		prio := map[string]string{"main": "30", "staging": "35"}[r]
-		os.WriteFile(filepath.Join(*out, r, "nix-cache-info"), []byte("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: "+prio+"\n"), 0o644)
+		info := nix.CacheInfo{StoreDir: nix.StoreDir, WantMassQuery: true, Priority: map[string]int{"main": 30, "staging": 35}[r]}
+		os.WriteFile(filepath.Join(*out, r, store.CacheInfoFile), info.Bytes(), 0o644)
 	}
 	sig := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 64))
 	var wg sync.WaitGroup
@@ -226,7 +227,7 @@ func gen(args []string) {
 				b := ni.Bytes()
 				for bit, repo := range []string{"main", "staging"} {
 					if p.repos&(1<<bit) != 0 {
-						if err := os.WriteFile(filepath.Join(*out, repo, hashes[i]+".narinfo"), b, 0o644); err != nil {
+						if err := os.WriteFile(filepath.Join(*out, repo, store.NarInfoFile(hashes[i])), b, 0o644); err != nil {
 							errs <- err
 							return
 						}
