@@ -19,28 +19,31 @@ import (
 // to (never inside) the repositories:
 //
 //	_nixrepo/catalog/manifest.json                  JSON: generation, repos, channels, stats, sources
-//	_nixrepo/catalog/packages/<xx>.json.zst         zstd JSON array of Package (sorted by name), xx = ShardOf(name) in hex
-//	_nixrepo/catalog/state/<repo>/<c>.tsv.zst       zstd TSV of the repo's narinfos whose hash starts with c
-//	_nixrepo/catalog/snapshots/<repo>/<channel>/<id>.tsv.zst
-//	                                                zstd TSV "pname\tversion" the snapshot's store-paths.xz carried
-//	_nixrepo/catalog/meta.json.zst                  zstd JSON name → packages.json metadata
+//	_nixrepo/catalog/packages/<xx>.json.s2          JSON array of Package (sorted by name), xx = ShardOf(name) in hex
+//	_nixrepo/catalog/state/<repo>/<c>.tsv.s2        TSV of the repo's narinfos whose hash starts with c
+//	_nixrepo/catalog/snapshots/<repo>/<channel>/<id>.tsv.s2
+//	                                                TSV "pname\tversion" the snapshot's store-paths.xz carried
+//	_nixrepo/catalog/meta.json.s2                   JSON name → packages.json metadata
 //
+// All but the manifest are S2 streams (catalog_codec.go).
 // The manifest is written first (marked pending) and last (with the new
 // generation), so a reader never mistakes a half-written update for a
 // complete one and the next Update redoes an interrupted one in full.
 const (
 	CatalogPrefix = store.Reserved + "catalog/"
 	ManifestKey   = CatalogPrefix + "manifest.json"
-	MetaKey       = CatalogPrefix + "meta.json.zst"
+	MetaKey       = CatalogPrefix + "meta.json" + catalogExt
 	// PackageShards is the number of package shard objects.
 	PackageShards = 256
 
-	catalogFormat = 1
+	catalogFormat = 2 // 1: objects were zstd
 	nix32Alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
 )
 
 // PackageShardKey is the key of package shard i.
-func PackageShardKey(i int) string { return fmt.Sprintf("%spackages/%02x.json.zst", CatalogPrefix, i) }
+func PackageShardKey(i int) string {
+	return fmt.Sprintf("%spackages/%02x.json%s", CatalogPrefix, i, catalogExt)
+}
 
 // ShardOf is the package shard holding the package name.
 func ShardOf(name string) int {
@@ -50,12 +53,12 @@ func ShardOf(name string) int {
 }
 
 func stateShardKey(repo string, c byte) string {
-	return CatalogPrefix + "state/" + repo + "/" + string(c) + ".tsv.zst"
+	return CatalogPrefix + "state/" + repo + "/" + string(c) + ".tsv" + catalogExt
 }
 
 // snapshotPairsKey is the pairs file of the snapshot key "repo/channel/id".
 func snapshotPairsKey(snapshot string) string {
-	return CatalogPrefix + "snapshots/" + snapshot + ".tsv.zst"
+	return CatalogPrefix + "snapshots/" + snapshot + ".tsv" + catalogExt
 }
 
 // BuildOptions tune Build and Update. The zero value works.

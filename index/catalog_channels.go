@@ -230,7 +230,7 @@ func (s *snapshotData) load(ctx context.Context, st *store.Store) error {
 	if s.loaded || !s.hasPaths {
 		return nil
 	}
-	b, err := getZstd(ctx, st, snapshotPairsKey(s.key))
+	b, err := getCompressed(ctx, st, snapshotPairsKey(s.key))
 	if err != nil {
 		return err
 	}

@@ -18,22 +18,6 @@ import (
 // ---------------------------------------------------------------------------
 // Persistence
 
-func putZstd(ctx context.Context, st *store.Store, key string, raw []byte) error {
-	return st.Put(ctx, key, store.EncodeZstd(raw), &store.WriteOptions{ContentType: "application/zstd"})
-}
-
-func getZstd(ctx context.Context, st *store.Store, key string) ([]byte, error) {
-	b, err := st.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	out, err := store.DecodeZstd(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	return out, nil
-}
-
 func splitLines(b []byte) []string {
 	s := string(b)
 	out := make([]string, 0, strings.Count(s, "\n"))
@@ -55,7 +39,10 @@ func readManifest(ctx context.Context, st *store.Store) (*manifest, error) {
 		return nil, fmt.Errorf("index: %s: %w", ManifestKey, err)
 	}
 	if m.Format != catalogFormat {
-		return nil, fmt.Errorf("index: %s: format %d, want %d", ManifestKey, m.Format, catalogFormat)
+		// Only the generation carries over (a rebuild continues it, so
+		// readers see the catalog move forward).
+		return &manifest{Format: m.Format, Generation: m.Generation},
+			fmt.Errorf("index: %s: format %d, want %d", ManifestKey, m.Format, catalogFormat)
 	}
 	if len(m.ShardStats) != PackageShards {
 		m.ShardStats = make([]shardStat, PackageShards)
@@ -78,7 +65,7 @@ func encodeShard(pkgs []Package) []byte {
 }
 
 func readShard(ctx context.Context, st *store.Store, i int) ([]Package, error) {
-	b, err := getZstd(ctx, st, PackageShardKey(i))
+	b, err := getCompressed(ctx, st, PackageShardKey(i))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -93,13 +80,17 @@ func readShard(ctx context.Context, st *store.Store, i int) ([]Package, error) {
 }
 
 func writeShard(ctx context.Context, st *store.Store, i int, pkgs []Package) error {
-	return putZstd(ctx, st, PackageShardKey(i), encodeShard(pkgs))
+	return putEncoded(ctx, st, PackageShardKey(i), func(b []byte) []byte { return appendPackages(b, pkgs) })
 }
 
-// encodeState encodes state lines "<store path> narSize fileSize mod
-// kind" (tab-separated) for records sorted by hash.
+// encodeState encodes state lines (see appendState).
 func encodeState(recs []pathRec) []byte {
-	b := make([]byte, 0, len(recs)*110)
+	return appendState(make([]byte, 0, len(recs)*110), recs)
+}
+
+// appendState appends state lines "<store path> narSize fileSize mod
+// kind" (tab-separated) for records sorted by hash.
+func appendState(b []byte, recs []pathRec) []byte {
 	for i := range recs {
 		r := &recs[i]
 		b = append(b, r.sp...)
@@ -198,20 +189,20 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 			ch := nix32Alphabet[c]
 			recs := shards[ch]
 			key := stateShardKey(rp.name, ch)
-			jobs = append(jobs, job{key, func() error { return putZstd(ctx, st, key, encodeState(recs)) }})
+			jobs = append(jobs, job{key, func() error { return putEncoded(ctx, st, key, func(b []byte) []byte { return appendState(b, recs) }) }})
 		}
 	}
 	for _, s := range cd.snaps {
 		if s.fresh {
 			key, data := snapshotPairsKey(s.key), s.pairsData()
-			jobs = append(jobs, job{key, func() error { return putZstd(ctx, st, key, data) }})
+			jobs = append(jobs, job{key, func() error { return putCompressed(ctx, st, key, data) }})
 		}
 	}
 	mb, err := json.Marshal(meta)
 	if err != nil {
 		return err
 	}
-	jobs = append(jobs, job{MetaKey, func() error { return putZstd(ctx, st, MetaKey, mb) }})
+	jobs = append(jobs, job{MetaKey, func() error { return putCompressed(ctx, st, MetaKey, mb) }})
 	err = work.Each(ctx, max(4, runtime.GOMAXPROCS(0)), len(jobs), func(i int) error {
 		if err := jobs[i].fn(); err != nil {
 			return fmt.Errorf("index: write %s: %w", jobs[i].key, err)
@@ -223,6 +214,21 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 	}
 	if err := writeManifest(ctx, st, m); err != nil {
 		return fmt.Errorf("index: %w", err)
+	}
+	if prev == nil || prev.Format != catalogFormat || prev.Pending {
+		// No complete catalog of this format before: whatever else lies
+		// under the prefix (an older format's objects, an interrupted
+		// build's) is not part of this one.
+		written := make(map[string]bool, len(jobs)+1)
+		written[ManifestKey] = true
+		for _, j := range jobs {
+			written[j.key] = true
+		}
+		for _, s := range cd.snaps {
+			written[snapshotPairsKey(s.key)] = true
+		}
+		sweepCatalog(ctx, st, written)
+		return nil
 	}
 	// Forget what is no longer cataloged.
 	keep := map[string]bool{}
@@ -240,6 +246,22 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 		}
 	}
 	return nil
+}
+
+// sweepCatalog deletes every object under CatalogPrefix but those kept.
+// Failures are left for the next full build.
+func sweepCatalog(ctx context.Context, st *store.Store, keep map[string]bool) {
+	var stale []string
+	_ = st.List(ctx, CatalogPrefix, false, func(ob store.Object) error {
+		if !ob.Dir && !keep[ob.Key] {
+			stale = append(stale, ob.Key)
+		}
+		return nil
+	})
+	_ = work.Each(ctx, 4, len(stale), func(i int) error {
+		_ = st.Delete(ctx, stale[i])
+		return nil
+	})
 }
 
 func deletePrefix(ctx context.Context, st *store.Store, prefix string) {

@@ -489,6 +489,52 @@ func TestUpdateWithoutCatalogBuilds(t *testing.T) {
 	}
 }
 
+// A catalog of another format (or an interrupted build's leftovers) is
+// replaced whole: Update rebuilds, the generation moves on, and no object
+// of the old catalog stays behind.
+func TestOldFormatCatalogReplaced(t *testing.T) {
+	f := newFixture(t)
+	f.add("main", "hello-1.0", "", 10)
+	old := []string{
+		CatalogPrefix + "packages/00.json.zst",
+		CatalogPrefix + "state/main/0.tsv.zst",
+		CatalogPrefix + "snapshots/main/nixos/1.tsv.zst",
+		CatalogPrefix + "meta.json.zst",
+	}
+	for _, k := range old {
+		f.put(k, []byte("zstd bytes"))
+	}
+	f.put(ManifestKey, []byte(`{"format":1,"generation":7}`))
+	if _, err := Load(f.ctx, f.st); err == nil || !strings.Contains(err.Error(), "format 1, want 2") {
+		t.Fatalf("Load of a format-1 catalog: err = %v", err)
+	}
+	rep, err := Update(f.ctx, f.st, repoInfos("main"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Full || rep.Generation != 8 || rep.Stats.Packages != 1 {
+		t.Errorf("report = %+v, want a full build at generation 8", rep)
+	}
+	for _, k := range old {
+		if _, err := f.st.Get(f.ctx, k); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: err = %v, want it deleted", k, err)
+		}
+	}
+	cat, err := Load(f.ctx, f.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	findPkg(t, cat, "hello")
+	// An incremental update keeps what the build wrote.
+	f.add("main", "hello-1.1", "", 10)
+	if rep, err = Update(f.ctx, f.st, repoInfos("main"), nil); err != nil || rep.Full || rep.Generation != 9 {
+		t.Fatalf("update: %+v, %v", rep, err)
+	}
+	if cat, err = Load(f.ctx, f.st); err != nil || len(findPkg(t, cat, "hello").Versions) != 2 {
+		t.Fatalf("after update: %v", err)
+	}
+}
+
 func TestSkipsBadNarInfos(t *testing.T) {
 	f := newFixture(t)
 	f.add("main", "hello-1.0", "", 10)

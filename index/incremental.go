@@ -398,7 +398,7 @@ func (u *updater) loadState(repo string) ([]pathRec, error) {
 	}
 	parts := make([][]pathRec, len(nix32Alphabet))
 	err := work.Each(u.ctx, max(4, runtime.GOMAXPROCS(0)), len(nix32Alphabet), func(i int) error {
-		b, err := getZstd(u.ctx, u.st, stateShardKey(repo, nix32Alphabet[i]))
+		b, err := getCompressed(u.ctx, u.st, stateShardKey(repo, nix32Alphabet[i]))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -424,7 +424,7 @@ func (u *updater) loadState(repo string) ([]pathRec, error) {
 
 func (u *updater) loadMeta() (map[string]pkgMeta, error) {
 	meta := map[string]pkgMeta{}
-	b, err := getZstd(u.ctx, u.st, MetaKey)
+	b, err := getCompressed(u.ctx, u.st, MetaKey)
 	if errors.Is(err, store.ErrNotFound) {
 		return meta, nil
 	}
@@ -465,7 +465,7 @@ func (u *updater) channelChanges(cd *channelsData, affected map[string]bool) (bo
 			u.rep.Snapshots++
 		}
 		if old.HasPairs {
-			b, err := getZstd(u.ctx, u.st, snapshotPairsKey(old.Key))
+			b, err := getCompressed(u.ctx, u.st, snapshotPairsKey(old.Key))
 			if err == nil {
 				mark(splitLines(b))
 			} else if !errors.Is(err, store.ErrNotFound) {
@@ -689,7 +689,7 @@ func (u *updater) writeState(cd *channelsData, meta map[string]pkgMeta, metaChan
 			}
 			return nil
 		}
-		if err := putZstd(ctx, st, j.key, j.data); err != nil {
+		if err := putCompressed(ctx, st, j.key, j.data); err != nil {
 			return fmt.Errorf("index: write %s: %w", j.key, err)
 		}
 		return nil

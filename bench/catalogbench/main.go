@@ -218,7 +218,7 @@ func median(xs []float64) float64 {
 // dropCatalog deletes the persisted catalog, so a build writes it all.
 func dropCatalog(ctx context.Context, st *store.Store) error {
 	var keys []string
-	err := st.List(ctx, index.CatalogPrefix, true, func(ob store.Object) error {
+	err := st.List(ctx, index.CatalogPrefix, false, func(ob store.Object) error {
 		if !ob.Dir {
 			keys = append(keys, ob.Key)
 		}

@@ -6,10 +6,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Whole small objects that nixrepo writes for itself (the path journal, the
-// catalog's shards) are zstd-compressed in one call. One encoder and one
-// decoder serve them all: each keeps per-CPU state, and EncodeAll/DecodeAll
-// calls run in parallel up to GOMAXPROCS.
+// The path journal's objects are zstd-compressed in one call. One encoder
+// and one decoder serve them all: each keeps per-CPU state, and
+// EncodeAll/DecodeAll calls run in parallel up to GOMAXPROCS.
 var (
 	zstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 	// The cap bounds what a corrupt or hostile object can make us
