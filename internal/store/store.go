@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -171,8 +172,19 @@ func wrap(op, key string, err error) error {
 
 // Get reads a whole object. A missing key is ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	b, err := s.bucket.ReadAll(ctx, key)
-	return b, wrap("read", key, err)
+	r, err := s.bucket.NewReader(ctx, key, nil)
+	if err != nil {
+		return nil, wrap("read", key, err)
+	}
+	defer r.Close()
+	// Sized from the object's attributes (ReadAll would grow its buffer
+	// by doubling); the slack lets ReadFrom see EOF without growing, and
+	// an object that changed size meanwhile is still read whole.
+	buf := bytes.NewBuffer(make([]byte, 0, max(r.Size(), 0)+bytes.MinRead))
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, wrap("read", key, err)
+	}
+	return buf.Bytes(), nil
 }
 
 // Attributes describes a stored object.
