@@ -3,6 +3,7 @@ package index
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -164,4 +165,25 @@ func FuzzParsePackagesJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkEncodeShard(b *testing.B) {
+	var pkgs []Package
+	for i := range 60 {
+		p := Package{Name: fmt.Sprintf("lib%d-dev", i), Latest: "1.2.3", Repos: []string{"main"}, Description: "a library for testing encoders"}
+		for v := range 3 {
+			ver := Version{Version: fmt.Sprintf("1.2.%d", v), Repos: []string{"main", "staging"}, Channels: []string{"main/nixpkgs-unstable/26.05pre1"}}
+			for _, out := range []string{"out", "dev", "lib"} {
+				ver.Paths = append(ver.Paths, PathInfo{StorePath: "/nix/store/ingl0k7abj8w3rczc1k7xp6k8sgjq084-" + p.Name + "-" + ver.Version + "-" + out,
+					Output: out, NarSize: 14588209, FileSize: 4862736, Uploaded: time.Unix(1795821282, 642062253).UTC(), Repos: []string{"main"}})
+			}
+			p.Versions = append(p.Versions, ver)
+		}
+		pkgs = append(pkgs, p)
+	}
+	b.SetBytes(int64(len(encodeShard(pkgs))))
+	buf := make([]byte, 0, 1<<20)
+	for b.Loop() {
+		buf = appendPackages(buf[:0], pkgs)
+	}
 }
