@@ -24,9 +24,10 @@ import (
 // the write. Notes collect in memory and are written in batches, one
 // object per flush:
 //
-//	_nixrepo/repos/<repo>/journal/<unix nanoseconds, 20 digits>-<random>.zst
+//	_nixrepo/repos/<repo>/journal/<unix nanoseconds, 20 digits>-<random>.s2
 //
-// (zstd of lines "<store path>\t<NarSize>\t<FileSize>\t<unix ns>\n").
+// (an S2 stream of lines "<store path>\t<NarSize>\t<FileSize>\t<unix
+// ns>\n"; objects ending in .zst, from earlier versions, are zstd).
 // The index stage reads the journal instead of opening every narinfo: a
 // catalog built from scratch then costs a few object reads rather than one
 // per store path. The journal is a cache, never the truth: the listing of
@@ -52,6 +53,13 @@ func (r *JournalRecord) HashPart() string {
 	}
 	return base[:nix.HashPartLen]
 }
+
+const (
+	journalExt    = ".s2"
+	oldJournalExt = ".zst"
+	// ContentTypeS2 is the content type of S2 streams.
+	ContentTypeS2 = "application/x-snappy-framed"
+)
 
 // JournalPrefix is where repository repo keeps its journal.
 func JournalPrefix(repo string) string { return Reserved + "repos/" + repo + "/journal/" }
@@ -129,15 +137,15 @@ func (s *Store) WriteJournal(ctx context.Context, repo string, recs []JournalRec
 	}
 	var rnd [4]byte
 	rand.Read(rnd[:])
-	key := fmt.Sprintf("%s%020d-%s.zst", JournalPrefix(repo), time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
-	return s.Put(ctx, key, EncodeZstd(b.Bytes()), &WriteOptions{ContentType: "application/zstd", IfNotExist: true})
+	key := fmt.Sprintf("%s%020d-%s%s", JournalPrefix(repo), time.Now().UnixNano(), hex.EncodeToString(rnd[:]), journalExt)
+	return s.Put(ctx, key, AppendS2(nil, b.Bytes()), &WriteOptions{ContentType: ContentTypeS2, IfNotExist: true})
 }
 
 // JournalObjects lists the keys of repo's journal objects, oldest first.
 func (s *Store) JournalObjects(ctx context.Context, repo string) ([]string, error) {
 	var keys []string
 	err := s.List(ctx, JournalPrefix(repo), true, func(o Object) error {
-		if !o.Dir && strings.HasSuffix(o.Key, ".zst") {
+		if !o.Dir && (strings.HasSuffix(o.Key, journalExt) || strings.HasSuffix(o.Key, oldJournalExt)) {
 			keys = append(keys, o.Key)
 		}
 		return nil
@@ -183,7 +191,11 @@ func (s *Store) ReadJournal(ctx context.Context, repo string) (recs map[string]J
 			return nil, nil, nil, err
 		}
 		keys = append(keys, k)
-		raw, err := DecodeZstd(b)
+		decode := DecodeS2
+		if strings.HasSuffix(k, oldJournalExt) {
+			decode = decodeZstd
+		}
+		raw, err := decode(b)
 		var part []JournalRecord
 		if err == nil {
 			part, err = decodeJournal(raw)

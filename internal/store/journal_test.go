@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -71,14 +73,30 @@ func TestJournal(t *testing.T) {
 	if err != nil || len(keys2) != 1 || len(recs2) != 2 || recs2[b[:32]] != recs[b[:32]] {
 		t.Fatalf("after compaction: %v, %d objects, %+v", err, len(keys2), recs2)
 	}
-	// A damaged journal object is an error (the index stage then reads
-	// the narinfos instead).
-	if err := st.Put(ctx, store.JournalPrefix("r")+"99999999999999999999-bad.zst", []byte("not zstd"), nil); err != nil {
+	if !strings.HasSuffix(keys2[0], ".s2") {
+		t.Errorf("journal object %s: want an S2 stream (.s2)", keys2[0])
+	}
+	// An object of an earlier version (zstd, .zst) is read too; its
+	// newer note of b wins.
+	enc, _ := zstd.NewWriter(nil)
+	old := enc.EncodeAll([]byte(nix.StoreDir+"/"+b+"\t7\t8\t30\n"), nil)
+	if err := st.Put(ctx, store.JournalPrefix("r")+"00000000000000000030-0000.zst", old, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, keys3, damaged, err := st.ReadJournal(ctx, "r")
-	if err != nil || len(damaged) != 1 || !strings.HasSuffix(damaged[0], "-bad.zst") || len(keys3) != 2 {
-		t.Errorf("damaged journal object: damaged %v, keys %v, err %v", damaged, keys3, err)
+	recs3, keys3, damaged, err := st.ReadJournal(ctx, "r")
+	if err != nil || len(damaged) != 0 || len(keys3) != 2 || recs3[b[:32]].NarSize != 7 || recs3[a[:32]].NarSize != 100 {
+		t.Fatalf("with a zstd object: %v, damaged %v, keys %v, %+v", err, damaged, keys3, recs3)
+	}
+	// A damaged journal object is an error (the index stage then reads
+	// the narinfos instead), whatever its format.
+	for _, name := range []string{"99999999999999999998-bad.zst", "99999999999999999999-bad.s2"} {
+		if err := st.Put(ctx, store.JournalPrefix("r")+name, []byte("not compressed"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, keys4, damaged, err := st.ReadJournal(ctx, "r")
+	if err != nil || len(damaged) != 2 || !strings.HasSuffix(damaged[0], "-bad.zst") || !strings.HasSuffix(damaged[1], "-bad.s2") || len(keys4) != 4 {
+		t.Errorf("damaged journal objects: damaged %v, keys %v, err %v", damaged, keys4, err)
 	}
 }
 

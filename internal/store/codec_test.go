@@ -1,4 +1,4 @@
-package index
+package store
 
 import (
 	"bytes"
@@ -23,11 +23,11 @@ func TestCompressRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := []byte("kept")
-			z := appendCompressed(append([]byte(nil), prefix...), tc.raw)
+			z := AppendS2(append([]byte(nil), prefix...), tc.raw)
 			if !bytes.HasPrefix(z, prefix) {
 				t.Fatal("appendCompressed overwrote dst")
 			}
-			got, err := decompress(z[len(prefix):])
+			got, err := DecodeS2(z[len(prefix):])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -38,17 +38,17 @@ func TestCompressRoundTrip(t *testing.T) {
 				return
 			}
 			// A truncated or damaged object is an error, never short data.
-			if _, err := decompress(z[len(prefix) : len(z)-1]); err == nil {
+			if _, err := DecodeS2(z[len(prefix) : len(z)-1]); err == nil {
 				t.Error("truncated object: no error")
 			}
 			bad := bytes.Clone(z[len(prefix):])
 			bad[len(bad)-1] ^= 0xff
-			if _, err := decompress(bad); err == nil {
+			if _, err := DecodeS2(bad); err == nil {
 				t.Error("damaged object: no error")
 			}
 		})
 	}
-	if _, err := decompress([]byte("\x28\xb5\x2f\xfd zstd, not s2")); err == nil {
+	if _, err := DecodeS2([]byte("\x28\xb5\x2f\xfd zstd, not s2")); err == nil {
 		t.Error("a zstd object read as S2: no error")
 	}
 }
