@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/work"
 )
 
 // The path journal.
@@ -180,36 +181,52 @@ func (s *Store) ReadJournal(ctx context.Context, repo string) (recs map[string]J
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var parts [][]JournalRecord
-	total := 0
-	for _, k := range listed {
-		b, err := s.Get(ctx, k)
+	// Objects are read side by side (a remote bucket answers each GET in
+	// tens of milliseconds; an uncompacted journal has one object per
+	// flush), then taken in listing order.
+	type part struct {
+		recs    []JournalRecord
+		gone    bool // deleted since the listing (compacted)
+		damaged bool
+	}
+	parts := make([]part, len(listed))
+	err = work.Each(ctx, 8, len(listed), func(i int) error {
+		b, err := s.Get(ctx, listed[i])
 		if errors.Is(err, ErrNotFound) {
-			continue
+			parts[i].gone = true
+			return nil
 		}
 		if err != nil {
-			return nil, nil, nil, err
+			return err
 		}
-		keys = append(keys, k)
 		decode := DecodeS2
-		if strings.HasSuffix(k, oldJournalExt) {
+		if strings.HasSuffix(listed[i], oldJournalExt) {
 			decode = decodeZstd
 		}
 		raw, err := decode(b)
-		var part []JournalRecord
 		if err == nil {
-			part, err = decodeJournal(raw)
+			parts[i].recs, err = decodeJournal(raw)
 		}
-		if err != nil {
-			damaged = append(damaged, k)
+		parts[i].damaged = err != nil
+		return nil
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	total := 0
+	for i, p := range parts {
+		switch {
+		case p.gone:
 			continue
+		case p.damaged:
+			damaged = append(damaged, listed[i])
 		}
-		parts = append(parts, part)
-		total += len(part)
+		keys = append(keys, listed[i])
+		total += len(p.recs)
 	}
 	recs = make(map[string]JournalRecord, total)
-	for _, part := range parts {
-		for _, r := range part {
+	for _, p := range parts {
+		for _, r := range p.recs {
 			h := r.HashPart()
 			if old, ok := recs[h]; !ok || r.Time >= old.Time {
 				recs[h] = r
