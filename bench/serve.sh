@@ -30,7 +30,7 @@
 # Usage: bench/serve.sh [WORKDIR]     (default /tmp/nixrepo-serve-bench)
 # Environment: QUICK=1 (3 s wrk runs, no xz upload variant), RUNS (3),
 #   DUR (wrk seconds, 10), XZ=0|1, XZ_QUERY, NTINY (1500), UPLOADS=0 (reads
-#   only).
+#   only), ONLY="narinfo-c1 nar-c1" (these read tests only).
 # Needs: Go, Nix (Debian nix-bin), nginx, wrk, curl, python3 (installs nginx
 # and wrk with apt-get when missing). Runs nginx as root.
 # Fails (exit 1) on any error, non-2xx answer or socket error; targets are
@@ -255,6 +255,7 @@ log "reads: $RUNS alternating runs of ${DUR}s per test and server"
 for r in $(seq "$RUNS"); do
   for t in "${TESTS[@]}"; do
     read -r name list th conns field <<<"$t"
+    case " $ONLY " in "  " | *" $name "*) ;; *) continue ;; esac
     if [ $(( r % 2 )) = 1 ]; then order="nginx nixrepo"; else order="nixrepo nginx"; fi
     for side in $order; do
       if [ "$side" = nginx ]; then u=$URL_NGINX; p=$PFX_NGINX; else u=$URL_NR; p=$PFX_NR; fi
@@ -380,6 +381,7 @@ paired() {
 # (CMP "-": no target, for information).
 row() {
   local a b ratio pr ok=info
+  grep -q "^$2 " "$W/results" || return 0 # not run (ONLY)
   a=$(med "$2" nixrepo); b=$(med "$2" "$3"); pr=$(paired "$2" "$3")
   ratio=$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", a/b}')
   [ "$4" = - ] || ok=$(awk -v r="$ratio" -v c="$4" -v t="$5" 'BEGIN{print ((c==">=" && r>=t) || (c=="<=" && r<=t)) ? "ok" : "MISSED"}')
