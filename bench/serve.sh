@@ -48,6 +48,7 @@ if [ "$QUICK" = 1 ]; then DUR=${DUR:-3}; XZ=${XZ:-0}; else DUR=${DUR:-10}; XZ=${
 XZ_QUERY=${XZ_QUERY:-compression=xz&compression-level=1&parallel-compression=true}
 NTINY=${NTINY:-1500}
 UPLOADS=${UPLOADS:-1}
+ONLY=${ONLY:-}
 WARM=$(( DUR < 3 ? DUR : 3 ))
 
 log() { echo "== $*" >&2; }
