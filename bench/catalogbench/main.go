@@ -134,6 +134,10 @@ func build(args []string) {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
+		// Each timed run starts from the same state: the heap collected and
+		// its free pages returned to the OS (else one run's leftovers, and
+		// the scavenger returning them, land in the next one's time).
+		debug.FreeOSMemory()
 		start, cpu0 := time.Now(), cpuSeconds()
 		cat, err := index.Build(ctx, st, repos, opts)
 		if err != nil {
@@ -244,6 +248,7 @@ func bleveAlone(idx string, docs []any, batch int) (float64, float64) {
 		fail(err)
 	}
 	defer os.RemoveAll(tmp)
+	debug.FreeOSMemory() // as before each build
 	t0, c0 := time.Now(), cpuSeconds()
 	b, err := bleve.NewBuilder(filepath.Join(tmp, "idx"), index.NewMapping(), map[string]any{"buildPathPrefix": tmp, "batchSize": batch})
 	if err != nil {
