@@ -186,7 +186,7 @@ func build(args []string) {
 				_, t, c := once(profile)
 				builds, buildCPU = append(builds, t), append(buildCPU, c)
 			}
-			t, c := bleveAlone(*idx, docs, 1000) // bleve's default batch
+			t, c := bleveAlone(*idx, docs)
 			alone, aloneCPU = append(alone, t), append(aloneCPU, c)
 			fmt.Fprintf(os.Stderr, "run %d: build %.2fs (%.2f CPU s), bleve NewBuilder alone %.2fs (%.2f CPU s)\n", r+1, builds[r], buildCPU[r], t, c)
 		}
@@ -200,14 +200,8 @@ func build(args []string) {
 		res["cpuRatio"] = bcpu / mcpu
 		fmt.Fprintf(os.Stderr, "bleve NewBuilder alone: %d docs in %.2fs (%.2f CPU s); medians of %d: build %.2fs, bleve %.2fs, ratio %.2f\n",
 			len(docs), bs, bcpu, *runs, ms, bs, bs/ms)
-		// For information: bleve alone with every document in one batch
-		// (one segment, nothing to merge), as nixrepo indexes a shard of
-		// up to 10000 packages.
-		obs, obcpu := bleveAlone(*idx, docs, len(docs))
-		res["oneBatchSeconds"], res["oneBatchCPUSeconds"] = obs, obcpu
-		fmt.Fprintf(os.Stderr, "bleve NewBuilder alone, one batch: %d docs in %.2fs (%.2f CPU s)\n", len(docs), obs, obcpu)
 		if *pathDocs {
-			ps, pcpu := bleveAlone(*idx, perPath, 1000)
+			ps, pcpu := bleveAlone(*idx, perPath)
 			res["perPathDocs"], res["perPathSeconds"], res["perPathCPUSeconds"] = len(perPath), ps, pcpu
 			fmt.Fprintf(os.Stderr, "bleve NewBuilder alone, one doc per store path: %d docs in %.2fs\n", len(perPath), ps)
 		}
@@ -242,7 +236,7 @@ func dropCatalog(ctx context.Context, st *store.Store) error {
 
 // bleveAlone indexes docs with one bleve NewBuilder (the index's mapping)
 // and returns wall and CPU seconds.
-func bleveAlone(idx string, docs []any, batch int) (float64, float64) {
+func bleveAlone(idx string, docs []any) (float64, float64) {
 	tmp, err := os.MkdirTemp(filepath.Dir(idx), "baseline-")
 	if err != nil {
 		fail(err)
@@ -250,7 +244,7 @@ func bleveAlone(idx string, docs []any, batch int) (float64, float64) {
 	defer os.RemoveAll(tmp)
 	debug.FreeOSMemory() // as before each build
 	t0, c0 := time.Now(), cpuSeconds()
-	b, err := bleve.NewBuilder(filepath.Join(tmp, "idx"), index.NewMapping(), map[string]any{"buildPathPrefix": tmp, "batchSize": batch})
+	b, err := bleve.NewBuilder(filepath.Join(tmp, "idx"), index.NewMapping(), map[string]any{"buildPathPrefix": tmp, "batchSize": 1000})
 	if err != nil {
 		fail(err)
 	}
