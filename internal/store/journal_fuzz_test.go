@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/nixrepo/nixrepo/internal/nix"
@@ -13,7 +14,7 @@ func FuzzDecodeJournal(f *testing.F) {
 	f.Add([]byte("/nix/store/x\t1\t2\t3\n"))
 	f.Add([]byte("a\tb\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		recs, err := decodeJournal(b)
+		recs, err := decodeJournal(bytes.Clone(b)) // it keeps its argument
 		if err != nil {
 			return
 		}
