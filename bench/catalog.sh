@@ -17,7 +17,9 @@
 #      rebuilds (the first build compacts the journal; the rest read one
 #      object per repository, as every later build does): target our rate
 #      ≥ 0.8× its rate, i.e. median bleve-alone time ÷ median build time
-#      ≥ 0.8. For context also NewBuilder indexing one document per store
+#      ≥ 0.8. Every timed run (ours or bleve's) starts with the heap
+#      collected and returned to the OS, as a fresh process's would be, so
+#      no run inherits another's memory. For context also NewBuilder indexing one document per store
 #      path (the design not taken).
 #   2. Incremental +1 narinfo at 100k: `index.Update` (list keys, read the
 #      new narinfo, recompute and re-index one package). Target ≤ 1 s.
