@@ -43,19 +43,16 @@ type Env struct {
 	// ConfDir/netrc, so a test may write one there.
 	ConfDir string
 
+	client  *client
 	environ []string
 	mu      sync.Mutex
 	seq     int
 }
 
-var (
-	initOnce sync.Once
-	initErr  error
-)
-
-// Require returns an isolated Nix environment, or skips the test when nix is missing — except
-// when the environment variable CI is non-empty, where a missing nix is a test failure (never a
-// silent skip in CI).
+// Require returns an isolated environment for the Nix client that ClientEnv chooses, or skips
+// the test when that client is missing — except when the environment variable CI is
+// non-empty, where a missing client is a test failure (never a silent skip in CI). It logs the
+// client and its version.
 func Require(t testing.TB) *Env {
 	t.Helper()
 	return require(t, exec.LookPath, os.Getenv)
@@ -63,24 +60,49 @@ func Require(t testing.TB) *Env {
 
 func require(t testing.TB, lookPath func(string) (string, error), getenv func(string) string) *Env {
 	t.Helper()
+	choice := getenv(ClientEnv)
+	c, err := resolveClient(choice)
+	if err != nil {
+		t.Fatalf("nixtest: %v", err)
+	}
 	for _, tool := range tools {
-		if _, err := lookPath(tool); err != nil {
+		if _, err := lookPath(c.tool(tool)); err != nil {
 			if getenv("CI") != "" {
-				t.Fatalf("nixtest: %s not found and CI=%q is set, so this is a failure, not a skip: %v",
-					tool, getenv("CI"), err)
+				t.Fatalf("nixtest: %s (%s) not found and CI=%q is set, so this is a failure, not a skip: %v",
+					tool, c, getenv("CI"), err)
 			}
-			t.Skipf("nixtest: %s not found (%v); skipping test that needs the real Nix client", tool, err)
+			t.Skipf("nixtest: %s (%s) not found (%v); skipping test that needs the real Nix client", tool, c, err)
 		}
 	}
-	e := newEnv(t)
-	initOnce.Do(func() { initErr = e.initStore() })
-	if initErr != nil {
-		t.Fatalf("nixtest: cannot initialise the Nix store: %v", initErr)
+	if c, err = chosenClient(choice); err != nil {
+		t.Fatalf("nixtest: %v", err)
 	}
+	e := newEnv(t, c)
+	c.initOnce.Do(func() { c.initErr = e.initStore() })
+	if c.initErr != nil {
+		t.Fatalf("nixtest: cannot initialise the Nix store of %s: %v", c, c.initErr)
+	}
+	t.Logf("nixtest: %s, %s", c.banner, c)
 	return e
 }
 
-func newEnv(t testing.TB) *Env {
+// Version returns the client's version, e.g. "2.26.3".
+func (e *Env) Version() string { return e.client.version }
+
+// AtLeast reports whether the client's version is at least v (e.g. "2.26"), so a test can
+// expect the behaviour of the client it runs.
+func (e *Env) AtLeast(v string) bool { return atLeast(e.client.version, v) }
+
+// HostPath returns where this process finds the store path (or path below it) p: p itself,
+// except for a client in a chroot, whose store is the chroot's /nix/store.
+func (e *Env) HostPath(p string) string {
+	if e.client.root == "" {
+		return p
+	}
+	return filepath.Join(e.client.root, p)
+}
+
+func newEnv(t testing.TB, c *client) *Env {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "nixtest-")
 	if err != nil {
@@ -92,6 +114,7 @@ func newEnv(t testing.TB) *Env {
 		}
 	})
 	e := &Env{
+		client:    c,
 		Dir:       dir,
 		Home:      filepath.Join(dir, "home"),
 		CacheHome: filepath.Join(dir, "cache"),
@@ -145,7 +168,7 @@ func buildEnviron(base []string, home, cacheHome, confDir string) []string {
 	)
 }
 
-// initStore makes sure the machine's Nix store and database exist before tests use them
+// initStore makes sure the client's Nix store and database exist before tests use them
 // concurrently: Nix 2.8 initialising a fresh store from several processes at once fails with
 // "…/db/schema' is corrupt". The file lock serialises this across test binaries.
 func (e *Env) initStore() error {
@@ -163,8 +186,12 @@ func (e *Env) Environ() []string {
 	return append([]string(nil), e.environ...)
 }
 
-// Command returns a command running name with args in this Env's environment.
+// Command returns a command running name with args in this Env's environment. A name without
+// a slash is the chosen client's tool (nix, nix-build, nix-store, …). Under a client in a chroot,
+// a program named by absolute path runs inside the chroot, so a built store path's program (such
+// as out/bin/hello) runs where its store is.
 func (e *Env) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	name, args = e.client.command(name, args)
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = e.Environ()
 	cmd.WaitDelay = 10 * time.Second
@@ -207,7 +234,7 @@ func (e *Env) runEnv(extraEnv []string, name string, args ...string) (stdout, st
 var buildLocks sync.Map
 
 // Build writes expr to a temporary .nix file, builds it with `nix-build --no-out-link` into the
-// machine's Nix store and returns the output paths it printed.
+// client's Nix store and returns the output paths it printed (read their files at HostPath).
 //
 // Builds of the same expression in one test binary are serialised here. Across processes Nix
 // serialises them itself, but a Nix 2.8 build that finds an output locked by another process
@@ -246,8 +273,8 @@ func (e *Env) CopyTo(t testing.TB, url string, paths ...string) {
 // Substitute copies paths and their closure from the binary cache at url into a fresh, empty
 // chroot store with require-sigs on, no substituters and only trustedKeys ("name:base64" public
 // keys) trusted. It returns nil if Nix accepted every path, else an error carrying Nix's stderr
-// (for an unsigned or wrongly signed path it contains "lacks a valid signature"). Each call uses
-// a fresh narinfo disk cache, so it always sees the cache's current contents.
+// (for an unsigned or wrongly signed path IsUntrustedSignature reports true for it). Each call
+// uses a fresh narinfo disk cache, so it always sees the cache's current contents.
 func (e *Env) Substitute(t testing.TB, url string, trustedKeys []string, paths ...string) error {
 	t.Helper()
 	dir := e.newDir(t, "subst")

@@ -38,27 +38,218 @@ func (f *fakeTB) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 
-func TestRequireMissingNix(t *testing.T) {
-	missing := func(string) (string, error) { return "", errors.New("executable file not found in $PATH") }
-	for _, ci := range []string{"", "true", "1"} {
-		f := &fakeTB{}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			require(f, missing, func(k string) string {
-				if k == "CI" {
-					return ci
-				}
-				return ""
-			})
-			t.Errorf("CI=%q: require returned instead of skipping/failing", ci)
-		}()
-		<-done
-		if ci == "" && (f.skipped == "" || f.fatal != "") {
-			t.Errorf("CI unset: skipped=%q fatal=%q, want a skip", f.skipped, f.fatal)
+// runRequire calls require with a fake TB, lookPath and environment and returns what it
+// skipped or failed with (require returning is reported as an error of t).
+func runRequire(t *testing.T, lookPath func(string) (string, error), env map[string]string) *fakeTB {
+	t.Helper()
+	f := &fakeTB{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		require(f, lookPath, func(k string) string { return env[k] })
+		t.Errorf("env %v: require returned instead of skipping/failing", env)
+	}()
+	<-done
+	return f
+}
+
+func TestRequireMissingClientSkipsExceptInCI(t *testing.T) {
+	var looked []string
+	missing := func(p string) (string, error) {
+		looked = append(looked, p)
+		return "", errors.New("executable file not found in $PATH")
+	}
+	for _, choice := range []string{"", "2.8", "2.26", "/nonexistent/nix-client"} {
+		for _, ci := range []string{"", "true", "1"} {
+			looked = nil
+			f := runRequire(t, missing, map[string]string{"CI": ci, ClientEnv: choice})
+			if ci == "" && (f.skipped == "" || f.fatal != "") {
+				t.Errorf("%s=%q, CI unset: skipped=%q fatal=%q, want a skip", ClientEnv, choice, f.skipped, f.fatal)
+			}
+			if ci != "" && (f.fatal == "" || f.skipped != "") {
+				t.Errorf("%s=%q, CI=%q: skipped=%q fatal=%q, want a failure", ClientEnv, choice, ci, f.skipped, f.fatal)
+			}
+			c, _ := resolveClient(choice)
+			if len(looked) != 1 || looked[0] != c.tool("nix") {
+				t.Errorf("%s=%q: looked up %q, want only the chosen client's nix %q", ClientEnv, choice, looked, c.tool("nix"))
+			}
+			if msg := f.skipped + f.fatal; !strings.Contains(msg, c.String()) {
+				t.Errorf("%s=%q: message %q does not name the client %q", ClientEnv, choice, msg, c)
+			}
 		}
-		if ci != "" && (f.fatal == "" || f.skipped != "") {
-			t.Errorf("CI=%q: skipped=%q fatal=%q, want a failure", ci, f.skipped, f.fatal)
+	}
+}
+
+func TestRequireRefusesUnknownClient(t *testing.T) {
+	found := func(p string) (string, error) { return p, nil }
+	for _, choice := range []string{"2.18", "nix", "relative/dir"} {
+		f := runRequire(t, found, map[string]string{ClientEnv: choice})
+		if f.fatal == "" || !strings.Contains(f.fatal, ClientEnv) {
+			t.Errorf("%s=%q: skipped=%q fatal=%q, want a failure naming %s", ClientEnv, choice, f.skipped, f.fatal, ClientEnv)
+		}
+	}
+}
+
+func TestResolveClient(t *testing.T) {
+	folder := t.TempDir() // a client folder: bin/ and root/
+	for _, d := range []string{"bin", "root"} {
+		if err := os.Mkdir(filepath.Join(folder, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bare := t.TempDir() // a folder holding the tools, no chroot
+	for _, c := range []struct {
+		choice, bin, root, want string
+	}{
+		{"", "", "", ""},
+		{"2.8", "", "", "2.8."},
+		{"2.26", DefaultChroot226 + "/bin", DefaultChroot226 + "/root", "2.26."},
+		{folder, folder + "/bin", folder + "/root", ""},
+		{folder + "/bin", folder + "/bin", folder + "/root", ""},
+		{bare + "/", bare, "", ""},
+	} {
+		got, err := resolveClient(c.choice)
+		if err != nil {
+			t.Errorf("resolveClient(%q): %v", c.choice, err)
+			continue
+		}
+		if got.bin != c.bin || got.root != c.root || got.want != c.want {
+			t.Errorf("resolveClient(%q) = bin %q root %q want %q; want bin %q root %q want %q",
+				c.choice, got.bin, got.root, got.want, c.bin, c.root, c.want)
+		}
+	}
+}
+
+func TestClientCommand(t *testing.T) {
+	host := &client{}
+	chroot := &client{bin: "/c/bin", root: "/c/root"}
+	for _, c := range []struct {
+		cl        *client
+		name      string
+		wantName  string
+		wantArgs0 string
+	}{
+		{host, "nix-build", "nix-build", "x"},
+		{host, "/nix/store/abc-hello/bin/hello", "/nix/store/abc-hello/bin/hello", "x"},
+		{chroot, "nix-build", "/c/bin/nix-build", "x"},
+		{chroot, "/nix/store/abc-hello/bin/hello", "/c/bin/in-chroot", "/nix/store/abc-hello/bin/hello"},
+		{chroot, "./relative", "./relative", "x"},
+	} {
+		name, args := c.cl.command(c.name, []string{"x"})
+		if name != c.wantName || len(args) == 0 || args[0] != c.wantArgs0 || args[len(args)-1] != "x" {
+			t.Errorf("%v.command(%q) = %q %q, want %q [%q … x]", c.cl, c.name, name, args, c.wantName, c.wantArgs0)
+		}
+	}
+}
+
+// TestCheckSharedNeedsSameFolders: a chroot that does not see the temporary folder and the
+// working directory as the same folders is refused; one that does (here through symlinks, as
+// bind mounts would) is accepted.
+func TestCheckSharedNeedsSameFolders(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	c := &client{bin: filepath.Join(root, "bin"), root: root}
+	if err := c.checkShared(); err == nil || !strings.Contains(err.Error(), "TMPDIR") {
+		t.Errorf("empty chroot: checkShared = %v, want an error naming TMPDIR", err)
+	}
+	// The same path inside, but another folder.
+	if err := os.MkdirAll(filepath.Join(root, os.TempDir()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.checkShared(); err == nil || !strings.Contains(err.Error(), "TMPDIR") {
+		t.Errorf("chroot with its own %s: checkShared = %v, want an error", os.TempDir(), err)
+	}
+	os.Remove(filepath.Join(root, os.TempDir()))
+	if err := os.Symlink(os.TempDir(), filepath.Join(root, os.TempDir())); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.checkShared(); err == nil || !strings.Contains(err.Error(), "working directory") {
+		t.Errorf("chroot without the working directory: checkShared = %v, want an error naming it", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(root, wd)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(wd, filepath.Join(root, wd)); err != nil && !errors.Is(err, fs.ErrExist) {
+		t.Fatal(err)
+	}
+	if err := c.checkShared(); err != nil {
+		t.Errorf("chroot sharing both folders: %v", err)
+	}
+}
+
+func TestVersions(t *testing.T) {
+	for _, c := range []struct{ banner, version string }{
+		{"nix (Nix) 2.8.0", "2.8.0"},
+		{"nix (Nix) 2.26.3\n", "2.26.3"},
+		{"nix (Lix, like Nix) 2.93.0", "2.93.0"},
+		{"nix (Nix) 2.27.0pre20250101_dirty", "2.27.0pre20250101_dirty"},
+	} {
+		if v, err := parseVersion(c.banner); err != nil || v != c.version {
+			t.Errorf("parseVersion(%q) = %q, %v; want %q", c.banner, v, err, c.version)
+		}
+	}
+	for _, bad := range []string{"", "nix", "nix (Nix) unknown"} {
+		if v, err := parseVersion(bad); err == nil {
+			t.Errorf("parseVersion(%q) = %q, want an error", bad, v)
+		}
+	}
+	for _, c := range []struct {
+		v, min string
+		want   bool
+	}{
+		{"2.8.0", "2.8", true},
+		{"2.8.0", "2.26", false},
+		{"2.26.3", "2.26", true},
+		{"2.26.3", "2.8", true},
+		{"2.26.3", "2.26.4", false},
+		{"2.26", "2.26.0", true},
+		{"2.100.0", "2.26", true},
+		{"3.0", "2.26", true},
+		{"2.27.0pre20250101", "2.27", true},
+		{"2.27.0pre20250101", "2.27.1", false},
+	} {
+		if got := atLeast(c.v, c.min); got != c.want {
+			t.Errorf("atLeast(%q, %q) = %v, want %v", c.v, c.min, got, c.want)
+		}
+	}
+}
+
+func TestIsUntrustedSignature(t *testing.T) {
+	for _, c := range []struct {
+		stderr string
+		want   bool
+	}{
+		{"error: cannot add path '/nix/store/c132lffpf5zzqh902z2qdcndarxzs0lg-x' because it lacks a valid signature", true},
+		{"error: cannot add path '/nix/store/c132lffpf5zzqh902z2qdcndarxzs0lg-x' because it lacks a signature by a trusted key", true},
+		{"error: path '/nix/store/00000000000000000000000000000000-x' is required, but there is no substituter that can build it", false},
+		{"error: NAR hash mismatch in input '/nix/store/…'", false},
+		{"", false},
+	} {
+		if got := IsUntrustedSignature(c.stderr); got != c.want {
+			t.Errorf("IsUntrustedSignature(%q) = %v, want %v", c.stderr, got, c.want)
+		}
+	}
+}
+
+// TestRequireReportsClient: the Env's version is what the chosen client's nix prints, and the
+// version a choice demands.
+func TestRequireReportsClient(t *testing.T) {
+	e := Require(t)
+	banner := e.Run(t, "nix", "--version")
+	if !strings.HasSuffix(banner, " "+e.Version()) {
+		t.Errorf("nix --version = %q, Version() = %q", banner, e.Version())
+	}
+	switch os.Getenv(ClientEnv) {
+	case "2.8":
+		if !e.AtLeast("2.8") || e.AtLeast("2.9") {
+			t.Errorf("%s=2.8 gave Nix %s", ClientEnv, e.Version())
+		}
+	case "2.26":
+		if !e.AtLeast("2.26") || e.AtLeast("2.27") {
+			t.Errorf("%s=2.26 gave Nix %s", ClientEnv, e.Version())
 		}
 	}
 }
@@ -129,17 +320,17 @@ func TestClosureExpr(t *testing.T) {
 	if len(refs) != 2 {
 		t.Errorf("top references %q, want node2 and node0", refs)
 	}
-	got, err := os.ReadFile(filepath.Join(top, "share/doc/tag"))
+	got, err := os.ReadFile(e.HostPath(filepath.Join(top, "share/doc/tag")))
 	if err != nil || string(got) != tag+"\n" {
 		t.Errorf("tag file = %q, %v; want %q", got, err, tag+"\n")
 	}
-	if fi, err := os.Stat(filepath.Join(top, "bin/hello")); err != nil || fi.Mode()&0o111 == 0 {
+	if fi, err := os.Stat(e.HostPath(filepath.Join(top, "bin/hello"))); err != nil || fi.Mode()&0o111 == 0 {
 		t.Errorf("bin/hello not executable: %v %v", fi, err)
 	}
-	if l, err := os.Readlink(filepath.Join(top, "README")); err != nil || l != "share/doc/README" {
+	if l, err := os.Readlink(e.HostPath(filepath.Join(top, "README"))); err != nil || l != "share/doc/README" {
 		t.Errorf("README symlink = %q, %v", l, err)
 	}
-	if l, err := os.Readlink(filepath.Join(top, "lib/dep0")); err != nil || !slices.Contains(closure, l) {
+	if l, err := os.Readlink(e.HostPath(filepath.Join(top, "lib/dep0"))); err != nil || !slices.Contains(closure, l) {
 		t.Errorf("lib/dep0 = %q, %v; want a path in the closure", l, err)
 	}
 	if hello := e.Run(t, filepath.Join(top, "bin/hello")); hello != "nixtest-node3-1.0" {
@@ -215,7 +406,7 @@ func TestSubstitute(t *testing.T) {
 				if !strings.Contains(err.Error(), "no substituter that can build it") {
 					t.Errorf("error does not say the path is missing: %v", err)
 				}
-			case !c.ok && !strings.Contains(err.Error(), "lacks a valid signature"):
+			case !c.ok && !IsUntrustedSignature(err.Error()):
 				t.Errorf("error does not mention the signature: %v", err)
 			}
 		})
@@ -239,7 +430,7 @@ func TestSampleCache(t *testing.T) {
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(srv.Close)
 	// The cache is unsigned: with require-sigs Nix must refuse it ...
-	if err := e.Substitute(t, srv.URL, nil, top); err == nil || !strings.Contains(err.Error(), "lacks a valid signature") {
+	if err := e.Substitute(t, srv.URL, nil, top); err == nil || !IsUntrustedSignature(err.Error()) {
 		t.Errorf("unsigned sample cache with require-sigs: err = %v, want a signature error", err)
 	}
 	// ... and without signature checks it must yield the whole closure, hashes verified.
