@@ -111,7 +111,7 @@ func TestSearchFuzzyWordBounds(t *testing.T) {
 	}{
 		{"alpho bravo charlie delta echo", []string{"alpha-bravo-charlie-delta-echo:fuzzy"}},
 		{"alpho brava charlia delte echo", []string{"alpha-bravo-charlie-delta-echo:fuzzy"}}, // 4 unknown words
-		{"alpho brava charlia delte echa", nil},                                             // 5: not a typo
+		{"alpho brava charlia delte echa", nil},                                              // 5: not a typo
 		{typo(w32), []string{"x-" + w32 + ":fuzzy"}},
 		{typo(w33), nil}, // longer than 32 characters: taken as typed
 	}
