@@ -75,14 +75,21 @@ func CheckQuery(q string, l Limits) error {
 		return ErrEmptyQuery
 	}
 	if n := utf8.RuneCountInString(q); n > l.MaxQueryLength {
-		return &limitError{fmt.Sprintf("search query is %d characters long; the limit is %d characters ([search] max_query_length)", n, l.MaxQueryLength)}
+		return &limitError{fmt.Sprintf("search query is %d characters long; the limit is %d %s ([search] max_query_length)", n, l.MaxQueryLength, plural(l.MaxQueryLength, "character", "characters"))}
 	}
 	n := len(words(strings.ToLower(q)))
 	if n == 0 {
 		return ErrEmptyQuery
 	}
 	if n > l.MaxWords {
-		return &limitError{fmt.Sprintf("search query has %d words; the limit is %d words ([search] max_terms)", n, l.MaxWords)}
+		return &limitError{fmt.Sprintf("search query has %d words; the limit is %d %s ([search] max_terms)", n, l.MaxWords, plural(l.MaxWords, "word", "words"))}
 	}
 	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

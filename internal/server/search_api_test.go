@@ -164,7 +164,7 @@ func TestSearchAPIRefusesOversizedInput(t *testing.T) {
 	e, _ = virtualSearchEnv(t, server.Options{SearchLimits: search.Limits{MaxQueryLength: 4, MaxWords: 1}})
 	for _, tc := range []struct{ q, reason string }{
 		{"hello", "search query is 5 characters long; the limit is 4 characters"},
-		{"a+b", "search query has 2 words; the limit is 1 words"},
+		{"a+b", "search query has 2 words; the limit is 1 word"},
 	} {
 		if r := e.get("/api/search?q="+url.QueryEscape(tc.q), anonymous); r.status != 400 || !strings.Contains(string(r.body), tc.reason) {
 			t.Errorf("search %q with tight limits = %s, want 400 %q", tc.q, r, tc.reason)
