@@ -30,7 +30,9 @@ const siteWorkers = 16
 // written before the pages that link to them (the home page, the package
 // list and the search manifest last), so a visitor never follows a link
 // to a page that is not there yet. written counts the objects written or
-// deleted.
+// deleted. With opts.Repos the site shows only those repositories, and
+// the pages and search files of anything else are deleted with the rest
+// of what the site no longer has.
 func Site(ctx context.Context, st *store.Store, cat *index.Catalog, opts site.Options) (written int, err error) {
 	existing := map[string]int64{}
 	err = st.List(ctx, SitePrefix, false, func(o store.Object) error {

@@ -9,9 +9,15 @@
 // with a word that is or starts with each query word ("requests" finds
 // "python3.11-requests"; a word prefix expands to at most 32 words, the
 // shortest), then, only without an exact match, fuzzy matches (edit
-// distance 1 for words of 3–7 characters, 2 from 8), then descriptions. A
+// distance 1 for words of 3–7 characters, 2 for 8–32), then descriptions. A
 // repository filter restricts both which packages match and which of
 // their versions are shown.
+//
+// A query is bounded before anything is looked up (CheckQuery, Limits: 256
+// characters and 16 words by default; ErrQueryTooLarge past them), and so
+// is fuzzy matching: the whole name within one edit only for queries of at
+// most 64 characters, no fuzzy words tier for a query with more than 4
+// unknown words.
 //
 // Engine wraps an index folder for a long-running process: it reopens the
 // index when an indexer switches it to a new generation and rebuilds it

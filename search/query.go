@@ -102,7 +102,7 @@ func termsQuery(field string, terms []string) query.Query {
 
 func fuzziness(w string) int {
 	switch n := utf8.RuneCountInString(w); {
-	case n < 3:
+	case n < minFuzzyWord, n > maxFuzzyWord:
 		return 0
 	case n < 8:
 		return 1
@@ -119,26 +119,30 @@ func fuzziness(w string) int {
 // every name costs more and finds nothing more.)
 //
 // maxEdits caps each word's fuzziness; more reports whether some word
-// would allow more edits than that.
+// would allow more edits than that. A query with more than maxFuzzyWords
+// unknown words has no fuzzy query (nil): it is not a typo, and each
+// fuzzy word is an automaton over the dictionary.
 func (s *searcher) fuzzyQuery(maxEdits int) (q query.Query, more bool, err error) {
 	var must []query.Query
-	fuzzy := false
+	fuzzy := 0
 	for _, w := range s.words {
 		wq, known, err := s.wordMatch(w)
 		if err != nil {
 			return nil, false, err
 		}
 		if f := fuzziness(w); f > 0 && !known {
+			if fuzzy++; fuzzy > maxFuzzyWords {
+				return nil, false, nil
+			}
 			more = more || f > maxEdits
 			fq := query.NewFuzzyQuery(w)
 			fq.SetField(index.FieldWords)
 			fq.SetFuzziness(min(f, maxEdits))
 			wq = query.NewDisjunctionQuery([]query.Query{wq, fq})
-			fuzzy = true
 		}
 		must = append(must, wq)
 	}
-	if !fuzzy {
+	if fuzzy == 0 {
 		return nil, false, nil
 	}
 	return conjunction(must), more, nil

@@ -21,7 +21,7 @@ const (
 	MatchExact       Match = "exact"       // the name, ignoring case
 	MatchPrefix      Match = "prefix"      // the name starts with the query
 	MatchWord        Match = "word"        // a word of the name (or attribute path) is or starts with each query word
-	MatchFuzzy       Match = "fuzzy"       // the name is within one edit of the query, or each unknown query word within 1 (3–7 characters) or 2 (8 or more) edits of a word of the name; only without an exact match
+	MatchFuzzy       Match = "fuzzy"       // the name is within one edit of the query, or each unknown query word within 1 (3–7 characters) or 2 (8–32) edits of a word of the name; only without an exact match
 	MatchDescription Match = "description" // the description has every query word
 )
 
@@ -34,6 +34,8 @@ type Options struct {
 	Repos []string
 	// Limit is the maximum number of results (default 20, at most 1000).
 	Limit int
+	// Limits bound the query (see CheckQuery).
+	Limits Limits
 }
 
 // Result is one package found.
@@ -69,9 +71,12 @@ const (
 // Search finds packages by name: exact names first (ignoring case), then
 // names starting with the query (shortest first), then names with a word
 // that is or starts with each query word, then fuzzy matches (edit
-// distance 1 for words of 3–7 characters, 2 from 8), then packages whose
+// distance 1 for words of 3–7 characters, 2 for 8–32), then packages whose
 // description has every query word. A package appears once, under its best
-// match.
+// match. The query is checked against opts.Limits first (see CheckQuery);
+// fuzzy matching is bounded further: the whole name only for queries of at
+// most 64 characters, words of 3 to 32 characters only, and no fuzzy word
+// tier for a query with more than 4 unknown words.
 func Search(idx *index.Index, q string, opts *Options) ([]Result, error) {
 	var o Options
 	if opts != nil {
@@ -81,10 +86,10 @@ func Search(idx *index.Index, q string, opts *Options) ([]Result, error) {
 		o.Limit = defaultLimit
 	}
 	o.Limit = min(o.Limit, maxLimit)
-	q = strings.TrimSpace(q)
-	if q == "" {
-		return nil, ErrEmptyQuery
+	if err := CheckQuery(q, o.Limits); err != nil {
+		return nil, err
 	}
+	q = strings.TrimSpace(q)
 	s := &searcher{idx: idx, o: o, q: q, lq: strings.ToLower(q), seen: map[string]bool{}}
 	if o.Repos != nil && len(o.Repos) == 0 {
 		return []Result{}, nil
@@ -115,7 +120,7 @@ func Search(idx *index.Index, q string, opts *Options) ([]Result, error) {
 	if !s.full() && !s.exact {
 		start := len(s.results)
 		done := false
-		if utf8.RuneCountInString(s.lq) >= 3 {
+		if n := utf8.RuneCountInString(s.lq); n >= minFuzzyWord && n <= maxFuzzyName {
 			nq := query.NewFuzzyQuery(s.lq)
 			nq.SetField(index.FieldName)
 			nq.SetFuzziness(1)

@@ -42,7 +42,7 @@ var testPackages = []index.Package{
 	pkg("openssl", "", "3.0.8@main,staging", "1.1.1w@main"),
 }
 
-func buildTestIndex(t *testing.T, shards int) *index.Index {
+func buildTestIndex(t testing.TB, shards int) *index.Index {
 	t.Helper()
 	dir := t.TempDir()
 	pkgs := slices.Clone(testPackages)

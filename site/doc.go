@@ -15,6 +15,11 @@
 // the name lists for substring and fuzzy matches. A page URL with ?q=TERM
 // runs a query on load.
 //
+// Options.Repos restricts a site to some repositories (the command layer
+// passes the public ones unless configured otherwise): the catalog is cut
+// down before rendering, so no file has a package, version, store path or
+// channel found only elsewhere.
+//
 // Everything is rendered with html/template from embedded templates and
 // assets: no CDN, no external fonts or scripts. Output is deterministic: the
 // same catalog and options give the same bytes, so a publisher can skip

@@ -63,6 +63,13 @@ type Options struct {
 	// ShardSize bounds the packages per search shard (default 1000); a
 	// prefix with more packages is split by one more character.
 	ShardSize int
+	// Repos, when not nil, are the only repositories the site shows: the
+	// catalog is cut down to them before anything is rendered, so no page
+	// or search shard has a package, version, store path, channel or
+	// repository name of another (a package found only elsewhere is not
+	// on the site; one also found elsewhere shows only these
+	// repositories' paths). nil shows every repository of the catalog.
+	Repos []string
 }
 
 func (o Options) withDefaults() Options {
@@ -119,6 +126,9 @@ func Render(cat *index.Catalog, opts Options) ([]File, error) {
 func Generate(cat *index.Catalog, opts Options, emit func(File) error) error {
 	if cat == nil {
 		return errors.New("site: nil catalog")
+	}
+	if opts.Repos != nil {
+		cat = restrict(cat, opts.Repos)
 	}
 	g, err := newGen(cat, opts.withDefaults())
 	if err != nil {

@@ -48,19 +48,26 @@ and publishes it as snapshot ID of channel NAME. Re-publishing an ID with the
 same bytes does nothing; with different bytes it is refused. The channel's
 current snapshot moves to ID only if ID is newer (Nix version order when both
 IDs contain numbers, else upload order), unless --force. Prints the
-fetchTarball sha256 of the snapshot.`,
+fetchTarball sha256 of the snapshot. A virtual repository takes no channel
+snapshots (it serves its members' paths): naming one is refused.`,
 		Example: `  nixrepo channel push --repo nix-local --channel team --flavor nixpkgs --snapshot 2026.11.27 nixexprs.tar.xz`,
 		Args:    exactArgs(1, "the nixexprs.tar.xz FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if repoName == "" || channel == "" || snapshot == "" {
 				return usageError{errors.New("channel push: --repo, --channel and --snapshot are required")}
 			}
-			cfg, r, st, err := a.openRepo(cmd.Context(), repoName)
+			_, r, err := a.configRepo(repoName)
+			if err != nil {
+				return err
+			}
+			if err := r.ChannelPushError(); err != nil {
+				return usageError{fmt.Errorf("channel push: %w", err)}
+			}
+			st, err := a.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			_ = cfg
 			f, err := os.Open(args[0])
 			if err != nil {
 				return fmt.Errorf("channel push: %w", err)

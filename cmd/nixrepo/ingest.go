@@ -33,6 +33,10 @@ as uploaded, first and once; narinfos last. Paths the repository already has
 are skipped; a different NarHash for an existing path is refused. Refused
 paths are reported with the reason and leave nothing behind.
 
+Only a local repository takes ingested paths: a remote one is filled from its
+upstream (nixrepo mirror paths, or the server pulling through), a virtual one
+from its members (nixrepo publish); naming one is refused (exit status 2).
+
 The exit status is 0 when nothing was refused and 1 otherwise.`,
 		Example: `  nix copy --to file:///tmp/staging ./result
   nixrepo ingest --repo nix-local /tmp/staging`,
@@ -63,6 +67,9 @@ The exit status is 0 when nothing was refused and 1 otherwise.`,
 // not exist is an error when mustExist, else reported and skipped (an
 // incoming folder nobody has written to yet).
 func (a *app) ingestSources(ctx context.Context, cfg *config.Config, r *config.Repo, names []string, consume, mustExist bool) ([]*ingest.Report, error) {
+	if err := r.IngestError(); err != nil {
+		return nil, usageError{fmt.Errorf("ingest: %w", err)}
+	}
 	// Open every source before anything else, so a typo fails fast and
 	// creates nothing.
 	type source struct {

@@ -22,8 +22,13 @@ behind any static file server, is a complete set of Nix substituters: each
 virtual repository materialised as its own prefix (the union of its members,
 first member winning; NAR files copied server-side where the bucket can,
 conflicting NarHashes reported), then each repository's nix-cache-info
-(StoreDir, WantMassQuery: 1, Priority). Objects are only rewritten when their
-content changes.`,
+(StoreDir, WantMassQuery: 1, Priority), then the static site under _site/.
+Objects are only rewritten when their content changes.
+
+The site shows only public repositories (public = true) unless [site] repos
+lists others with [site] include_private = true: nothing of another
+repository (package, version, store path, channel) is on any page or in the
+site's search files.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig()
@@ -89,7 +94,7 @@ func (a *app) publish(ctx context.Context, cfg *config.Config) (*publishReport, 
 		cat, err := index.Load(ctx, st)
 		switch {
 		case err == nil:
-			if rep.Site, err = publish.Site(ctx, st, cat, site.Options{BaseURL: cfg.Site.BaseURL, ServerURL: cfg.Site.ServerURL, Title: cfg.Site.Title}); err != nil {
+			if rep.Site, err = publish.Site(ctx, st, cat, site.Options{BaseURL: cfg.Site.BaseURL, ServerURL: cfg.Site.ServerURL, Title: cfg.Site.Title, Repos: cfg.SiteRepos()}); err != nil {
 				return nil, err
 			}
 		case !errors.Is(err, index.ErrNoCatalog):

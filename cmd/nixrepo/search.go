@@ -9,8 +9,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nixrepo/nixrepo/index"
+	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/search"
 )
+
+// searchLimits are the query limits of [search] (zero: the defaults).
+func searchLimits(cfg *config.Config) search.Limits {
+	return search.Limits{MaxQueryLength: cfg.Search.MaxQueryLength, MaxWords: cfg.Search.MaxTerms}
+}
 
 func newSearchCmd(a *app) *cobra.Command {
 	var repo, dir string
@@ -27,7 +33,9 @@ shows the latest version by Nix's version order, the number of versions and
 the repositories.
 
 --repo limits the results, their versions and their latest version to one
-repository. The search index is opened from --index-dir (see "nixrepo index
+repository. A query may have at most [search] max_query_length characters
+(default 256) and max_terms words (default 16); a longer one is refused with
+exit status 2. The search index is opened from --index-dir (see "nixrepo index
 --help"); when it is missing or behind the catalog it is rebuilt from the
 bucket first.`,
 		Example: `  nixrepo search hello
@@ -49,6 +57,10 @@ bucket first.`,
 			}
 			var opts search.Options
 			opts.Limit = limit
+			opts.Limits = searchLimits(cfg)
+			if err := search.CheckQuery(query, opts.Limits); errors.Is(err, search.ErrQueryTooLarge) {
+				return usageError{fmt.Errorf("search: %w", err)}
+			}
 			if repo != "" {
 				if _, err := cfg.Repo(repo); err != nil {
 					return usageError{err}

@@ -102,6 +102,7 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 		opts.Tokens = append(opts.Tokens, server.Token{Name: t.Name, SHA256: h, Read: t.Read, Write: t.Write})
 	}
 	opts.Search = search.NewEngine(st, a.indexDir(cfg, ""))
+	opts.SearchLimits = searchLimits(cfg)
 	srv, err := server.New(st, opts)
 	if err != nil {
 		st.Close()

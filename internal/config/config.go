@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,6 +42,7 @@ type Config struct {
 	Ingest  Ingest  `toml:"ingest"`
 	Server  Server  `toml:"server"`
 	Site    Site    `toml:"site"`
+	Search  Search  `toml:"search"`
 	Repos   []Repo  `toml:"repo"`
 	Tokens  []Token `toml:"token"`
 
@@ -91,6 +93,22 @@ type Site struct {
 	Title     string `toml:"title"`
 	// Disabled skips the site.
 	Disabled bool `toml:"disabled"`
+	// Repos lists the repositories the site shows (default: every public
+	// one). A repository that is not public needs IncludePrivate.
+	Repos []string `toml:"repos"`
+	// IncludePrivate puts repositories that are not public on the site
+	// too (their packages, versions and store paths). Off by default: the
+	// site is meant for anyone who can reach the bucket.
+	IncludePrivate bool `toml:"include_private"`
+}
+
+// Search bounds the queries of `nixrepo search` and the server's search
+// API (0 = the default of package search).
+type Search struct {
+	// MaxQueryLength is the longest query in characters (default 256).
+	MaxQueryLength int `toml:"max_query_length"`
+	// MaxTerms is the most words a query may have (default 16).
+	MaxTerms int `toml:"max_terms"`
 }
 
 // Token is one [[token]] table: a credential for uploads and private reads.
@@ -354,21 +372,44 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 				bad(key("incoming"), "entry %d is empty", j)
 			}
 		}
+		if len(r.Incoming) > 0 && (r.Type == TypeRemote || r.Type == TypeVirtual) {
+			bad(key("incoming"), "%v", r.IngestError())
+		}
 	}
 	repoNames := map[string]bool{"*": true}
-	types := map[string]string{}
-	for _, r := range c.Repos {
-		repoNames[r.Name] = true
-		types[r.Name] = r.Type
+	byName := map[string]*Repo{}
+	for i := range c.Repos {
+		repoNames[c.Repos[i].Name] = true
+		byName[c.Repos[i].Name] = &c.Repos[i]
 	}
 	for i, r := range c.Repos {
 		for _, m := range r.Members {
-			if t, ok := types[m]; !ok {
+			mr, ok := byName[m]
+			switch {
+			case !ok:
 				bad(fmt.Sprintf("repo[%d].members", i), "no repository %q", m)
-			} else if t == TypeVirtual {
+			case mr.Type == TypeVirtual:
 				bad(fmt.Sprintf("repo[%d].members", i), "member %q is virtual; members are local or remote repositories", m)
+			case r.Public && !mr.Public:
+				// Reading a virtual repository reads its members: a
+				// public one would serve a private member to anyone.
+				bad(fmt.Sprintf("repo[%d].public", i), "virtual repository %s is public but its member %s is not: make %s public or %s private", r.Name, m, m, r.Name)
 			}
 		}
+	}
+	for i, name := range c.Site.Repos {
+		key := fmt.Sprintf("site.repos[%d]", i)
+		if r, ok := byName[name]; !ok {
+			bad(key, "no repository %q", name)
+		} else if !r.Public && !c.Site.IncludePrivate {
+			bad(key, "repository %s is not public: the site would show its packages and store paths to anyone; set [site] include_private = true to publish them", name)
+		}
+	}
+	if c.Search.MaxQueryLength < 0 {
+		bad("search.max_query_length", "must be ≥ 0 (0 = 256 characters)")
+	}
+	if c.Search.MaxTerms < 0 {
+		bad("search.max_terms", "must be ≥ 0 (0 = 16 words)")
 	}
 	tokenNames := map[string]bool{}
 	for i, tk := range c.Tokens {
@@ -392,11 +433,77 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 				}
 			}
 		}
+		// Reading a virtual repository needs read access to each member
+		// it serves from (the server checks both): a grant of the
+		// virtual one alone would be refused.
+		mayRead := func(n string) bool {
+			return slices.Contains(tk.Read, "*") || slices.Contains(tk.Write, "*") ||
+				slices.Contains(tk.Read, n) || slices.Contains(tk.Write, n) || byName[n].Public
+		}
+		for _, n := range tk.Read {
+			r, ok := byName[n]
+			if !ok || r.Type != TypeVirtual {
+				continue
+			}
+			for _, m := range r.Members {
+				if _, ok := byName[m]; ok && !mayRead(m) {
+					bad(key("read"), "token %s may read virtual repository %s but not its member %s: add %s to read (reading %s serves %s's paths)", tk.Name, n, m, m, n, m)
+				}
+			}
+		}
+		for _, n := range tk.Write {
+			if r, ok := byName[n]; ok && r.Type == TypeVirtual {
+				bad(key("write"), "%s is a virtual repository, which takes no uploads: grant write on a local repository", n)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
 
 var sha256HexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// IngestError says why paths cannot be ingested into r (nil for a local
+// repository): a remote repository is filled from its upstream (pulled
+// through by the server, or `nixrepo mirror paths`), a virtual one from
+// its members by `nixrepo publish`. Only a local repository has the key
+// ingest signs with.
+func (r *Repo) IngestError() error {
+	switch r.Type {
+	case TypeLocal:
+		return nil
+	case TypeVirtual:
+		return fmt.Errorf("repository %s is a virtual repository: ingest into a local repository (publish fills %s from its members)", r.Name, r.Name)
+	case TypeRemote:
+		return fmt.Errorf("repository %s is a remote repository: ingest into a local repository (nixrepo mirror paths fills %s from its upstream)", r.Name, r.Name)
+	}
+	return fmt.Errorf("repository %s is of type %q: ingest into a local repository", r.Name, r.Type)
+}
+
+// ChannelPushError says why channel snapshots cannot be pushed to r (nil
+// for a local or remote repository): a virtual repository serves its
+// members' paths and has no channels of its own.
+func (r *Repo) ChannelPushError() error {
+	if r.Type == TypeVirtual {
+		return fmt.Errorf("repository %s is a virtual repository: push channels to a local repository", r.Name)
+	}
+	return nil
+}
+
+// SiteRepos is the set of repositories the static site shows: [site]
+// repos when set, else every public repository, or every repository with
+// [site] include_private.
+func (c *Config) SiteRepos() []string {
+	if len(c.Site.Repos) > 0 {
+		return slices.Clone(c.Site.Repos)
+	}
+	names := []string{}
+	for _, r := range c.Repos {
+		if r.Public || c.Site.IncludePrivate {
+			names = append(names, r.Name)
+		}
+	}
+	return names
+}
 
 // Repo returns the repository called name.
 func (c *Config) Repo(name string) (*Repo, error) {

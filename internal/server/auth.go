@@ -18,20 +18,47 @@ func (s *Server) authorize(r *http.Request, repo *repoState, write bool) (int, s
 }
 
 // authorizeHeader decides on the value of the Authorization header.
+//
+// Reading a virtual repository reads its members: the request must also be
+// allowed to read every member it serves from, so a virtual repository
+// never shows a reader what the reader could not read directly (a public
+// virtual repository over a private member, or a token granted only the
+// virtual one, is refused).
 func (s *Server) authorizeHeader(auth string, repo *repoState, write bool) (int, string) {
-	password, hasAuth := basicPassword(auth)
-	if !hasAuth {
-		if auth != "" {
-			return http.StatusUnauthorized, "only HTTP Basic authentication is supported (token as the password)"
+	var tok *Token
+	if password, hasAuth := basicPassword(auth); hasAuth {
+		if tok = s.lookupToken(password); tok == nil {
+			return http.StatusForbidden, "invalid credentials"
 		}
+	} else if auth != "" {
+		return http.StatusUnauthorized, "only HTTP Basic authentication is supported (token as the password)"
+	}
+	if status, msg := mayAccess(tok, repo, write, ""); status != 0 || write {
+		return status, msg
+	}
+	for _, m := range repo.members {
+		if status, msg := mayAccess(tok, m, false, repo.Name); status != 0 {
+			return status, msg
+		}
+	}
+	return 0, ""
+}
+
+// mayAccess decides for one repository; tok is nil without credentials.
+// via names the virtual repository repo is read through, if any.
+func mayAccess(tok *Token, repo *repoState, write bool, via string) (int, string) {
+	through := ""
+	if via != "" {
+		through = ", which virtual repository " + via + " serves from"
+	}
+	if tok == nil {
 		if !write && repo.Public {
 			return 0, ""
 		}
+		if via != "" {
+			return http.StatusUnauthorized, "credentials required: virtual repository " + via + " serves from " + repo.Name + ", which is not public (HTTP Basic with a nixrepo token as the password)"
+		}
 		return http.StatusUnauthorized, "credentials required: HTTP Basic with a nixrepo token as the password"
-	}
-	tok := s.lookupToken(password)
-	if tok == nil {
-		return http.StatusForbidden, "invalid credentials"
 	}
 	if write {
 		if grants(tok.Write, repo.Name) {
@@ -42,7 +69,7 @@ func (s *Server) authorizeHeader(auth string, repo *repoState, write bool) (int,
 	if grants(tok.Read, repo.Name) || grants(tok.Write, repo.Name) || repo.Public {
 		return 0, ""
 	}
-	return http.StatusForbidden, "token " + tok.Name + " may not read " + repo.Name
+	return http.StatusForbidden, "token " + tok.Name + " may not read " + repo.Name + through
 }
 
 // basicPassword is the password of an HTTP Basic Authorization header

@@ -125,6 +125,12 @@ func (s *Server) channelError(w http.ResponseWriter, r *http.Request, putStatus,
 // putChannel publishes a snapshot (PUT NAME/FLAVOR/SNAPSHOT or
 // NAME/FLAVOR/SNAPSHOT/nixexprs.tar.xz) or adds a metadata file to one.
 func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoState, parts []string) {
+	if repo.members != nil {
+		s.metrics.upload(kindChannel, "refused")
+		w.Header().Set("Allow", "GET, HEAD")
+		httpError(w, http.StatusMethodNotAllowed, "repository "+repo.Name+" is a virtual repository: push channels to a local repository")
+		return
+	}
 	if len(parts) != 3 && len(parts) != 4 {
 		httpError(w, http.StatusBadRequest, "upload a channel snapshot to channels/NAME/FLAVOR/SNAPSHOT (the body is nixexprs.tar.xz)")
 		return

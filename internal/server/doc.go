@@ -15,5 +15,12 @@
 // Credentials are HTTP Basic with a token as the password (any user name);
 // missing credentials on a private repository are 401 with a Basic
 // challenge, wrong or insufficient ones 403. Tokens are stored as SHA-256
-// hashes and compared in constant time.
+// hashes and compared in constant time. Reading a virtual repository also
+// needs read access to each of its members, so it never serves a reader a
+// member the reader could not read directly; it takes no uploads and no
+// channel snapshots (405 with the reason).
+//
+// The package API (SearchAPI) shows only readable repositories and bounds
+// every input a reader sends (query length and words, repo=, limit=, the
+// package name) with a 400 naming the bound.
 package server

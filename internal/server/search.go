@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/nixrepo/nixrepo/index"
+	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/search"
 )
 
@@ -26,8 +28,14 @@ type SearchBackend interface {
 //	GET /api/packages/<name>                         → index.Package
 //
 // Both only show repositories the request may read (public ones, or those
-// its token grants): versions and paths elsewhere are left out, and a
-// package with nothing readable is not found.
+// its token grants; a virtual repository only when each member is
+// readable too): versions and paths elsewhere are left out, and a package
+// with nothing readable is not found.
+//
+// What a reader sends is bounded: the query by Options.SearchLimits
+// (search.CheckQuery), repo= to a repository name's length, limit= to
+// 1–1000, a package name to Nix's store path name length; each parameter
+// at most once. Past a bound the answer is 400 with the bound.
 func (s *Server) SearchAPI(b SearchBackend) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -81,11 +89,24 @@ func (s *Server) readableRepos(r *http.Request, only string) (repos []string, st
 	return repos, 0, ""
 }
 
+// maxRepoNameLen is the longest repository name (internal/config's rule).
+const maxRepoNameLen = 63
+
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, b SearchBackend) {
 	q := r.URL.Query()
+	for _, p := range []string{"q", "repo", "limit"} {
+		if len(q[p]) > 1 {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("%s= is given %d times; give it once", p, len(q[p])))
+			return
+		}
+	}
 	query := strings.TrimSpace(q.Get("q"))
 	if query == "" {
 		httpError(w, http.StatusBadRequest, "missing query: /api/search?q=NAME[&repo=REPO][&limit=N]")
+		return
+	}
+	if err := search.CheckQuery(query, s.opts.SearchLimits); errors.Is(err, search.ErrQueryTooLarge) {
+		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	limit := 0
@@ -98,14 +119,22 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, b SearchBa
 		limit = n
 	}
 	repo := q.Get("repo")
+	if len(repo) > maxRepoNameLen {
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("repo= is %d bytes long; repository names have at most %d characters", len(repo), maxRepoNameLen))
+		return
+	}
 	repos, status, msg := s.readableRepos(r, repo)
 	if status != 0 {
 		s.refuse(w, status, msg)
 		return
 	}
-	res, err := b.Search(r.Context(), query, &search.Options{Repos: repos, Limit: limit})
+	res, err := b.Search(r.Context(), query, &search.Options{Repos: repos, Limit: limit, Limits: s.opts.SearchLimits})
 	if errors.Is(err, search.ErrEmptyQuery) {
 		res, err = []search.Result{}, nil
+	}
+	if errors.Is(err, search.ErrQueryTooLarge) {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	if errors.Is(err, index.ErrNoCatalog) {
 		httpError(w, http.StatusServiceUnavailable, "no package catalog yet (run nixrepo index)")
@@ -125,6 +154,10 @@ func (s *Server) handlePackage(w http.ResponseWriter, r *http.Request, b SearchB
 	}
 	if name == "" || strings.Contains(name, "/") {
 		httpError(w, http.StatusNotFound, "not found")
+		return
+	}
+	if len(name) > nix.MaxNameLen {
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("package name is %d bytes long; the limit is %d (Nix's limit on store path names)", len(name), nix.MaxNameLen))
 		return
 	}
 	repos, status, msg := s.readableRepos(r, "")

@@ -16,6 +16,7 @@ import (
 	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/search"
 )
 
 // Repo is a repository the server exposes.
@@ -64,6 +65,9 @@ type Options struct {
 	Logger              *slog.Logger
 	// Search, when set, serves GET /api/search and /api/packages/<name>.
 	Search SearchBackend
+	// SearchLimits bound the queries of the search API (zero fields: the
+	// defaults of package search, 256 characters and 16 words).
+	SearchLimits search.Limits
 	// JournalFlushInterval is how often Serve writes the path journal
 	// notes of uploads and pulls (default 30 s; see docs/layout.md).
 	JournalFlushInterval time.Duration
