@@ -113,10 +113,11 @@ func (c *Cache) NarInfos(ctx context.Context, fn func(hashPart string) error) er
 }
 
 // ReadNarInfo reads and parses the narinfo of hashPart. It returns the raw
-// bytes too. A missing narinfo is ErrNotFound.
+// bytes too. A missing narinfo is ErrNotFound; one larger than
+// nix.MaxNarInfoSize is ErrTooLarge (read no further than that).
 func (c *Cache) ReadNarInfo(ctx context.Context, hashPart string) (*nix.NarInfo, []byte, error) {
 	key := c.Key(NarInfoFile(hashPart))
-	b, err := c.Get(ctx, key)
+	b, err := c.GetLimit(ctx, key, nix.MaxNarInfoSize)
 	if err != nil {
 		return nil, nil, err
 	}
