@@ -78,7 +78,9 @@ func (a *app) ingestSources(ctx context.Context, cfg *config.Config, r *config.R
 		}
 	}()
 	for _, name := range names {
-		st, err := store.Open(ctx, name, cfg.Dir, true)
+		// A source's writer is not trusted: a folder is read without
+		// following links (store.OpenSource).
+		st, err := store.OpenSource(ctx, name, cfg.Dir)
 		if errors.Is(err, store.ErrNotFound) {
 			if mustExist {
 				return nil, fmt.Errorf("ingest: source %s does not exist", name)

@@ -32,7 +32,7 @@ type EntryError struct {
 }
 
 func (e *EntryError) Error() string {
-	return fmt.Sprintf("%s is a %s: a source folder is read without following links, and only regular files are opened or deleted", e.Entry, e.Kind)
+	return fmt.Sprintf("%s is a %s; links and special files in a source folder are never followed, opened or deleted", e.Entry, e.Kind)
 }
 
 func (e *EntryError) Unwrap() error { return ErrNotRegular }
@@ -154,7 +154,7 @@ func openChild(dir *os.Root, name, entry string) (*os.Root, error) {
 	}
 	if st, err := sub.Stat("."); err != nil || !os.SameFile(fi, st) {
 		sub.Close()
-		return nil, &EntryError{Entry: entry, Kind: "folder replaced while it was opened"}
+		return nil, &EntryError{Entry: entry, Kind: "folder replaced while it was being opened"}
 	}
 	return sub, nil
 }
@@ -212,7 +212,7 @@ func (d *sourceDir) open(key string) (*os.File, fs.FileInfo, error) {
 	}
 	st, err := f.Stat()
 	if err == nil && (!st.Mode().IsRegular() || !os.SameFile(fi, st)) {
-		err = &EntryError{Entry: key, Kind: "file replaced while it was opened"}
+		err = &EntryError{Entry: key, Kind: "file replaced while it was being opened"}
 	}
 	if err != nil {
 		f.Close()
