@@ -144,9 +144,13 @@ func TestIngestRefusesSourceEntriesThatAreNotRegularFiles(t *testing.T) {
 			src, outside := filepath.Join(base, "incoming"), filepath.Join(base, "outside")
 			writeFolder(t, src, files)
 			writeFolder(t, outside, files)
+			// Opened before the setup, so that the store is closed after
+			// the setup's FIFOs are released (cleanups run last-in
+			// first-out): a read blocked on one would hold the store open.
+			source := openSource(t, src)
 			tc.setup(t, files, src, outside)
 			dst := memStore(t)
-			rep := runWithin(t, 20*time.Second, dst, openSource(t, src), true)
+			rep := runWithin(t, 20*time.Second, dst, source, true)
 			got := outcomes(rep)
 			// A path whose narinfo is refused is reported by its narinfo name.
 			for _, p := range []struct{ path, narinfo string }{{dataPath, dataHash}, {libPath, libHash}, {helloPath, helloHash}} {
