@@ -31,6 +31,12 @@ const (
 	ContentTypeLog       = "text/plain; charset=utf-8"
 )
 
+// MaxChannelStateSize bounds a channel's state file,
+// R/channels/NAME/channel.json, which is read whole: 16 MiB, room for tens
+// of thousands of snapshots. Readers stop there (GetLimit) and the writer
+// refuses to grow a state past it.
+const MaxChannelStateSize = 16 << 20
+
 // NarInfoFile is "<hash>.narinfo".
 func NarInfoFile(hashPart string) string { return hashPart + ".narinfo" }
 
