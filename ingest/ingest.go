@@ -135,6 +135,11 @@ func (c *candidate) pathName() string {
 // in reference order. A path that fails any check is refused with the reason
 // and leaves nothing behind.
 //
+// Open src with store.OpenSource: its writer is not trusted, and a folder
+// opened so is read and consumed without following links or opening
+// special files (such entries refuse their paths). Narinfos are read with
+// at most nix.MaxNarInfoSize bytes.
+//
 // Run returns an error only when it cannot do its job at all (the source or
 // repository is unreadable, or writes fail); refusals are in the Report.
 func Run(ctx context.Context, dst, src *store.Cache, opts *Options) (*Report, error) {

@@ -82,7 +82,7 @@ func (u *Upstream) NarInfo(ctx context.Context, hashPart string) (*nix.NarInfo, 
 	defer resp.Body.Close()
 	b, err := store.ReadLimit(resp.Body, hashPart+".narinfo", nix.MaxNarInfoSize)
 	if errors.Is(err, store.ErrTooLarge) {
-		return nil, fmt.Errorf("%w: upstream %v", ErrMismatch, err)
+		return nil, fmt.Errorf("%w: upstream %w", ErrMismatch, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading %s.narinfo: %v", ErrUpstream, hashPart, err)
