@@ -415,7 +415,7 @@ func (l *lister) walk(ctx context.Context, dir *os.Root, base string) error {
 			return err
 		}
 		if !fi.IsDir() {
-			if strings.HasPrefix(key, l.opts.Prefix) && !isTempKey(key) {
+			if strings.HasPrefix(key, l.opts.Prefix) {
 				l.add(key, fi)
 			}
 			continue
