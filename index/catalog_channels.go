@@ -104,8 +104,12 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 		}
 		sort.Strings(names)
 		for _, name := range names {
-			b, err := st.Get(ctx, prefix+name+"/channel.json")
+			b, err := st.GetLimit(ctx, prefix+name+"/channel.json", store.MaxChannelStateSize)
 			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if errors.Is(err, store.ErrTooLarge) {
+				o.Logger.Warn("skipping oversized channel state", "repo", r.Name, "channel", name, "err", err)
 				continue
 			}
 			if err != nil {

@@ -108,7 +108,7 @@ func lockChannel(repo *store.Cache, name string) func() {
 // ReadChannel returns a channel's state; a channel never published is
 // ErrNotFound.
 func ReadChannel(ctx context.Context, repo *store.Cache, name string) (*Channel, error) {
-	b, err := repo.Get(ctx, repo.Key(ChannelStateRel(name)))
+	b, err := repo.GetLimit(ctx, repo.Key(ChannelStateRel(name)), store.MaxChannelStateSize)
 	if err != nil {
 		return nil, err
 	}
@@ -331,6 +331,9 @@ func writeChannel(ctx context.Context, repo *store.Cache, ch *Channel) error {
 	b, err := json.MarshalIndent(ch, "", "  ")
 	if err != nil {
 		return err
+	}
+	if len(b)+1 > store.MaxChannelStateSize {
+		return fmt.Errorf("channel %s: its state would be %d bytes, more than the %d a state may have: keep fewer snapshots (channel_keep)", ch.Name, len(b)+1, store.MaxChannelStateSize)
 	}
 	return repo.Put(ctx, repo.Key(ChannelStateRel(ch.Name)), append(b, '\n'), &store.WriteOptions{ContentType: "application/json"})
 }

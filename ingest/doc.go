@@ -11,4 +11,10 @@
 // and narinfos of references before the narinfos that point to them. The
 // narinfo write is write-once (first writer wins): a different NarHash for a
 // path the repository already has is refused, never overwritten.
+//
+// A source's writer is not trusted: Run's source is opened with
+// store.OpenSource, so a folder is read and consumed without following
+// links or opening special files, and every small object read from outside
+// (a narinfo, an upstream narinfo, a channel state, a measurement record) is
+// read with a limit.
 package ingest

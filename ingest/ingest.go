@@ -99,6 +99,24 @@ func (c *candidate) refuse(format string, args ...any) {
 	c.reason = fmt.Sprintf(format, args...)
 }
 
+// refuseSourceNar refuses c when err says its NAR file is missing from the
+// source or is not a regular file there, and reports whether it did; other
+// errors are the caller's.
+func (c *candidate) refuseSourceNar(err error) bool {
+	var ee *store.EntryError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c.refuse("NAR file %s is missing from the source", c.ni.URL)
+	case errors.As(err, &ee) && ee.Entry == c.ni.URL:
+		c.refuse("NAR file refused: %v", ee)
+	case errors.As(err, &ee):
+		c.refuse("NAR file %s refused: %v", c.ni.URL, ee)
+	default:
+		return false
+	}
+	return true
+}
+
 func (c *candidate) pathName() string {
 	if c.ni != nil && c.ni.StorePath.HashPart() == c.hash {
 		return c.ni.StorePath.Absolute()
@@ -116,6 +134,11 @@ func (c *candidate) pathName() string {
 // files are stored first (once per content), then .ls listings, then narinfos
 // in reference order. A path that fails any check is refused with the reason
 // and leaves nothing behind.
+//
+// Open src with store.OpenSource: its writer is not trusted, and a folder
+// opened so is read and consumed without following links or opening
+// special files (such entries refuse their paths). Narinfos are read with
+// at most nix.MaxNarInfoSize bytes.
 //
 // Run returns an error only when it cannot do its job at all (the source or
 // repository is unreadable, or writes fail); refusals are in the Report.
@@ -219,16 +242,21 @@ func (in *ingester) load(ctx context.Context) ([]*candidate, error) {
 		cands[i] = c
 		ni, _, err := in.src.ReadNarInfo(ctx, c.hash)
 		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				c.refuse("narinfo vanished while reading the source")
-				return nil
-			}
 			var pe *nix.ParseError
-			if errors.As(err, &pe) {
+			var ee *store.EntryError
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				c.refuse("narinfo vanished while reading the source")
+			case errors.As(err, &ee):
+				c.refuse("narinfo refused: %v", ee)
+			case errors.Is(err, store.ErrTooLarge):
+				c.refuse("narinfo is larger than %s, the most a narinfo may be", sizeText(nix.MaxNarInfoSize))
+			case errors.As(err, &pe):
 				c.refuse("malformed narinfo: %v", pe)
-				return nil
+			default:
+				return err
 			}
-			return err
+			return nil
 		}
 		c.ni = ni
 		if ni.StorePath.HashPart() != c.hash {
@@ -324,8 +352,7 @@ func (in *ingester) verify(ctx context.Context, cands []*candidate) error {
 func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 	ni := c.ni
 	attrs, err := in.src.Stat(ctx, c.srcNar)
-	if errors.Is(err, store.ErrNotFound) {
-		c.refuse("NAR file %s is missing from the source", ni.URL)
+	if c.refuseSourceNar(err) {
 		return nil
 	}
 	if err != nil {
@@ -358,11 +385,10 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 		}
 	}
 	r, err := in.src.NewReader(ctx, c.srcNar)
+	if c.refuseSourceNar(err) {
+		return nil
+	}
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			c.refuse("NAR file %s is missing from the source", ni.URL)
-			return nil
-		}
 		return err
 	}
 	defer r.Close()
@@ -406,7 +432,7 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 		if err != nil || exists {
 			return err
 		}
-		if err := in.copyFile(ctx, c); err != nil {
+		if refused, err := in.copyFile(ctx, c); refused || err != nil {
 			return err
 		}
 		c.stored = true
@@ -416,26 +442,37 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 }
 
 // copyFile copies a verified NAR file whose name was only known after
-// measuring; the copy is measured again so nothing unverified is stored.
-func (in *ingester) copyFile(ctx context.Context, c *candidate) error {
+// measuring; the copy is measured again so nothing unverified is stored. A
+// source file that changed or went away since it was measured refuses the
+// path (refused is true); err is for failures of the machinery.
+func (in *ingester) copyFile(ctx context.Context, c *candidate) (refused bool, err error) {
 	r, err := in.src.NewReader(ctx, c.srcNar)
+	if c.refuseSourceNar(err) {
+		return true, nil
+	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer r.Close()
 	w, err := in.dst.NewWriter(ctx, in.dst.Key(c.dstNar), &store.WriteOptions{ContentType: store.ContentTypeNar})
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer w.Abort()
 	m, err := Measure(r, c.ni.EffectiveCompression(), int64(c.m.FileSize), int64(c.m.FileSize), w)
-	if err != nil {
-		return fmt.Errorf("copying %s: %w", c.srcNar, err)
+	switch {
+	case err == nil && m.FileHash.Equal(c.m.FileHash):
+		return false, w.Commit()
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	case isStoreWriteError(err):
+		return false, fmt.Errorf("copying %s: %w", c.srcNar, err)
+	case err != nil:
+		c.refuse("NAR file %s changed while it was ingested: %v", c.ni.URL, err)
+	default:
+		c.refuse("NAR file %s changed while it was ingested (FileHash %s, then %s)", c.ni.URL, c.m.FileHash, m.FileHash)
 	}
-	if !m.FileHash.Equal(c.m.FileHash) {
-		return fmt.Errorf("copying %s: the file changed while it was ingested", c.srcNar)
-	}
-	return w.Commit()
+	return true, nil
 }
 
 // resolveReferences refuses every verified path with a reference that is
@@ -592,7 +629,11 @@ func (in *ingester) cleanup(ctx context.Context, cands []*candidate) {
 
 // consume deletes accepted and present paths from the source: the narinfo
 // first (so the source never holds a narinfo without its NAR), then the NAR
-// file once no remaining narinfo uses it, then the listing.
+// file once no remaining narinfo uses it, then the listing. Only regular
+// files are deleted, never through a link (see store.OpenSource): a present
+// path, whose NAR file was not read, is refused and left whole when that
+// file is a link or a special file; an entry found replaced at deletion
+// time is left in place.
 func (in *ingester) consume(ctx context.Context, cands []*candidate) (int, error) {
 	users := map[string]int{}
 	for _, c := range cands {
@@ -600,23 +641,50 @@ func (in *ingester) consume(ctx context.Context, cands []*candidate) (int, error
 			users[c.srcNar]++
 		}
 	}
+	// remove deletes key; ok is false when it was refused and left in place.
+	remove := func(c *candidate, key string) (ok bool, err error) {
+		err = in.src.Delete(ctx, key)
+		switch {
+		case err == nil, errors.Is(err, store.ErrNotFound):
+			return true, nil
+		case errors.Is(err, store.ErrNotRegular):
+			in.opts.Logger.Warn("not consuming a source entry that is not a regular file", "path", c.pathName(), "err", err)
+			return false, nil
+		}
+		return false, fmt.Errorf("ingest: consuming %s: %w", c.pathName(), err)
+	}
 	n := 0
 	for _, c := range cands {
 		if c.outcome != Accepted && c.outcome != Present {
 			continue
 		}
-		if err := in.src.Delete(ctx, in.src.Key(store.NarInfoFile(c.hash))); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return n, fmt.Errorf("ingest: consuming %s: %w", c.pathName(), err)
+		if c.outcome == Present {
+			_, err := in.src.Stat(ctx, c.srcNar)
+			var ee *store.EntryError
+			switch {
+			case errors.As(err, &ee):
+				c.refuse("NAR file %s refused: %v; nothing of this path was consumed", c.ni.URL, ee)
+				continue
+			case err != nil && !errors.Is(err, store.ErrNotFound):
+				return n, fmt.Errorf("ingest: consuming %s: %w", c.pathName(), err)
+			}
+		}
+		ok, err := remove(c, in.src.Key(store.NarInfoFile(c.hash)))
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			continue
 		}
 		n++
 		users[c.srcNar]--
 		if users[c.srcNar] == 0 {
-			if err := in.src.Delete(ctx, c.srcNar); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return n, fmt.Errorf("ingest: consuming %s: %w", c.pathName(), err)
+			if _, err := remove(c, c.srcNar); err != nil {
+				return n, err
 			}
 		}
-		if err := in.src.Delete(ctx, in.src.Key(store.ListingFile(c.hash))); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return n, fmt.Errorf("ingest: consuming %s: %w", c.pathName(), err)
+		if _, err := remove(c, in.src.Key(store.ListingFile(c.hash))); err != nil {
+			return n, err
 		}
 	}
 	return n, nil

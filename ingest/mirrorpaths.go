@@ -222,7 +222,7 @@ func MirrorPaths(ctx context.Context, repo *store.Cache, up *Upstream, roots []n
 // storedMeasurement returns the recorded measurement of ni's NAR file when
 // the file is already stored and its record matches ni's claims.
 func storedMeasurement(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) (Measured, bool) {
-	b, err := repo.Get(ctx, repo.NarMetaKey(ni.FileHash.Nix32()))
+	b, err := repo.GetLimit(ctx, repo.NarMetaKey(ni.FileHash.Nix32()), maxNarMetaSize)
 	if err != nil {
 		return Measured{}, false
 	}

@@ -54,10 +54,19 @@ func commitMeasured(ctx context.Context, repo *store.Cache, w *store.Writer, m M
 	return m, nil
 }
 
+// maxNarMetaSize bounds a NAR file's measurement record when read. The
+// record holds the NAR's listing, so it grows with the file count: a record
+// larger than this is not written, and readers measure the NAR file again
+// instead of reading one (as when a record is missing).
+const maxNarMetaSize = 64 << 20
+
 func writeMeta(ctx context.Context, repo *store.Cache, m Measured) error {
 	b, err := json.Marshal(m.meta())
 	if err != nil {
 		return err
+	}
+	if len(b) > maxNarMetaSize {
+		return nil
 	}
 	return repo.Put(ctx, repo.NarMetaKey(m.FileHash.Nix32()), b, &store.WriteOptions{ContentType: "application/json"})
 }
@@ -68,13 +77,13 @@ func writeMeta(ctx context.Context, repo *store.Cache, m Measured) error {
 func readMeta(ctx context.Context, repo *store.Cache, rel string, compression string) (*NarMeta, error) {
 	fileHash, _, ok := ParseNarName(rel)
 	if ok {
-		b, err := repo.Get(ctx, repo.NarMetaKey(fileHash))
+		b, err := repo.GetLimit(ctx, repo.NarMetaKey(fileHash), maxNarMetaSize)
 		if err == nil {
 			var m NarMeta
 			if json.Unmarshal(b, &m) == nil && !m.NarHash.IsZero() {
 				return &m, nil
 			}
-		} else if !errors.Is(err, store.ErrNotFound) {
+		} else if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrTooLarge) {
 			return nil, err
 		}
 	}

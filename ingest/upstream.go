@@ -80,7 +80,10 @@ func (u *Upstream) NarInfo(ctx context.Context, hashPart string) (*nix.NarInfo, 
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, err := store.ReadLimit(resp.Body, hashPart+".narinfo", nix.MaxNarInfoSize)
+	if errors.Is(err, store.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: upstream %w", ErrMismatch, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading %s.narinfo: %v", ErrUpstream, hashPart, err)
 	}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 )
@@ -30,4 +31,18 @@ func (e *copyError) Unwrap() error { return e.err }
 func isStoreWriteError(err error) bool {
 	var ce *copyError
 	return errors.As(err, &ce)
+}
+
+// sizeText writes a byte count for messages: "1 MiB" when it is a whole
+// number of KiB, MiB or GiB, else "N bytes".
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		unit string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.unit)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -22,7 +22,10 @@ func newIngestCmd(a *app) *cobra.Command {
 		Short: "Verify, sign and store the paths of binary caches in a repository",
 		Long: `ingest admits every store path of each SOURCE into repository REPO. A SOURCE is
 a folder or a gocloud URL (file://, s3://, …) holding a binary cache as written
-by "nix copy --to file://DIR".
+by "nix copy --to file://DIR". Its writer is not trusted: a folder is read
+without following links, and a narinfo, NAR file or folder on the way that is
+a symbolic link, FIFO, device or socket refuses its path (never opened); so
+does a narinfo over 1 MiB.
 
 Each path is fully verified before it becomes visible: the narinfo parses by
 Nix's rules, the NAR file is there with the claimed FileSize and FileHash, it
@@ -85,7 +88,9 @@ func (a *app) ingestSources(ctx context.Context, cfg *config.Config, r *config.R
 		}
 	}()
 	for _, name := range names {
-		st, err := store.Open(ctx, name, cfg.Dir, true)
+		// A source's writer is not trusted: a folder is read without
+		// following links (store.OpenSource).
+		st, err := store.OpenSource(ctx, name, cfg.Dir)
 		if errors.Is(err, store.ErrNotFound) {
 			if mustExist {
 				return nil, fmt.Errorf("ingest: source %s does not exist", name)

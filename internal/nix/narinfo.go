@@ -8,6 +8,13 @@ import (
 	"strings"
 )
 
+// MaxNarInfoSize is the largest narinfo nixrepo reads or accepts, in bytes
+// (1 MiB). Real narinfos are a few hundred bytes; even thousands of
+// references and signatures stay far below it. Everything that reads a
+// narinfo from outside (an upload, an incoming source, an upstream cache)
+// stops at this size.
+const MaxNarInfoSize = 1 << 20
+
 // NarInfo is the content of a "<hashpart>.narinfo" file.
 //
 // After ParseNarInfo, References and Sigs are sorted and free of

@@ -49,7 +49,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 		_, err = ingest.PutNar(ctx, repo.cache, rel, body, s.opts.MaxObjectSize)
 	case kindNarInfo:
 		var data []byte
-		if data, err = readDecoded(r, body, 1<<20); err != nil {
+		if data, err = readDecoded(r, body, nix.MaxNarInfoSize); err != nil {
 			break
 		}
 		hash := strings.TrimSuffix(rel, ".narinfo")

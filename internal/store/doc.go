@@ -29,4 +29,15 @@
 // ErrExists; any other error is returned as is, never taken for absence.
 // File buckets are opened with metadata=skip, so no .attrs sidecar files
 // appear in the published tree.
+//
+// # Sources and limits
+//
+// An incoming binary cache is opened with OpenSource. Its writer is not
+// trusted, so a folder is served by the package's own driver (over an
+// os.Root) instead of fileblob: no symbolic link is followed, only regular
+// files are opened or deleted, and anything else is refused with an
+// *EntryError wrapping ErrNotRegular; writes fail. Objects an outsider
+// controls are read with GetLimit (or ReadLimit for a stream), which stops
+// at the limit and fails with ErrTooLarge; ReadNarInfo reads at most
+// nix.MaxNarInfoSize.
 package store

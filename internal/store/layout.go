@@ -31,6 +31,12 @@ const (
 	ContentTypeLog       = "text/plain; charset=utf-8"
 )
 
+// MaxChannelStateSize bounds a channel's state file,
+// R/channels/NAME/channel.json, which is read whole: 16 MiB, room for tens
+// of thousands of snapshots. Readers stop there (GetLimit) and the writer
+// refuses to grow a state past it.
+const MaxChannelStateSize = 16 << 20
+
 // NarInfoFile is "<hash>.narinfo".
 func NarInfoFile(hashPart string) string { return hashPart + ".narinfo" }
 
@@ -113,10 +119,11 @@ func (c *Cache) NarInfos(ctx context.Context, fn func(hashPart string) error) er
 }
 
 // ReadNarInfo reads and parses the narinfo of hashPart. It returns the raw
-// bytes too. A missing narinfo is ErrNotFound.
+// bytes too. A missing narinfo is ErrNotFound; one larger than
+// nix.MaxNarInfoSize is ErrTooLarge (read no further than that).
 func (c *Cache) ReadNarInfo(ctx context.Context, hashPart string) (*nix.NarInfo, []byte, error) {
 	key := c.Key(NarInfoFile(hashPart))
-	b, err := c.Get(ctx, key)
+	b, err := c.GetLimit(ctx, key, nix.MaxNarInfoSize)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -22,6 +22,9 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	// ErrTooLarge: an object read with a limit (GetLimit, ReadLimit) is
+	// larger than the limit.
+	ErrTooLarge = errors.New("object is larger than allowed")
 )
 
 // Store is a bucket holding Nix binary caches: the repository store or an
@@ -161,6 +164,11 @@ func wrap(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
+	var ee *EntryError
+	if errors.As(err, &ee) {
+		// A refused source folder entry: its own message says it all.
+		return fmt.Errorf("%s %s: %w", op, key, ee)
+	}
 	switch gcerrors.Code(err) {
 	case gcerrors.NotFound:
 		return fmt.Errorf("%s %s: %w", op, key, ErrNotFound)
@@ -170,19 +178,70 @@ func wrap(op, key string, err error) error {
 	return fmt.Errorf("%s %s: %w", op, key, err)
 }
 
-// Get reads a whole object. A missing key is ErrNotFound.
+// Get reads a whole object. A missing key is ErrNotFound. Objects an
+// outsider controls are read with GetLimit.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	return s.get(ctx, key, -1)
+}
+
+// GetLimit reads a whole object of at most limit bytes. A larger object is
+// an error wrapping ErrTooLarge that names key and limit; reading stops at
+// limit+1 bytes, whatever size the object claims, so a huge (or endless)
+// object costs no more than the limit.
+func (s *Store) GetLimit(ctx context.Context, key string, limit int64) ([]byte, error) {
+	return s.get(ctx, key, max(limit, 0))
+}
+
+func (s *Store) get(ctx context.Context, key string, limit int64) ([]byte, error) {
 	r, err := s.bucket.NewReader(ctx, key, nil)
 	if err != nil {
 		return nil, wrap("read", key, err)
 	}
 	defer r.Close()
-	// Sized from the object's attributes (ReadAll would grow its buffer
-	// by doubling); the slack lets ReadFrom see EOF without growing, and
-	// an object that changed size meanwhile is still read whole.
-	buf := bytes.NewBuffer(make([]byte, 0, max(r.Size(), 0)+bytes.MinRead))
-	if _, err := buf.ReadFrom(r); err != nil {
+	if limit >= 0 && r.Size() > limit {
+		return nil, tooLarge(key, limit)
+	}
+	b, err := readLimit(r, r.Size(), limit)
+	if errors.Is(err, ErrTooLarge) {
+		return nil, tooLarge(key, limit)
+	}
+	if err != nil {
 		return nil, wrap("read", key, err)
+	}
+	return b, nil
+}
+
+func tooLarge(name string, limit int64) error {
+	return fmt.Errorf("read %s: %w: more than %d bytes", name, ErrTooLarge, limit)
+}
+
+// ReadLimit reads r to its end, which must come within limit bytes: a
+// longer stream is an error wrapping ErrTooLarge that names name and limit,
+// after reading at most limit+1 bytes.
+func ReadLimit(r io.Reader, name string, limit int64) ([]byte, error) {
+	b, err := readLimit(r, 0, max(limit, 0))
+	if errors.Is(err, ErrTooLarge) {
+		return nil, tooLarge(name, limit)
+	}
+	return b, err
+}
+
+// readLimit reads r whole; limit < 0 means no limit. sizeHint (the size the
+// object claims) sizes the buffer, so ReadFrom does not grow it by
+// doubling; the slack lets ReadFrom see EOF without growing, and an object
+// that changed size meanwhile is still read whole (up to the limit).
+func readLimit(r io.Reader, sizeHint, limit int64) ([]byte, error) {
+	hint := max(sizeHint, 0)
+	if limit >= 0 {
+		hint = min(hint, limit)
+		r = io.LimitReader(r, limit+1)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, hint+bytes.MinRead))
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	if limit >= 0 && int64(buf.Len()) > limit {
+		return nil, ErrTooLarge
 	}
 	return buf.Bytes(), nil
 }
