@@ -133,11 +133,12 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 	if len(parts) == 4 {
 		file = parts[3]
 	}
-	body, release, ok := s.beginUpload(w, r, kindChannel)
+	body, release, ok := s.beginUpload(w, r, kindChannel, repo)
 	if !ok {
 		return
 	}
 	defer release()
+	defer func() { s.metrics.received(kindChannel, body.n) }()
 	var err error
 	if file == ingest.ChannelTarball {
 		var res *ingest.PushResult
@@ -160,14 +161,7 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 		}
 	}
 	if err != nil {
-		status, msg := uploadStatus(err)
-		if status == 0 {
-			s.metrics.upload(kindChannel, "failed")
-			s.internalError(w, r, err)
-			return
-		}
-		s.metrics.upload(kindChannel, "refused")
-		httpError(w, status, msg)
+		s.uploadFailed(w, r, repo, kindChannel, body, err)
 		return
 	}
 	s.metrics.upload(kindChannel, "accepted")

@@ -54,8 +54,30 @@ type Options struct {
 	Tokens []Token
 	// MaxObjectSize bounds one upload (default 16 GiB); larger is 413.
 	MaxObjectSize int64
-	// MaxUploads bounds concurrent uploads (default 16); more wait.
+	// MaxUploads bounds concurrent uploads (default 16); more wait (see
+	// admission.go for the whole admission rule).
 	MaxUploads int
+	// MaxUploadsPerToken bounds the slots one token holds (default a
+	// quarter of MaxUploads, at least 1; all of them when only one token
+	// may upload).
+	MaxUploadsPerToken int
+	// MaxUploadsPerRepo bounds the slots uploads to one repository hold
+	// (default half of MaxUploads, at least 1; all of them when only one
+	// repository takes uploads).
+	MaxUploadsPerRepo int
+	// MaxQueuedUploadsPerToken bounds one token's uploads waiting for a
+	// slot (default 256); more are refused.
+	MaxQueuedUploadsPerToken int
+	// UploadQueueTimeout refuses an upload that waited this long for a
+	// slot (default 4 minutes: less than the 5 minutes after which Nix's
+	// curl gives up on a silent transfer and retries).
+	UploadQueueTimeout time.Duration
+	// UploadTimeout is how long any upload may take to send its body
+	// (default 10 minutes); past it, its average rate must be at least
+	// UploadMinRate.
+	UploadTimeout time.Duration
+	// UploadMinRate in bytes per second (default 64 KiB/s).
+	UploadMinRate int64
 	// UploadStallTimeout aborts an upload that sends nothing for this long
 	// (default 5 minutes).
 	UploadStallTimeout time.Duration
@@ -79,7 +101,7 @@ type Server struct {
 	tokens  []Token
 	log     *slog.Logger
 	metrics *metrics
-	uploads chan struct{}
+	admit   *admission
 	mux     *http.ServeMux
 	bg      sync.WaitGroup
 	bgSem   chan struct{}
@@ -115,6 +137,18 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 	if o.UploadStallTimeout <= 0 {
 		o.UploadStallTimeout = 5 * time.Minute
 	}
+	if o.MaxQueuedUploadsPerToken <= 0 {
+		o.MaxQueuedUploadsPerToken = 256
+	}
+	if o.UploadQueueTimeout <= 0 {
+		o.UploadQueueTimeout = 4 * time.Minute
+	}
+	if o.UploadTimeout <= 0 {
+		o.UploadTimeout = 10 * time.Minute
+	}
+	if o.UploadMinRate <= 0 {
+		o.UploadMinRate = 64 << 10
+	}
 	if o.NarInfoCacheEntries <= 0 {
 		o.NarInfoCacheEntries = 65536
 	}
@@ -131,7 +165,6 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 		tokens:  o.Tokens,
 		log:     o.Logger,
 		metrics: newMetrics(),
-		uploads: make(chan struct{}, o.MaxUploads),
 		bgSem:   make(chan struct{}, 4),
 		mux:     http.NewServeMux(),
 	}
@@ -155,9 +188,35 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 			rs.members = append(rs.members, member)
 		}
 	}
+	uploadRepos := 0
 	for _, rs := range s.repos {
 		rs.localOnly = rs.remote == nil && !slices.ContainsFunc(rs.members, func(m *repoState) bool { return m.remote != nil })
+		if !rs.readOnly() {
+			uploadRepos++
+		}
 	}
+	uploadTokens := 0
+	for _, t := range o.Tokens {
+		if len(t.Write) > 0 {
+			uploadTokens++
+		}
+	}
+	// A share cap only matters when there is someone to share with.
+	if o.MaxUploadsPerToken <= 0 {
+		o.MaxUploadsPerToken = max(1, o.MaxUploads/4)
+		if uploadTokens <= 1 {
+			o.MaxUploadsPerToken = o.MaxUploads
+		}
+	}
+	if o.MaxUploadsPerRepo <= 0 {
+		o.MaxUploadsPerRepo = max(1, o.MaxUploads/2)
+		if uploadRepos <= 1 {
+			o.MaxUploadsPerRepo = o.MaxUploads
+		}
+	}
+	s.admit = newAdmission(o.MaxUploads, o.MaxUploadsPerToken, o.MaxUploadsPerRepo, o.MaxQueuedUploadsPerToken)
+	s.opts = o
+	s.metrics.uploadSlots(s.admit.counts)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
