@@ -75,6 +75,7 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 		MaxUploads:          cfg.Server.MaxUploads,
 		UploadStallTimeout:  time.Duration(cfg.Server.UploadStallTimeout),
 		NarInfoCacheEntries: cfg.Server.NarInfoCacheEntries,
+		PublicURL:           cfg.PublicServerURL(),
 		Logger:              slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	for i := range cfg.Repos {

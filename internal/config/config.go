@@ -273,6 +273,12 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 	if c.Server.MaxUploads < 0 {
 		bad("server.max_uploads", "must be ≥ 1")
 	}
+	if c.Site.ServerURL != "" {
+		if u, err := url.Parse(c.Site.ServerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			bad("site.server_url", "%q is not an http(s) URL like https://nix.example.org (no credentials, query or fragment)", c.Site.ServerURL)
+		}
+	}
 	if c.Server.NarInfoCacheEntries < 0 {
 		bad("server.narinfo_cache_entries", "must be ≥ 0")
 	}
@@ -418,6 +424,20 @@ func (c *Config) Path(p string) string {
 		return p
 	}
 	return filepath.Join(c.Dir, p)
+}
+
+// PublicServerURL is where clients reach `nixrepo serve`, without a
+// trailing slash: [site] server_url, else base_url when that is an
+// http(s) URL (the site assumes the same); "" when neither says.
+func (c *Config) PublicServerURL() string {
+	if c.Site.ServerURL != "" {
+		return strings.TrimRight(c.Site.ServerURL, "/")
+	}
+	if u, err := url.Parse(c.Site.BaseURL); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.User == nil && u.RawQuery == "" && u.Fragment == "" {
+		return strings.TrimRight(c.Site.BaseURL, "/")
+	}
+	return ""
 }
 
 // Workers is the effective ingest parallelism.

@@ -52,6 +52,8 @@ func TestErrors(t *testing.T) {
 		{"no store", "version = 1\n[[repo]]\nname = \"a\"\ntype = \"local\"\nsigning_key_file = \"k\"\n", "store.url: missing"},
 		{"syntax", "version = \n", "x.toml:1"},
 		{"negative priority", strings.Replace(valid, "priority = 30", "priority = -1", 1), "x.toml:7: repo[0].priority: must be ≥ 0"},
+		{"server_url not http", valid + "[site]\nserver_url = \"ftp://h\"\n", `site.server_url: "ftp://h" is not an http(s) URL`},
+		{"server_url with credentials", valid + "[site]\nserver_url = \"https://u:p@h\"\n", "site.server_url"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +65,26 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPublicServerURL: server_url, else an http(s) base_url, without the
+// trailing slash.
+func TestPublicServerURL(t *testing.T) {
+	for _, tc := range []struct{ site, want string }{
+		{"", ""},
+		{`server_url = "https://nix.example.org/"`, "https://nix.example.org"},
+		{"base_url = \"https://cache.example.org/\"\nserver_url = \"http://10.0.0.1:8080\"", "http://10.0.0.1:8080"},
+		{`base_url = "https://cache.example.org/"`, "https://cache.example.org"},
+		{`base_url = "file:///srv/bucket"`, ""},
+	} {
+		c, err := config.Parse([]byte(valid+"[site]\n"+tc.site+"\n"), "x.toml", "/d")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.site, err)
+		}
+		if got := c.PublicServerURL(); got != tc.want {
+			t.Errorf("%s: PublicServerURL() = %q, want %q", tc.site, got, tc.want)
+		}
 	}
 }
 

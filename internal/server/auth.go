@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,21 +11,27 @@ import (
 
 // authorize decides a request. It returns 0 when allowed, else the status
 // and reason: 401 (with a challenge) when credentials are needed and
-// missing, 403 when they are wrong or not enough. Nix sends HTTP Basic
+// missing, 403 when they are wrong or do not allow an upload, 404 when the
+// token may not read the repository. Nix sends HTTP Basic
 // preemptively; the token is the password and any user name is accepted
 // (Cachix-style netrc files leave the login empty).
 func (s *Server) authorize(r *http.Request, repo *repoState, write bool) (int, string) {
-	return s.authorizeHeader(r.Header.Get("Authorization"), repo, write)
+	return s.authorizeHeader(r.Header.Get("Authorization"), repo.Name, repo, write)
 }
 
-// authorizeHeader decides on the value of the Authorization header.
-func (s *Server) authorizeHeader(auth string, repo *repoState, write bool) (int, string) {
+// authorizeHeader decides on the value of the Authorization header for
+// the repository called name; repo is nil when no such repository is
+// configured. The answer never tells a requester that may not read a
+// repository whether it exists: without credentials, an unknown and a
+// private repository both get 401; a token that may not read either gets
+// the same 404. Status 0 implies repo is not nil.
+func (s *Server) authorizeHeader(auth, name string, repo *repoState, write bool) (int, string) {
 	password, hasAuth := basicPassword(auth)
 	if !hasAuth {
 		if auth != "" {
 			return http.StatusUnauthorized, "only HTTP Basic authentication is supported (token as the password)"
 		}
-		if !write && repo.Public {
+		if !write && repo != nil && repo.Public {
 			return 0, ""
 		}
 		return http.StatusUnauthorized, "credentials required: HTTP Basic with a nixrepo token as the password"
@@ -33,16 +40,13 @@ func (s *Server) authorizeHeader(auth string, repo *repoState, write bool) (int,
 	if tok == nil {
 		return http.StatusForbidden, "invalid credentials"
 	}
-	if write {
-		if grants(tok.Write, repo.Name) {
-			return 0, ""
-		}
-		return http.StatusForbidden, "token " + tok.Name + " may not upload to " + repo.Name
+	if repo == nil || !(grants(tok.Read, name) || grants(tok.Write, name) || repo.Public) {
+		return http.StatusNotFound, fmt.Sprintf("no repository %q readable with token %s", name, tok.Name)
 	}
-	if grants(tok.Read, repo.Name) || grants(tok.Write, repo.Name) || repo.Public {
-		return 0, ""
+	if write && !grants(tok.Write, name) {
+		return http.StatusForbidden, "token " + tok.Name + " may not upload to " + name
 	}
-	return http.StatusForbidden, "token " + tok.Name + " may not read " + repo.Name
+	return 0, ""
 }
 
 // basicPassword is the password of an HTTP Basic Authorization header

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -81,6 +83,12 @@ type Options struct {
 	// UploadStallTimeout aborts an upload that sends nothing for this long
 	// (default 5 minutes).
 	UploadStallTimeout time.Duration
+	// PublicURL is where clients reach the server ("https://nix.example.org",
+	// no trailing slash). Channel redirects name it in their Link header
+	// (Nix records that URL in flake.lock, so it must be absolute); without
+	// it they carry no Link. Locations are relative either way: the Host
+	// header is never echoed.
+	PublicURL string
 	// NarInfoCacheEntries bounds the narinfo cache (default 65536).
 	NarInfoCacheEntries int
 	Logger              *slog.Logger
@@ -102,6 +110,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	admit   *admission
+	redact  *redactor
 	mux     *http.ServeMux
 	bg      sync.WaitGroup
 	bgSem   chan struct{}
@@ -149,6 +158,7 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 	if o.UploadMinRate <= 0 {
 		o.UploadMinRate = 64 << 10
 	}
+	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
 	if o.NarInfoCacheEntries <= 0 {
 		o.NarInfoCacheEntries = 65536
 	}
@@ -217,6 +227,11 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 	s.admit = newAdmission(o.MaxUploads, o.MaxUploadsPerToken, o.MaxUploadsPerRepo, o.MaxQueuedUploadsPerToken)
 	s.opts = o
 	s.metrics.uploadSlots(s.admit.counts)
+	dirs := []string{os.TempDir()}
+	if p, ok := st.LocalPath(store.CacheInfoFile); ok {
+		dirs = append(dirs, filepath.Dir(p))
+	}
+	s.redact = newRedactor(dirs...)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -232,6 +247,9 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// No response is to be content-sniffed: stored objects are the
+	// uploaders' bytes, whatever their type says.
+	w.Header()["X-Content-Type-Options"] = hdrNosniff
 	// Repository paths are routed here, not by ServeMux: it answers unclean
 	// paths ("…/x/..") with a redirect to the cleaned path, which may be
 	// another repository's. Unclean paths match no object shape below and
@@ -334,20 +352,12 @@ func (s *Server) serveNix(w http.ResponseWriter, r *http.Request) {
 	k := classify(rel)
 	defer func() { s.metrics.observe(k, r.Method, rw.status, rw.bytes, time.Since(start)) }()
 
-	repo, ok := s.repos[name]
-	if !ok {
-		httpError(rw, http.StatusNotFound, fmt.Sprintf("no repository %q", name))
-		return
-	}
+	// Authorization comes first, for unknown repositories too: a request
+	// that may not read a repository learns nothing about it, not even
+	// whether it exists (see authorizeHeader).
+	repo := s.repos[name]
 	write := r.Method == http.MethodPut
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPut:
-	default:
-		rw.Header().Set("Allow", "GET, HEAD, PUT")
-		httpError(rw, http.StatusMethodNotAllowed, "method not allowed")
-		return
-	}
-	if status, msg := s.authorize(r, repo, write); status != 0 {
+	if status, msg := s.authorizeHeader(r.Header.Get("Authorization"), name, repo, write); status != 0 {
 		if status == http.StatusUnauthorized {
 			rw.Header().Set("WWW-Authenticate", `Basic realm="nixrepo"`)
 		}
@@ -355,6 +365,13 @@ func (s *Server) serveNix(w http.ResponseWriter, r *http.Request) {
 			s.metrics.upload(k, "denied")
 		}
 		httpError(rw, status, msg)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut:
+	default:
+		rw.Header().Set("Allow", "GET, HEAD, PUT")
+		httpError(rw, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
 	if k == kindUnknown {

@@ -128,9 +128,9 @@ func putOnce(ctx context.Context, repo *store.Cache, rel string, data []byte, co
 }
 
 // uploadFailed answers an upload that failed with err: a 4xx with the
-// reason, or for an internal failure a 400 naming an error id. An upload
-// the time limits cut off is refused for that, whatever error the cut
-// caused.
+// reason (without the server's file paths, which only the log shows), or
+// for an internal failure a 400 naming an error id. An upload the time
+// limits cut off is refused for that, whatever error the cut caused.
 func (s *Server) uploadFailed(w http.ResponseWriter, r *http.Request, repo *repoState, k kind, body *uploadBody, err error) {
 	if cut := body.failure(); cut != nil {
 		err = cut
@@ -143,7 +143,7 @@ func (s *Server) uploadFailed(w http.ResponseWriter, r *http.Request, repo *repo
 	}
 	s.metrics.upload(k, "refused")
 	s.log.Info("upload refused", "repo", repo.Name, "path", r.URL.Path, "status", status, "reason", msg)
-	httpError(w, status, msg)
+	httpError(w, status, s.redact.clean(msg))
 }
 
 // smallLimit bounds listings, logs and realisations: the smaller of their
