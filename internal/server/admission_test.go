@@ -260,7 +260,7 @@ func TestUploadQueueFullRefused(t *testing.T) {
 	o := defaultOptions()
 	o.MaxUploads = 1
 	o.MaxQueuedUploadsPerToken = 1
-	o.UploadQueueTimeout = 2 * time.Second
+	o.UploadQueueTimeout = 5 * time.Second
 	e := newEnv(t, nil, o)
 	startSlowUpload(t, e, "/api/nix/r/"+helloNar, writer, sample(t, helloNar), 1, 100*time.Millisecond, false)
 	waitActive(t, e, 1)
@@ -274,7 +274,7 @@ func TestUploadQueueFullRefused(t *testing.T) {
 	}
 	start := time.Now()
 	r := putWithin(t, e, "/api/nix/r/"+dataNar, writer, sample(t, dataNar), 10*time.Second)
-	if took := time.Since(start); r.status != http.StatusBadRequest || !strings.Contains(r.text, "max_queued_uploads_per_token") || took > time.Second {
+	if took := time.Since(start); r.status != http.StatusBadRequest || !strings.Contains(r.text, "max_queued_uploads_per_token") || took > 2*time.Second {
 		t.Errorf("third upload of a token with a full queue: %d %q after %s, want 400 at once naming max_queued_uploads_per_token", r.status, r.text, took)
 	}
 	r = putWithin(t, e, "/api/nix/other/"+dataNar, stranger, sample(t, dataNar), 10*time.Second)
