@@ -113,7 +113,10 @@ func TestAPI(t *testing.T) {
 		code       int
 	}{
 		{"/api/search?q=hello&repo=secret", "", 401},
-		{"/api/search?q=hello&repo=nope", "", 404},
+		// An unknown repository answers as a private one does (the
+		// server does not tell which names exist), with a token too.
+		{"/api/search?q=hello&repo=nope", "", 401},
+		{"/api/search?q=hello&repo=nope", token, 404},
 		{"/api/search?q=hello", "wrong", 403},
 		{"/api/search", "", 400},
 		{"/api/search?q=x&limit=0", "", 400},

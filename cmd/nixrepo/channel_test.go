@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -61,9 +62,17 @@ func writeChannelTarball(t *testing.T, path, top, greeting string) {
 func TestChannelsWithNix(t *testing.T) {
 	env := nixtest.Require(t)
 	dir := t.TempDir()
+	// The server's public URL (for the Link header of channel
+	// redirects) is where it will listen.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := `version = 1
 [store]
 url = "file://./store"
+[site]
+server_url = "http://` + ln.Addr().String() + `"
 [[repo]]
 name = "nix-local"
 type = "local"
@@ -79,7 +88,7 @@ public = true
 			"--snapshot", fmt.Sprintf("%d.0", i+1), tb)
 	}
 
-	_, hs := serveDir(t, dir, nil)
+	_, hs := serveDirOn(t, dir, ln, nil)
 	static := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(dir, "store"))))
 	defer static.Close()
 
@@ -139,7 +148,7 @@ public = true
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Link"), `/channels/team/nixpkgs/2.0/nixexprs.tar.xz>; rel="immutable"`) || resp.Header.Get("ETag") == "" {
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Link") != "<"+hs.URL+`/api/nix/nix-local/channels/team/nixpkgs/2.0/nixexprs.tar.xz>; rel="immutable"` || resp.Header.Get("ETag") == "" {
 		t.Fatalf("mutable channel URL: %d %v", resp.StatusCode, resp.Header)
 	}
 }

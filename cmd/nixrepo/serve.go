@@ -36,8 +36,11 @@ Uploads go through the same verification as "nixrepo ingest" and are signed
 with the repository key, so the same URL is a substituter the moment the
 narinfo upload returns. Also: /healthz and Prometheus /metrics.
 Configuration: [server] (listen, tls_cert_file, tls_key_file,
-max_object_size, max_uploads, upload_stall_timeout, narinfo_cache_entries),
-[[token]], and public = true on a repository for anonymous reads.`,
+max_object_size, max_uploads, max_uploads_per_token, max_uploads_per_repo,
+max_queued_uploads_per_token, upload_queue_timeout, upload_timeout,
+upload_min_rate, upload_stall_timeout, narinfo_cache_entries), [[token]],
+public = true on a repository for anonymous reads, and [site] server_url
+(the server's public URL, named in channel redirects' Link header).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig()
@@ -71,11 +74,18 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 		return nil, nil, err
 	}
 	opts := &server.Options{
-		MaxObjectSize:       int64(cfg.Server.MaxObjectSize),
-		MaxUploads:          cfg.Server.MaxUploads,
-		UploadStallTimeout:  time.Duration(cfg.Server.UploadStallTimeout),
-		NarInfoCacheEntries: cfg.Server.NarInfoCacheEntries,
-		Logger:              slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		MaxObjectSize:            int64(cfg.Server.MaxObjectSize),
+		MaxUploads:               cfg.Server.MaxUploads,
+		MaxUploadsPerToken:       cfg.Server.MaxUploadsPerToken,
+		MaxUploadsPerRepo:        cfg.Server.MaxUploadsPerRepo,
+		MaxQueuedUploadsPerToken: cfg.Server.MaxQueuedUploadsPerToken,
+		UploadQueueTimeout:       time.Duration(cfg.Server.UploadQueueTimeout),
+		UploadTimeout:            time.Duration(cfg.Server.UploadTimeout),
+		UploadMinRate:            int64(cfg.Server.UploadMinRate),
+		UploadStallTimeout:       time.Duration(cfg.Server.UploadStallTimeout),
+		NarInfoCacheEntries:      cfg.Server.NarInfoCacheEntries,
+		PublicURL:                cfg.PublicServerURL(),
+		Logger:                   slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	for i := range cfg.Repos {
 		r := &cfg.Repos[i]

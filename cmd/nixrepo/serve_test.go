@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -166,6 +167,13 @@ func TestServeNixCopy(t *testing.T) {
 // builds it; observe (if set) sees every request first.
 func serveDir(t *testing.T, dir string, observe http.HandlerFunc) (*server.Server, *httptest.Server) {
 	t.Helper()
+	return serveDirOn(t, dir, nil, observe)
+}
+
+// serveDirOn is serveDir on the listener ln (a new loopback one when nil),
+// for configurations that must name the server's URL before it starts.
+func serveDirOn(t *testing.T, dir string, ln net.Listener, observe http.HandlerFunc) (*server.Server, *httptest.Server) {
+	t.Helper()
 	c, err := config.Load(filepath.Join(dir, "nixrepo.toml"))
 	if err != nil {
 		t.Fatal(err)
@@ -176,12 +184,17 @@ func serveDir(t *testing.T, dir string, observe http.HandlerFunc) (*server.Serve
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if observe != nil {
 			observe(w, r)
 		}
 		srv.ServeHTTP(w, r)
 	}))
+	if ln != nil {
+		hs.Listener.Close()
+		hs.Listener = ln
+	}
+	hs.Start()
 	t.Cleanup(hs.Close)
 	return srv, hs
 }

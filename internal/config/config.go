@@ -78,6 +78,19 @@ type Server struct {
 	MaxObjectSize Size `toml:"max_object_size"`
 	// MaxUploads bounds concurrent uploads; more wait their turn.
 	MaxUploads int `toml:"max_uploads"`
+	// MaxUploadsPerToken bounds the upload slots one token holds.
+	MaxUploadsPerToken int `toml:"max_uploads_per_token"`
+	// MaxUploadsPerRepo bounds the upload slots uploads to one repository hold.
+	MaxUploadsPerRepo int `toml:"max_uploads_per_repo"`
+	// MaxQueuedUploadsPerToken bounds one token's uploads waiting for a slot.
+	MaxQueuedUploadsPerToken int `toml:"max_queued_uploads_per_token"`
+	// UploadQueueTimeout refuses an upload that waited this long for a slot.
+	UploadQueueTimeout Duration `toml:"upload_queue_timeout"`
+	// UploadTimeout is how long any upload may take; past it, an upload
+	// must average UploadMinRate.
+	UploadTimeout Duration `toml:"upload_timeout"`
+	// UploadMinRate is the minimum average upload rate ("64KiB/s").
+	UploadMinRate Rate `toml:"upload_min_rate"`
 	// UploadStallTimeout aborts an upload that sends nothing for this long.
 	UploadStallTimeout Duration `toml:"upload_stall_timeout"`
 	// NarInfoCacheEntries bounds the in-memory narinfo cache.
@@ -290,6 +303,29 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 	}
 	if c.Server.MaxUploads < 0 {
 		bad("server.max_uploads", "must be ≥ 1")
+	}
+	for _, v := range []struct {
+		key string
+		n   int
+	}{{"max_uploads_per_token", c.Server.MaxUploadsPerToken}, {"max_uploads_per_repo", c.Server.MaxUploadsPerRepo}} {
+		switch {
+		case v.n < 0:
+			bad("server."+v.key, "must be ≥ 1")
+		case c.Server.MaxUploads > 0 && v.n > c.Server.MaxUploads:
+			bad("server."+v.key, "%d is more than max_uploads (%d)", v.n, c.Server.MaxUploads)
+		}
+	}
+	if c.Server.MaxQueuedUploadsPerToken < 0 {
+		bad("server.max_queued_uploads_per_token", "must be ≥ 1")
+	}
+	if c.Server.UploadMinRate < 0 {
+		bad("server.upload_min_rate", "must be positive")
+	}
+	if c.Site.ServerURL != "" {
+		if u, err := url.Parse(c.Site.ServerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			bad("site.server_url", "%q is not an http(s) URL like https://nix.example.org (no credentials, query or fragment)", c.Site.ServerURL)
+		}
 	}
 	if c.Server.NarInfoCacheEntries < 0 {
 		bad("server.narinfo_cache_entries", "must be ≥ 0")
@@ -525,6 +561,20 @@ func (c *Config) Path(p string) string {
 		return p
 	}
 	return filepath.Join(c.Dir, p)
+}
+
+// PublicServerURL is where clients reach `nixrepo serve`, without a
+// trailing slash: [site] server_url, else base_url when that is an
+// http(s) URL (the site assumes the same); "" when neither says.
+func (c *Config) PublicServerURL() string {
+	if c.Site.ServerURL != "" {
+		return strings.TrimRight(c.Site.ServerURL, "/")
+	}
+	if u, err := url.Parse(c.Site.BaseURL); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.User == nil && u.RawQuery == "" && u.Fragment == "" {
+		return strings.TrimRight(c.Site.BaseURL, "/")
+	}
+	return ""
 }
 
 // Workers is the effective ingest parallelism.

@@ -3,6 +3,7 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	nixrepo "github.com/nixrepo/nixrepo"
 	"github.com/nixrepo/nixrepo/internal/config"
@@ -52,6 +53,14 @@ func TestErrors(t *testing.T) {
 		{"no store", "version = 1\n[[repo]]\nname = \"a\"\ntype = \"local\"\nsigning_key_file = \"k\"\n", "store.url: missing"},
 		{"syntax", "version = \n", "x.toml:1"},
 		{"negative priority", strings.Replace(valid, "priority = 30", "priority = -1", 1), "x.toml:7: repo[0].priority: must be ≥ 0"},
+		{"per-token share above the total", valid + "[server]\nmax_uploads = 4\nmax_uploads_per_token = 5\n", "server.max_uploads_per_token: 5 is more than max_uploads (4)"},
+		{"negative per-repository share", valid + "[server]\nmax_uploads_per_repo = -1\n", "server.max_uploads_per_repo: must be ≥ 1"},
+		{"negative queue bound", valid + "[server]\nmax_queued_uploads_per_token = -1\n", "server.max_queued_uploads_per_token: must be ≥ 1"},
+		{"bad rate", valid + "[server]\nupload_min_rate = \"fast\"\n", "bad rate"},
+		{"negative rate", valid + "[server]\nupload_min_rate = -5\n", "server.upload_min_rate: must be positive"},
+		{"bad queue timeout", valid + "[server]\nupload_queue_timeout = \"soon\"\n", "bad duration"},
+		{"server_url not http", valid + "[site]\nserver_url = \"ftp://h\"\n", `site.server_url: "ftp://h" is not an http(s) URL`},
+		{"server_url with credentials", valid + "[site]\nserver_url = \"https://u:p@h\"\n", "site.server_url"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +73,67 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServerUploadLimits: the upload admission keys decode with their
+// units ("64KiB/s", "90s").
+func TestServerUploadLimits(t *testing.T) {
+	c, err := config.Parse([]byte(valid+`[server]
+max_uploads = 32
+max_uploads_per_token = 8
+max_uploads_per_repo = 16
+max_queued_uploads_per_token = 100
+upload_queue_timeout = "90s"
+upload_timeout = "20m"
+upload_min_rate = "1MiB/s"
+`), "x.toml", "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Server
+	if s.MaxUploads != 32 || s.MaxUploadsPerToken != 8 || s.MaxUploadsPerRepo != 16 || s.MaxQueuedUploadsPerToken != 100 ||
+		time.Duration(s.UploadQueueTimeout) != 90*time.Second || time.Duration(s.UploadTimeout) != 20*time.Minute || s.UploadMinRate != 1<<20 {
+		t.Errorf("decoded %+v", s)
+	}
+	for _, v := range []string{`"64KiB/s"`, `"64KiB"`, `65536`, `"64 KiB/s"`} {
+		c, err := config.Parse([]byte(valid+"[server]\nupload_min_rate = "+v+"\n"), "x.toml", "/d")
+		if err != nil || c.Server.UploadMinRate != 64<<10 {
+			t.Errorf("upload_min_rate = %s: %v, %v", v, err, c)
+		}
+	}
+}
+
+// TestPublicServerURL: server_url, else an http(s) base_url, without the
+// trailing slash.
+func TestPublicServerURL(t *testing.T) {
+	for _, tc := range []struct{ site, want string }{
+		{"", ""},
+		{`server_url = "https://nix.example.org/"`, "https://nix.example.org"},
+		{"base_url = \"https://cache.example.org/\"\nserver_url = \"http://10.0.0.1:8080\"", "http://10.0.0.1:8080"},
+		{`base_url = "https://cache.example.org/"`, "https://cache.example.org"},
+		{`base_url = "file:///srv/bucket"`, ""},
+	} {
+		c, err := config.Parse([]byte(valid+"[site]\n"+tc.site+"\n"), "x.toml", "/d")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.site, err)
+		}
+		if got := c.PublicServerURL(); got != tc.want {
+			t.Errorf("%s: PublicServerURL() = %q, want %q", tc.site, got, tc.want)
+		}
+	}
+}
+
+// FuzzRate: the rate decoder never panics, and "/s" changes nothing.
+func FuzzRate(f *testing.F) {
+	f.Add("64KiB/s")
+	f.Add("1.5MB")
+	f.Fuzz(func(t *testing.T, s string) {
+		var a, b config.Rate
+		ea, eb := a.UnmarshalTOML(s), b.UnmarshalTOML(s+"/s")
+		if ea == nil && !strings.HasSuffix(strings.TrimSpace(s), "/s") && (eb != nil || a != b) {
+			t.Fatalf("%q = %d but %q = %d, %v", s, a, s+"/s", b, eb)
+		}
+	})
 }
 
 func TestRepoLookup(t *testing.T) {

@@ -59,3 +59,20 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// Rate is bytes per second, written as a Size with an optional "/s"
+// ("64KiB/s", "1MB/s", 65536).
+type Rate int64
+
+// UnmarshalTOML accepts what Size accepts, optionally followed by "/s".
+func (r *Rate) UnmarshalTOML(v any) error {
+	if str, ok := v.(string); ok {
+		v = strings.TrimSuffix(strings.TrimSpace(str), "/s")
+	}
+	var s Size
+	if err := s.UnmarshalTOML(v); err != nil {
+		return fmt.Errorf("bad rate %v (want e.g. \"64KiB/s\")", v)
+	}
+	*r = Rate(s)
+	return nil
+}

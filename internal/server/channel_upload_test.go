@@ -138,8 +138,8 @@ func TestChannelUploadImmutable(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 302 || !strings.HasSuffix(resp.Header.Get("Location"), "/api/nix/r/channels/c/nixpkgs/1.0") {
-		t.Fatalf("channel redirect: %d %v", resp.StatusCode, resp.Header)
+	if loc, err := resp.Location(); resp.StatusCode != 302 || err != nil || loc.String() != hs.URL+"/api/nix/r/channels/c/nixpkgs/1.0" {
+		t.Fatalf("channel redirect: %d %v (%v)", resp.StatusCode, resp.Header, err)
 	}
 	for _, p := range []string{"/api/nix/r/channels/c/nixpkgs/1.0", "/api/nix/r/channels/c/nixpkgs/1.0/nixexprs.tar.xz", "/api/nix/r/channels/c/nixpkgs/1.0/git-revision", "/api/nix/r/channels/c/channel.json"} {
 		resp, err := http.Get(hs.URL + p)

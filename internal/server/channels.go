@@ -48,21 +48,27 @@ func (s *Server) serveChannel(w http.ResponseWriter, r *http.Request, repo *repo
 		httpError(w, http.StatusNotFound, "channel "+name+" has no snapshot")
 		return
 	}
-	base := s.repoBase(r, repo)
-	immutable := fmt.Sprintf("%s/channels/%s/%s/%s/%s", base, name, cur.Flavor, cur.ID, ingest.ChannelTarball)
+	base := s.opts.PublicURL + "/api/nix/" + repo.Name // path-absolute without a public URL
 	h := w.Header()
 	switch {
 	case len(parts) == 1, len(parts) == 2 && parts[1] == ingest.ChannelTarball:
 		// The mutable channel URL: redirect to the current snapshot, with
-		// Nix ≥ 2.17's lockable tarball Link and an ETag.
-		target := fmt.Sprintf("%s/channels/%s/%s/%s", base, name, cur.Flavor, cur.ID)
+		// Nix ≥ 2.17's lockable tarball Link and an ETag. The Location is
+		// relative to the request (".../channels/NAME" → "NAME/FLAVOR/ID",
+		// ".../NAME/nixexprs.tar.xz" → "FLAVOR/ID/nixexprs.tar.xz"); Nix
+		// records the Link's URL as it is, so it is absolute, and only
+		// sent when the server knows its public URL.
+		target := fmt.Sprintf("%s/%s/%s", name, cur.Flavor, cur.ID)
 		if len(parts) == 2 {
-			target = immutable
+			target = fmt.Sprintf("%s/%s/%s", cur.Flavor, cur.ID, ingest.ChannelTarball)
 		}
-		h.Set("Link", fmt.Sprintf(`<%s>; rel="immutable"`, immutable))
+		if s.opts.PublicURL != "" {
+			h.Set("Link", fmt.Sprintf(`<%s/channels/%s/%s/%s/%s>; rel="immutable"`, base, name, cur.Flavor, cur.ID, ingest.ChannelTarball))
+		}
 		h.Set("ETag", `"`+cur.ID+`"`)
 		h.Set("Cache-Control", "no-cache")
-		http.Redirect(w, r, target, http.StatusFound)
+		h.Set("Location", target)
+		w.WriteHeader(http.StatusFound)
 	case len(parts) == 2 && parts[1] == "channel.json":
 		h.Set("Content-Type", "application/json")
 		h.Set("Cache-Control", "no-cache")
@@ -104,15 +110,6 @@ var releasePage = template.Must(template.New("release").Parse(`<!DOCTYPE html>
 </body></html>
 `))
 
-// repoBase is the absolute URL of the repository as the client reached it.
-func (s *Server) repoBase(r *http.Request, repo *repoState) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + "/api/nix/" + repo.Name
-}
-
 // channelError answers a bad path: 4xx for uploads, 404 for reads.
 func (s *Server) channelError(w http.ResponseWriter, r *http.Request, putStatus, getStatus int, msg string) {
 	if r.Method == http.MethodPut {
@@ -139,11 +136,12 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 	if len(parts) == 4 {
 		file = parts[3]
 	}
-	body, release, ok := s.beginUpload(w, r, kindChannel)
+	body, release, ok := s.beginUpload(w, r, kindChannel, repo)
 	if !ok {
 		return
 	}
 	defer release()
+	defer func() { s.metrics.received(kindChannel, body.n) }()
 	var err error
 	if file == ingest.ChannelTarball {
 		var res *ingest.PushResult
@@ -166,14 +164,7 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 		}
 	}
 	if err != nil {
-		status, msg := uploadStatus(err)
-		if status == 0 {
-			s.metrics.upload(kindChannel, "failed")
-			s.internalError(w, r, err)
-			return
-		}
-		s.metrics.upload(kindChannel, "refused")
-		httpError(w, status, msg)
+		s.uploadFailed(w, r, repo, kindChannel, body, err)
 		return
 	}
 	s.metrics.upload(kindChannel, "accepted")

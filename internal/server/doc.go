@@ -14,11 +14,15 @@
 // or 5xx (Nix ≤ 2.32 retries such PUTs with an empty body and hangs).
 // Credentials are HTTP Basic with a token as the password (any user name);
 // missing credentials on a private repository are 401 with a Basic
-// challenge, wrong or insufficient ones 403. Tokens are stored as SHA-256
-// hashes and compared in constant time. Reading a virtual repository also
-// needs read access to each of its members, so it never serves a reader a
-// member the reader could not read directly; it takes no uploads and no
-// channel snapshots (405 with the reason).
+// challenge, wrong ones 403, a token that may not read the repository 404 —
+// each exactly what an unknown repository answers, so names do not leak.
+// Tokens are stored as SHA-256 hashes and compared in constant time.
+// Reading a virtual repository also needs read access to each of its
+// members, so it never serves a reader a member the reader could not read
+// directly; it takes no uploads and no channel snapshots (405 with the
+// reason). Uploads share slots fairly across tokens and repositories and
+// have deadlines (admission.go); every response says nosniff and none
+// echoes the Host header.
 //
 // The package API (SearchAPI) shows only readable repositories and bounds
 // every input a reader sends (query length and words, repo=, limit=, the

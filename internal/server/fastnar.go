@@ -65,7 +65,8 @@ func (s *Server) fastNar(c net.Conn, repo *repoState, rel string, req fastHead, 
 }
 
 // appendNarHeader is the head of ServeContent's full answer for a NAR
-// file (the handler sets Accept-Ranges, Cache-Control and Content-Type).
+// file (the handler sets Accept-Ranges, Cache-Control, Content-Type and
+// X-Content-Type-Options).
 func appendNarHeader(b []byte, size int64, mod time.Time) []byte {
 	b = append(b, "HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\nCache-Control: "...)
 	b = append(b, hdrImmutable[0]...)
@@ -77,7 +78,7 @@ func appendNarHeader(b []byte, size int64, mod time.Time) []byte {
 		b = append(b, "\r\nLast-Modified: "...)
 		b = mod.UTC().AppendFormat(b, http.TimeFormat)
 	}
-	b = append(b, "\r\nDate: "...)
+	b = append(b, "\r\nX-Content-Type-Options: nosniff\r\nDate: "...)
 	b = append(b, httpDate()...)
 	return append(b, "\r\n\r\n"...)
 }

@@ -329,14 +329,14 @@ func (s *Server) fastRequest(c net.Conn, br *bufio.Reader, out *[]byte, started 
 	}
 	repo := s.repos[string(rest[:slash])] // no allocation: map lookup by converted bytes
 	if repo == nil {
-		return 0, false
+		return 0, false // net/http's answer does not tell unknown from private
 	}
 	rel := string(rest[slash+1:])
 	k := classify(rel)
 	if k != kindCacheInfo && k != kindNarInfo && k != kindNar {
 		return 0, false
 	}
-	if status, _ := s.authorizeHeader(req.auth, repo, false); status != 0 {
+	if status, _ := s.authorizeHeader(req.auth, repo.Name, repo, false); status != 0 {
 		return 0, false // 401/403 with their reasons: net/http
 	}
 	if k == kindNar {
@@ -401,7 +401,7 @@ func appendResponse(b []byte, k kind, status int, body []byte, head bool) []byte
 		} else {
 			b = append(b, hdrCacheInfo[0]...)
 		}
-		b = append(b, "\r\nDate: "...)
+		b = append(b, "\r\nX-Content-Type-Options: nosniff\r\nDate: "...)
 		b = append(b, httpDate()...)
 	} else {
 		b = append(b, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nDate: "...)

@@ -97,6 +97,15 @@ func (m *metrics) upload(k kind, outcome string) {
 	m.uploads.WithLabelValues(k.String(), outcome).Inc()
 }
 
+// uploadSlots publishes the admission's slots in use and waiting uploads.
+func (m *metrics) uploadSlots(counts func() (active, waiting int)) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nixrepo_uploads_active", Help: "Uploads holding an upload slot."},
+			func() float64 { a, _ := counts(); return float64(a) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nixrepo_uploads_waiting", Help: "Uploads waiting for an upload slot."},
+			func() float64 { _, w := counts(); return float64(w) }))
+}
+
 func (m *metrics) received(k kind, n int64) {
 	if n > 0 {
 		m.bytesIn.WithLabelValues(k.String()).Add(float64(n))

@@ -382,7 +382,7 @@ func TestMetricsMethodLabelBounded(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	for i := 0; i < 50; i++ {
 		m := fmt.Sprintf("X%04d", i)
-		if r := e.do(m, "/api/nix/r/nix-cache-info", anonymous, nil, nil); r.status != http.StatusMethodNotAllowed {
+		if r := e.do(m, "/api/nix/r/nix-cache-info", reader, nil, nil); r.status != http.StatusMethodNotAllowed {
 			t.Errorf("%s: %s", m, r)
 		}
 	}

@@ -23,6 +23,7 @@ var (
 	// Narinfos are write-once; a day is a safe lifetime for caches.
 	hdrNarInfoCache = []string{"public, max-age=86400"}
 	hdrBytes        = []string{"bytes"}
+	hdrNosniff      = []string{"nosniff"}
 )
 
 // get serves GET and HEAD.

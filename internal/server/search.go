@@ -57,11 +57,8 @@ func (s *Server) SearchAPI(b SearchBackend) http.Handler {
 // be refused: bad credentials, or nothing readable without credentials.
 func (s *Server) readableRepos(r *http.Request, only string) (repos []string, status int, msg string) {
 	if only != "" {
-		repo, ok := s.repos[only]
-		if !ok {
-			return nil, http.StatusNotFound, "no repository " + strconv.Quote(only)
-		}
-		if st, m := s.authorize(r, repo, false); st != 0 {
+		// Unknown and unreadable repositories get the same answer.
+		if st, m := s.authorizeHeader(r.Header.Get("Authorization"), only, s.repos[only], false); st != 0 {
 			return nil, st, m
 		}
 		return []string{only}, 0, ""
@@ -72,6 +69,9 @@ func (s *Server) readableRepos(r *http.Request, only string) (repos []string, st
 		if st == 0 {
 			repos = append(repos, name)
 			continue
+		}
+		if st == http.StatusNotFound {
+			continue // not readable with this token: not named either
 		}
 		if _, _, hasAuth := r.BasicAuth(); hasAuth || r.Header.Get("Authorization") != "" {
 			// Credentials that are wrong (or not Basic) are refused

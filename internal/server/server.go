@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -55,11 +57,39 @@ type Options struct {
 	Tokens []Token
 	// MaxObjectSize bounds one upload (default 16 GiB); larger is 413.
 	MaxObjectSize int64
-	// MaxUploads bounds concurrent uploads (default 16); more wait.
+	// MaxUploads bounds concurrent uploads (default 16); more wait (see
+	// admission.go for the whole admission rule).
 	MaxUploads int
+	// MaxUploadsPerToken bounds the slots one token holds (default a
+	// quarter of MaxUploads, at least 1; all of them when only one token
+	// may upload).
+	MaxUploadsPerToken int
+	// MaxUploadsPerRepo bounds the slots uploads to one repository hold
+	// (default half of MaxUploads, at least 1; all of them when only one
+	// repository takes uploads).
+	MaxUploadsPerRepo int
+	// MaxQueuedUploadsPerToken bounds one token's uploads waiting for a
+	// slot (default 256); more are refused.
+	MaxQueuedUploadsPerToken int
+	// UploadQueueTimeout refuses an upload that waited this long for a
+	// slot (default 4 minutes: less than the 5 minutes after which Nix's
+	// curl gives up on a silent transfer and retries).
+	UploadQueueTimeout time.Duration
+	// UploadTimeout is how long any upload may take to send its body
+	// (default 10 minutes); past it, its average rate must be at least
+	// UploadMinRate.
+	UploadTimeout time.Duration
+	// UploadMinRate in bytes per second (default 64 KiB/s).
+	UploadMinRate int64
 	// UploadStallTimeout aborts an upload that sends nothing for this long
 	// (default 5 minutes).
 	UploadStallTimeout time.Duration
+	// PublicURL is where clients reach the server ("https://nix.example.org",
+	// no trailing slash). Channel redirects name it in their Link header
+	// (Nix records that URL in flake.lock, so it must be absolute); without
+	// it they carry no Link. Locations are relative either way: the Host
+	// header is never echoed.
+	PublicURL string
 	// NarInfoCacheEntries bounds the narinfo cache (default 65536).
 	NarInfoCacheEntries int
 	Logger              *slog.Logger
@@ -83,7 +113,8 @@ type Server struct {
 	tokens  []Token
 	log     *slog.Logger
 	metrics *metrics
-	uploads chan struct{}
+	admit   *admission
+	redact  *redactor
 	mux     *http.ServeMux
 	bg      sync.WaitGroup
 	bgSem   chan struct{}
@@ -119,6 +150,19 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 	if o.UploadStallTimeout <= 0 {
 		o.UploadStallTimeout = 5 * time.Minute
 	}
+	if o.MaxQueuedUploadsPerToken <= 0 {
+		o.MaxQueuedUploadsPerToken = 256
+	}
+	if o.UploadQueueTimeout <= 0 {
+		o.UploadQueueTimeout = 4 * time.Minute
+	}
+	if o.UploadTimeout <= 0 {
+		o.UploadTimeout = 10 * time.Minute
+	}
+	if o.UploadMinRate <= 0 {
+		o.UploadMinRate = 64 << 10
+	}
+	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
 	if o.NarInfoCacheEntries <= 0 {
 		o.NarInfoCacheEntries = 65536
 	}
@@ -135,7 +179,6 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 		tokens:  o.Tokens,
 		log:     o.Logger,
 		metrics: newMetrics(),
-		uploads: make(chan struct{}, o.MaxUploads),
 		bgSem:   make(chan struct{}, 4),
 		mux:     http.NewServeMux(),
 	}
@@ -159,9 +202,40 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 			rs.members = append(rs.members, member)
 		}
 	}
+	uploadRepos := 0
 	for _, rs := range s.repos {
 		rs.localOnly = rs.remote == nil && !slices.ContainsFunc(rs.members, func(m *repoState) bool { return m.remote != nil })
+		if !rs.readOnly() {
+			uploadRepos++
+		}
 	}
+	uploadTokens := 0
+	for _, t := range o.Tokens {
+		if len(t.Write) > 0 {
+			uploadTokens++
+		}
+	}
+	// A share cap only matters when there is someone to share with.
+	if o.MaxUploadsPerToken <= 0 {
+		o.MaxUploadsPerToken = max(1, o.MaxUploads/4)
+		if uploadTokens <= 1 {
+			o.MaxUploadsPerToken = o.MaxUploads
+		}
+	}
+	if o.MaxUploadsPerRepo <= 0 {
+		o.MaxUploadsPerRepo = max(1, o.MaxUploads/2)
+		if uploadRepos <= 1 {
+			o.MaxUploadsPerRepo = o.MaxUploads
+		}
+	}
+	s.admit = newAdmission(o.MaxUploads, o.MaxUploadsPerToken, o.MaxUploadsPerRepo, o.MaxQueuedUploadsPerToken)
+	s.opts = o
+	s.metrics.uploadSlots(s.admit.counts)
+	dirs := []string{os.TempDir()}
+	if p, ok := st.LocalPath(store.CacheInfoFile); ok {
+		dirs = append(dirs, filepath.Dir(p))
+	}
+	s.redact = newRedactor(dirs...)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -177,6 +251,9 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// No response is to be content-sniffed: stored objects are the
+	// uploaders' bytes, whatever their type says.
+	w.Header()["X-Content-Type-Options"] = hdrNosniff
 	// Repository paths are routed here, not by ServeMux: it answers unclean
 	// paths ("…/x/..") with a redirect to the cleaned path, which may be
 	// another repository's. Unclean paths match no object shape below and
@@ -279,20 +356,12 @@ func (s *Server) serveNix(w http.ResponseWriter, r *http.Request) {
 	k := classify(rel)
 	defer func() { s.metrics.observe(k, r.Method, rw.status, rw.bytes, time.Since(start)) }()
 
-	repo, ok := s.repos[name]
-	if !ok {
-		httpError(rw, http.StatusNotFound, fmt.Sprintf("no repository %q", name))
-		return
-	}
+	// Authorization comes first, for unknown repositories too: a request
+	// that may not read a repository learns nothing about it, not even
+	// whether it exists (see authorizeHeader).
+	repo := s.repos[name]
 	write := r.Method == http.MethodPut
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPut:
-	default:
-		rw.Header().Set("Allow", "GET, HEAD, PUT")
-		httpError(rw, http.StatusMethodNotAllowed, "method not allowed")
-		return
-	}
-	if status, msg := s.authorize(r, repo, write); status != 0 {
+	if status, msg := s.authorizeHeader(r.Header.Get("Authorization"), name, repo, write); status != 0 {
 		if status == http.StatusUnauthorized {
 			rw.Header().Set("WWW-Authenticate", `Basic realm="nixrepo"`)
 		}
@@ -300,6 +369,13 @@ func (s *Server) serveNix(w http.ResponseWriter, r *http.Request) {
 			s.metrics.upload(k, "denied")
 		}
 		httpError(rw, status, msg)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut:
+	default:
+		rw.Header().Set("Allow", "GET, HEAD, PUT")
+		httpError(rw, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
 	if k == kindUnknown {

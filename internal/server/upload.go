@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
@@ -32,7 +31,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 		httpError(w, http.StatusForbidden, "repository "+repo.Name+" has no signing key: uploads are disabled")
 		return
 	}
-	body, release, ok := s.beginUpload(w, r, k)
+	body, release, ok := s.beginUpload(w, r, k, repo)
 	if !ok {
 		return
 	}
@@ -101,43 +100,13 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 		err = putOnce(ctx, repo.cache, rel, data, store.ContentTypeLog)
 	}
 	s.metrics.received(k, body.n)
-	if err != nil && body.stalled {
-		err = fmt.Errorf("%w: nothing received for %s", errStalled, s.opts.UploadStallTimeout)
-	}
 	if err != nil {
-		status, msg := uploadStatus(err)
-		if status == 0 {
-			s.metrics.upload(k, "failed")
-			s.internalError(w, r, err)
-			return
-		}
-		s.metrics.upload(k, "refused")
-		s.log.Info("upload refused", "repo", repo.Name, "path", rel, "status", status, "reason", msg)
-		httpError(w, status, msg)
+		s.uploadFailed(w, r, repo, k, body, err)
 		return
 	}
 	s.metrics.upload(k, outcome)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
-}
-
-// beginUpload applies the size limit (413 on a declared oversize body) and
-// waits for an upload slot: bounded concurrency that queues, never 429/503
-// (Nix ≤ 2.32 hangs on a retried PUT). The body it returns fails an upload
-// that stalls. ok is false when the request was answered or abandoned.
-func (s *Server) beginUpload(w http.ResponseWriter, r *http.Request, k kind) (body *stallReader, release func(), ok bool) {
-	if r.ContentLength > s.opts.MaxObjectSize {
-		s.metrics.upload(k, "refused")
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.opts.MaxObjectSize))
-		return nil, nil, false
-	}
-	select {
-	case s.uploads <- struct{}{}:
-	case <-r.Context().Done():
-		return nil, nil, false
-	}
-	body = &stallReader{r: r.Body, rc: http.NewResponseController(w), timeout: s.opts.UploadStallTimeout}
-	return body, func() { <-s.uploads }, true
 }
 
 // putOnce writes a log or realisation once: the same bytes again are
@@ -156,6 +125,25 @@ func putOnce(ctx context.Context, repo *store.Cache, rel string, data []byte, co
 		return fmt.Errorf("%w: %s exists with different contents (first upload wins)", ingest.ErrConflict, rel)
 	}
 	return nil
+}
+
+// uploadFailed answers an upload that failed with err: a 4xx with the
+// reason (without the server's file paths, which only the log shows), or
+// for an internal failure a 400 naming an error id. An upload the time
+// limits cut off is refused for that, whatever error the cut caused.
+func (s *Server) uploadFailed(w http.ResponseWriter, r *http.Request, repo *repoState, k kind, body *uploadBody, err error) {
+	if cut := body.failure(); cut != nil {
+		err = cut
+	}
+	status, msg := uploadStatus(err)
+	if status == 0 {
+		s.metrics.upload(k, "failed")
+		s.internalError(w, r, err)
+		return
+	}
+	s.metrics.upload(k, "refused")
+	s.log.Info("upload refused", "repo", repo.Name, "path", r.URL.Path, "status", status, "reason", msg)
+	httpError(w, status, s.redact.clean(msg))
 }
 
 // smallLimit bounds listings, logs and realisations: the smaller of their
@@ -177,7 +165,7 @@ func uploadStatus(err error) (int, string) {
 		return http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, ingest.ErrInvalid):
 		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, errStalled):
+	case errors.Is(err, errStalled), errors.Is(err, errTooSlow):
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, context.Canceled):
 		return http.StatusBadRequest, "upload interrupted"
@@ -234,32 +222,4 @@ func readDecoded(r *http.Request, body io.Reader, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w (more than %d bytes decoded)", ingest.ErrTooLarge, limit)
 	}
 	return out, nil
-}
-
-var errStalled = errors.New("upload stalled")
-
-// stallReader fails an upload that sends nothing for timeout, by moving the
-// connection's read deadline forward before every read.
-type stallReader struct {
-	r       io.Reader
-	rc      *http.ResponseController
-	timeout time.Duration
-	n       int64
-	stalled bool
-}
-
-func (s *stallReader) Read(p []byte) (int, error) {
-	_ = s.rc.SetReadDeadline(time.Now().Add(s.timeout))
-	n, err := s.r.Read(p)
-	s.n += int64(n)
-	if err != nil && err != io.EOF && isTimeout(err) {
-		s.stalled = true
-		return n, fmt.Errorf("%w: nothing received for %s", errStalled, s.timeout)
-	}
-	return n, err
-}
-
-func isTimeout(err error) bool {
-	var te interface{ Timeout() bool }
-	return errors.As(err, &te) && te.Timeout()
 }
