@@ -80,13 +80,13 @@ func TestVirtualRepositoryNeedsEveryMemberReadable(t *testing.T) {
 		status int
 		reason string
 	}{
-		{"/api/nix/all/" + classified + ".narinfo", anonymous, 401, "virtual repository all serves from secret, which is not public"},
-		{"/api/nix/all/nix-cache-info", anonymous, 401, "virtual repository all serves from secret"},
-		{"/api/nix/all/" + classified + ".narinfo", allOnly, 403, "token allonly may not read secret, which virtual repository all serves from"},
+		{"/api/nix/all/" + classified + ".narinfo", anonymous, 401, "virtual repository all serves from repositories that are not public"},
+		{"/api/nix/all/nix-cache-info", anonymous, 401, "virtual repository all serves from repositories that are not public"},
+		{"/api/nix/all/" + classified + ".narinfo", allOnly, 403, "token allonly may not read every repository virtual repository all serves from"},
 		{"/api/nix/all/" + classified + ".narinfo", full, 200, ""},
 		{"/api/nix/pub/nix-cache-info", anonymous, 200, ""},
-		{"/api/search?q=hello&repo=all", anonymous, 401, "virtual repository all serves from secret"},
-		{"/api/search?q=hello&repo=all", allOnly, 403, "may not read secret"},
+		{"/api/search?q=hello&repo=all", anonymous, 401, "virtual repository all serves from repositories that are not public"},
+		{"/api/search?q=hello&repo=all", allOnly, 403, "may not read every repository virtual repository all serves from"},
 	} {
 		r := e.get(tc.path, tc.c)
 		if r.status != tc.status || !strings.Contains(string(r.body), tc.reason) {
