@@ -73,6 +73,9 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 	opts := &server.Options{
 		MaxObjectSize:       int64(cfg.Server.MaxObjectSize),
 		MaxUploads:          cfg.Server.MaxUploads,
+		MaxNarSize:          int64(cfg.Server.MaxNarSize),
+		MaxDecoderMemory:    int64(cfg.Server.MaxDecoderMemory),
+		MaxListingSize:      int(cfg.Server.MaxListingSize),
 		UploadStallTimeout:  time.Duration(cfg.Server.UploadStallTimeout),
 		NarInfoCacheEntries: cfg.Server.NarInfoCacheEntries,
 		Logger:              slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
@@ -86,6 +89,7 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 				st.Close()
 				return nil, nil, err
 			}
+			sr.Upstream.Limits = ingest.Limits{MaxDecoderMemory: opts.MaxDecoderMemory, MaxListing: opts.MaxListingSize}
 		}
 		if r.SigningKeyFile != "" {
 			if sr.Key, err = a.loadSigningKey(cfg, r); err != nil {
