@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/nixrepo/nixrepo/internal/nar"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -371,7 +372,7 @@ func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io
 		defer w.Abort()
 		copyTo = w
 	}
-	if err := checkListing(&taggedReader{r: io.TeeReader(body, copyTo)}); err != nil {
+	if err := checkListing(io.TeeReader(body, copyTo)); err != nil {
 		var te *taggedError
 		if errors.As(err, &te) {
 			return te.err
@@ -384,10 +385,24 @@ func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io
 	return w.Commit()
 }
 
+// Bounds of a listing's JSON structure, so that checking it holds little
+// memory: the longest token (a name of nar.MaxNameLen or a target of
+// nar.MaxTargetLen bytes, escaped, is far shorter) and the deepest nesting
+// (a directory is two levels, an entry's node and its "entries").
+const (
+	maxListingToken = 1 << 20
+	maxListingDepth = 2*nar.MaxDepth + 8
+)
+
 // checkListing reads one JSON object with "version": 1 and a "root" from
-// r, token by token (never a whole value), and nothing after it.
+// r, token by token (never a whole value), and nothing after it. It
+// accepts no document that json.Unmarshal into {Version int; Root
+// json.RawMessage} would not take for a listing (FuzzCheckListing).
+// Errors of r are returned as *taggedError.
 func checkListing(r io.Reader) error {
-	dec := json.NewDecoder(r)
+	src := &listingReader{r: r}
+	dec := json.NewDecoder(src)
+	src.dec = dec
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil {
 		return err
@@ -400,8 +415,11 @@ func checkListing(r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		switch tok {
-		case "version":
+		key, _ := tok.(string)
+		// Keys match without regard to case, as encoding/json matches
+		// struct fields: a "Version" is a version too.
+		switch {
+		case strings.EqualFold(key, "version"):
 			v, err := dec.Token()
 			if err != nil {
 				return err
@@ -410,7 +428,7 @@ func checkListing(r io.Reader) error {
 				return fmt.Errorf("version %v", v)
 			}
 			version = true
-		case "root":
+		case strings.EqualFold(key, "root"):
 			root = true
 			fallthrough
 		default:
@@ -434,6 +452,35 @@ func checkListing(r io.Reader) error {
 	return nil
 }
 
+// listingReader feeds the JSON decoder of checkListing. It marks the
+// errors of its reader (*taggedError), so that they can be told apart from
+// what the decoder reports about the data, and refuses to read on while
+// the decoder holds more than maxListingToken unconsumed bytes: the
+// decoder buffers a whole token, and only asks for more input to complete
+// one.
+type listingReader struct {
+	r    io.Reader
+	dec  *json.Decoder
+	read int64
+}
+
+type taggedError struct{ err error }
+
+func (e *taggedError) Error() string { return e.err.Error() }
+func (e *taggedError) Unwrap() error { return e.err }
+
+func (l *listingReader) Read(p []byte) (int, error) {
+	if l.read-l.dec.InputOffset() > maxListingToken {
+		return 0, fmt.Errorf("a JSON token is longer than %d bytes", maxListingToken)
+	}
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	if err != nil && err != io.EOF {
+		err = &taggedError{err}
+	}
+	return n, err
+}
+
 // skipJSONValue reads one value's tokens.
 func skipJSONValue(dec *json.Decoder) error {
 	depth := 0
@@ -445,6 +492,9 @@ func skipJSONValue(dec *json.Decoder) error {
 		switch tok {
 		case json.Delim('{'), json.Delim('['):
 			depth++
+			if depth > maxListingDepth {
+				return fmt.Errorf("nested deeper than %d levels", maxListingDepth)
+			}
 		case json.Delim('}'), json.Delim(']'):
 			depth--
 		}
@@ -452,21 +502,4 @@ func skipJSONValue(dec *json.Decoder) error {
 			return nil
 		}
 	}
-}
-
-// taggedReader marks the errors of its reader, so that they can be told
-// apart from what a consumer (the JSON decoder) reports about the data.
-type taggedReader struct{ r io.Reader }
-
-type taggedError struct{ err error }
-
-func (e *taggedError) Error() string { return e.err.Error() }
-func (e *taggedError) Unwrap() error { return e.err }
-
-func (t *taggedReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = &taggedError{err}
-	}
-	return n, err
 }
