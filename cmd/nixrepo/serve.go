@@ -36,7 +36,8 @@ Uploads go through the same verification as "nixrepo ingest" and are signed
 with the repository key, so the same URL is a substituter the moment the
 narinfo upload returns. Also: /healthz and Prometheus /metrics.
 Configuration: [server] (listen, tls_cert_file, tls_key_file,
-max_object_size, max_uploads, upload_stall_timeout, narinfo_cache_entries),
+max_object_size, max_uploads, upload_stall_timeout, narinfo_cache_entries,
+max_nar_size, max_decoder_memory, max_listing_size),
 [[token]], and public = true on a repository for anonymous reads.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
