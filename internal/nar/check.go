@@ -108,6 +108,27 @@ type checker struct {
 	path []byte
 }
 
+// maxNodeListing bounds what one node adds to the listing: an escaped
+// symlink target of MaxTargetLen bytes, or name, and the JSON around it.
+const maxNodeListing = 6*MaxTargetLen + 64
+
+// lsReserve makes room for n (≤ maxNodeListing) more listing bytes,
+// doubling the buffer (so the garbage of growing it is at most its final
+// size; append's gentler growth of large slices leaves about four times
+// that) but never beyond the limit plus one node: the listing is at most
+// maxLs long before a node is added (lsDone), so it never grows twice
+// near the limit.
+func (c *checker) lsReserve(n int) {
+	if cap(c.ls)-len(c.ls) >= n {
+		return
+	}
+	size := max(2*cap(c.ls), len(c.ls)+n)
+	size = min(size, max(c.maxLs+maxNodeListing, len(c.ls)+n))
+	grown := make([]byte, len(c.ls), size)
+	copy(grown, c.ls)
+	c.ls = grown
+}
+
 // lsDone drops the listing when it has grown past its limit. It is
 // called after each node's part of the listing, so the listing exceeds
 // the limit by at most one node (a name or target, escaped) before it is
@@ -130,6 +151,7 @@ func (c *checker) run() error {
 		return err
 	}
 	if c.ls != nil {
+		c.lsReserve(1)
 		c.ls = append(c.ls, '}')
 		c.lsDone()
 	}
@@ -349,6 +371,7 @@ func (c *checker) regular() error {
 	size := binary.LittleEndian.Uint64(c.buf[c.r:])
 	c.r += 8
 	if c.ls != nil {
+		c.lsReserve(128) // the longest form, with two 20-digit numbers, is 97 bytes
 		c.ls = append(c.ls, `{"type":"regular","size":`...)
 		c.ls = strconv.AppendUint(c.ls, size, 10)
 		if executable {
@@ -402,6 +425,7 @@ func (c *checker) symlink() error {
 		return c.invalid(start, fmt.Sprintf("symlink target %q contains NUL", target))
 	}
 	if c.ls != nil {
+		c.lsReserve(32 + jsonStringMax(len(target)))
 		c.ls = append(c.ls, `{"type":"symlink","target":`...)
 		c.ls = appendJSONString(c.ls, target)
 		c.ls = append(c.ls, '}')
@@ -412,6 +436,7 @@ func (c *checker) symlink() error {
 
 func (c *checker) directory(depth int) error {
 	if c.ls != nil {
+		c.lsReserve(32)
 		c.ls = append(c.ls, `{"type":"directory","entries":{`...)
 		c.lsDone()
 	}
@@ -460,6 +485,7 @@ func (c *checker) directory(depth int) error {
 			return c.invalid(start, fmt.Sprintf("path of entry %q is longer than %d bytes", name, MaxPathLen))
 		}
 		if c.ls != nil {
+			c.lsReserve(2 + jsonStringMax(len(name)))
 			if !first {
 				c.ls = append(c.ls, ',')
 			}
@@ -487,6 +513,7 @@ func (c *checker) directory(depth int) error {
 		}
 	}
 	if c.ls != nil {
+		c.lsReserve(2)
 		c.ls = append(c.ls, "}}"...)
 		c.lsDone()
 	}
