@@ -10,7 +10,9 @@ const module = "github.com/nixrepo/nixrepo"
 
 // allowed lists, for each package, the project packages it may import.
 // Imports point down: cmd → stages → store → nix. Stages never import each
-// other; they talk through the bucket.
+// other; they talk through the bucket. The server, an HTTP adapter, decodes
+// Content-Encoding bodies with internal/compress, the one decoder
+// implementation.
 var allowed = map[string][]string{
 	"internal/nix":          {},
 	"internal/nar":          {},
@@ -25,7 +27,7 @@ var allowed = map[string][]string{
 	"search":                {"internal/nix", "internal/store", "index"},
 	"site":                  {"internal/nix", "index"},
 	"publish":               {"internal/nix", "internal/store", "index", "site"},
-	"internal/server":       {"internal/nix", "internal/store", "ingest", "index", "search"},
+	"internal/server":       {"internal/nix", "internal/store", "internal/compress", "ingest", "index", "search"},
 	"cmd/nixrepo":           {"*"},
 	"":                      {},
 }

@@ -14,8 +14,6 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/andybalholm/brotli"
-
 	"github.com/nixrepo/nixrepo/internal/compress"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/internal/work"
@@ -349,8 +347,17 @@ func readPackagesJSON(ctx context.Context, st *store.Store, key string) (map[str
 		return nil, err
 	}
 	defer rd.Close()
-	return parsePackagesJSON(brotli.NewReader(rd))
+	br, err := compress.NewContentReader(rd, "br", compress.Options{MaxOutput: maxPackagesJSON})
+	if err != nil {
+		return nil, err
+	}
+	defer br.Close()
+	return parsePackagesJSON(br)
 }
+
+// maxPackagesJSON bounds a decoded packages.json (a channel snapshot file
+// an uploader or upstream provides); nixpkgs' is a few hundred MB.
+const maxPackagesJSON = 4 << 30
 
 // parsePackagesJSON is readPackagesJSON after decompression.
 func parsePackagesJSON(r io.Reader) (map[string]pkgMeta, error) {

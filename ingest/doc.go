@@ -4,6 +4,10 @@
 // binary cache folder or bucket) and the checks it is built from: Measure
 // reads a NAR file once, streaming, and establishes its FileHash, FileSize,
 // NarHash, NarSize and listing; CheckClaims compares a narinfo with that.
+// Measure is bounded (Limits): decoding stops at the first byte past the
+// NarSize a narinfo claims, or past Limits.MaxNarSize when none does yet;
+// the decoder's window is limited; a listing past Limits.MaxListing is
+// not kept (the NAR is still accepted, and nar-meta records it).
 //
 // Visibility is ordered so that a crash at any moment leaves at worst an
 // unreferenced NAR file: NAR file first (content-addressed, named by its

@@ -396,7 +396,8 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 	if w != nil {
 		copyTo = w
 	}
-	m, err := Measure(countingReader{r, &in.bytesRead}, compression, attrs.Size, attrs.Size, copyTo)
+	m, err := Measure(countingReader{r, &in.bytesRead}, MeasureOptions{
+		Compression: compression, MaxFileSize: attrs.Size, SizeHint: attrs.Size, NarSize: ni.NarSize, Copy: copyTo})
 	var narErr *NarError
 	switch {
 	case err == nil:
@@ -459,7 +460,8 @@ func (in *ingester) copyFile(ctx context.Context, c *candidate) (refused bool, e
 		return false, err
 	}
 	defer w.Abort()
-	m, err := Measure(r, c.ni.EffectiveCompression(), int64(c.m.FileSize), int64(c.m.FileSize), w)
+	m, err := Measure(r, MeasureOptions{Compression: c.ni.EffectiveCompression(),
+		MaxFileSize: int64(c.m.FileSize), SizeHint: int64(c.m.FileSize), NarSize: c.m.NarSize, Copy: w})
 	switch {
 	case err == nil && m.FileHash.Equal(c.m.FileHash):
 		return false, w.Commit()

@@ -50,7 +50,7 @@ func BenchmarkMeasureZstd(b *testing.B) {
 	b.SetBytes(int64(len(nar)))
 	b.ResetTimer()
 	for range b.N {
-		m, err := Measure(bytes.NewReader(file), "zstd", 0, int64(len(file)), io.Discard)
+		m, err := Measure(bytes.NewReader(file), MeasureOptions{Compression: "zstd", SizeHint: int64(len(file)), Copy: io.Discard})
 		if err != nil || m.NarSize != uint64(len(nar)) {
 			b.Fatal(err, m.NarSize)
 		}

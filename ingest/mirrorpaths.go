@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -222,15 +221,11 @@ func MirrorPaths(ctx context.Context, repo *store.Cache, up *Upstream, roots []n
 // storedMeasurement returns the recorded measurement of ni's NAR file when
 // the file is already stored and its record matches ni's claims.
 func storedMeasurement(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) (Measured, bool) {
-	b, err := repo.GetLimit(ctx, repo.NarMetaKey(ni.FileHash.Nix32()), maxNarMetaSize)
-	if err != nil {
+	meta, err := loadMeta(ctx, repo, ni.FileHash.Nix32(), Limits{}.maxListing())
+	if err != nil || meta == nil {
 		return Measured{}, false
 	}
-	var meta NarMeta
-	if json.Unmarshal(b, &meta) != nil {
-		return Measured{}, false
-	}
-	m := Measured{FileHash: meta.FileHash, FileSize: meta.FileSize, NarHash: meta.NarHash, NarSize: meta.NarSize, Listing: meta.Listing}
+	m := meta.measured()
 	if CheckClaims(ni, m) != nil {
 		return Measured{}, false
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/nixrepo/nixrepo/internal/nar"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -27,17 +28,26 @@ var (
 
 // NarMeta is what verification established about a stored NAR file. It is
 // kept under the reserved prefix so that a narinfo uploaded after its NAR
-// can be checked without reading the NAR again.
+// can be checked without reading the NAR again. The listing is embedded;
+// it is at most Limits.MaxListing bytes, and ListingSkipped records that
+// the NAR's listing was larger, so none is kept.
 type NarMeta struct {
-	FileHash nix.Hash        `json:"fileHash"`
-	FileSize uint64          `json:"fileSize"`
-	NarHash  nix.Hash        `json:"narHash"`
-	NarSize  uint64          `json:"narSize"`
-	Listing  json.RawMessage `json:"listing,omitempty"`
+	FileHash       nix.Hash        `json:"fileHash"`
+	FileSize       uint64          `json:"fileSize"`
+	NarHash        nix.Hash        `json:"narHash"`
+	NarSize        uint64          `json:"narSize"`
+	Listing        json.RawMessage `json:"listing,omitempty"`
+	ListingSkipped bool            `json:"listingSkipped,omitempty"`
 }
 
 func (m Measured) meta() NarMeta {
-	return NarMeta{FileHash: m.FileHash, FileSize: m.FileSize, NarHash: m.NarHash, NarSize: m.NarSize, Listing: m.Listing}
+	return NarMeta{FileHash: m.FileHash, FileSize: m.FileSize, NarHash: m.NarHash, NarSize: m.NarSize,
+		Listing: m.Listing, ListingSkipped: m.ListingSkipped}
+}
+
+func (meta *NarMeta) measured() Measured {
+	return Measured{FileHash: meta.FileHash, FileSize: meta.FileSize, NarHash: meta.NarHash, NarSize: meta.NarSize,
+		Listing: meta.Listing, ListingSkipped: meta.ListingSkipped}
 }
 
 // commitMeasured makes a verified NAR file visible (w is nil when it was
@@ -54,37 +64,44 @@ func commitMeasured(ctx context.Context, repo *store.Cache, w *store.Writer, m M
 	return m, nil
 }
 
-// maxNarMetaSize bounds a NAR file's measurement record when read. The
-// record holds the NAR's listing, so it grows with the file count: a record
-// larger than this is not written, and readers measure the NAR file again
-// instead of reading one (as when a record is missing).
-const maxNarMetaSize = 64 << 20
-
 func writeMeta(ctx context.Context, repo *store.Cache, m Measured) error {
 	b, err := json.Marshal(m.meta())
 	if err != nil {
 		return err
 	}
-	if len(b) > maxNarMetaSize {
-		return nil
-	}
 	return repo.Put(ctx, repo.NarMetaKey(m.FileHash.Nix32()), b, &store.WriteOptions{ContentType: "application/json"})
 }
 
+// loadMeta reads the recorded measurement of the NAR file with the given
+// FileHash (nix32). It returns nil when there is no usable record: none,
+// one that does not decode, or one larger than a listing of maxListing
+// bytes can make (an earlier version embedded listings of any size), which
+// is never read whole. err is only a failure of the store.
+func loadMeta(ctx context.Context, repo *store.Cache, fileHash string, maxListing int) (*NarMeta, error) {
+	b, err := repo.GetLimit(ctx, repo.NarMetaKey(fileHash), int64(maxListing)+4<<10)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTooLarge) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m NarMeta
+	if json.Unmarshal(b, &m) != nil || m.NarHash.IsZero() {
+		return nil, nil
+	}
+	return &m, nil
+}
+
 // readMeta returns the recorded measurement of the NAR file rel, measuring
-// the stored file again when no record exists (a NAR stored by an older
-// version or a crash between the two writes).
-func readMeta(ctx context.Context, repo *store.Cache, rel string, compression string) (*NarMeta, error) {
+// the stored file again when no usable record exists (a NAR stored by an
+// older version or a crash between the two writes). narSize is the NarSize
+// the narinfo being checked claims: measuring stops past it.
+func readMeta(ctx context.Context, repo *store.Cache, rel, compression string, narSize uint64, lim Limits) (*NarMeta, error) {
 	fileHash, _, ok := ParseNarName(rel)
 	if ok {
-		b, err := repo.GetLimit(ctx, repo.NarMetaKey(fileHash), maxNarMetaSize)
-		if err == nil {
-			var m NarMeta
-			if json.Unmarshal(b, &m) == nil && !m.NarHash.IsZero() {
-				return &m, nil
-			}
-		} else if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrTooLarge) {
-			return nil, err
+		m, err := loadMeta(ctx, repo, fileHash, lim.maxListing())
+		if err != nil || m != nil {
+			return m, err
 		}
 	}
 	r, err := repo.NewReader(ctx, repo.Key(rel))
@@ -92,7 +109,7 @@ func readMeta(ctx context.Context, repo *store.Cache, rel string, compression st
 		return nil, err
 	}
 	defer r.Close()
-	m, err := Measure(r, compression, 0, r.Size(), nil)
+	m, err := Measure(r, MeasureOptions{Compression: compression, SizeHint: r.Size(), NarSize: narSize, Limits: lim})
 	if err != nil {
 		return nil, fmt.Errorf("%w: stored NAR file %s: %v", ErrMismatch, rel, err)
 	}
@@ -132,12 +149,26 @@ func ParseNarName(rel string) (fileHash, compression string, ok bool) {
 	return "", "", false
 }
 
+// UploadOptions describe an uploaded NAR file's body and bound its
+// verification.
+type UploadOptions struct {
+	// Size is the body's length when known (Content-Length), else 0 or
+	// negative; it picks the fastest decoder.
+	Size int64
+	// MaxFileSize bounds the body (0: none).
+	MaxFileSize int64
+	// Limits bound the decoding: no narinfo claims a NarSize yet, so the
+	// NAR may decode to Limits.MaxNarSize.
+	Limits
+}
+
 // PutNar stores an uploaded NAR file at rel ("nar/<FileHash>.nar<ext>")
 // while verifying it in one streaming pass: its bytes must hash to the
 // FileHash in its name and decompress (by its extension) to a well-formed
-// NAR. Nothing is visible unless all of that holds. limit bounds the size
-// (0: none). An identical file already stored is read and discarded.
-func PutNar(ctx context.Context, repo *store.Cache, rel string, body io.Reader, limit int64) (Measured, error) {
+// NAR. Nothing is visible unless all of that holds. A body or NAR past the
+// limits of o is ErrTooLarge. An identical file already stored is read
+// and discarded.
+func PutNar(ctx context.Context, repo *store.Cache, rel string, body io.Reader, o UploadOptions) (Measured, error) {
 	fileHash, compression, ok := ParseNarName(rel)
 	if !ok {
 		return Measured{}, fmt.Errorf("%w: %q is not a NAR file name (want nar/<52-character nix32 sha256>.nar[.xz|.zst|.bz2])", ErrInvalid, rel)
@@ -156,7 +187,8 @@ func PutNar(ctx context.Context, repo *store.Cache, rel string, body io.Reader, 
 		defer w.Abort()
 		copyTo = w
 	}
-	m, err := Measure(body, compression, limit, 0, copyTo)
+	m, err := Measure(body, MeasureOptions{Compression: compression, MaxFileSize: o.MaxFileSize,
+		SizeHint: o.Size, Copy: copyTo, Limits: o.Limits})
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrTooLarge):
@@ -195,8 +227,9 @@ type PutResult struct {
 // must match what was measured, and its references must be in the
 // repository. It is then signed with key (signatures it carries are kept) and
 // written once. An identical path already present is a no-op; a different
-// NarHash is ErrConflict.
-func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []byte, key nix.SecretKey) (PutResult, error) {
+// NarHash is ErrConflict. lim bounds measuring the NAR file again when its
+// measurement was not recorded.
+func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []byte, key nix.SecretKey, lim Limits) (PutResult, error) {
 	ni, err := nix.ParseNarInfo(data)
 	if err != nil {
 		return PutResult{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -230,14 +263,14 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	if !ni.FileHash.IsZero() && ni.FileHash.Nix32() != fileHash {
 		return res, fmt.Errorf("%w: FileHash %s does not match the NAR file name %s", ErrMismatch, ni.FileHash, ni.URL)
 	}
-	meta, err := readMeta(ctx, repo, ni.URL, compression)
+	meta, err := readMeta(ctx, repo, ni.URL, compression, ni.NarSize, lim)
 	if errors.Is(err, store.ErrNotFound) {
 		return res, fmt.Errorf("%w: NAR file %s has not been uploaded (upload the NAR before its narinfo)", ErrMismatch, ni.URL)
 	}
 	if err != nil {
 		return res, err
 	}
-	m := Measured{FileHash: meta.FileHash, FileSize: meta.FileSize, NarHash: meta.NarHash, NarSize: meta.NarSize, Listing: meta.Listing}
+	m := meta.measured()
 	if err := CheckClaims(ni, m); err != nil {
 		return res, fmt.Errorf("%w: %s", ErrMismatch, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
@@ -253,9 +286,16 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	if err := ni.Sign(key); err != nil {
 		return res, err
 	}
-	// The listing computed from the NAR replaces whatever the client sent.
-	if len(m.Listing) > 0 {
-		if err := repo.Put(ctx, repo.Key(store.ListingFile(hashPart)), m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
+	// The listing computed from the NAR replaces whatever the client sent;
+	// when none was computed (too large) the client's is not kept either:
+	// a listing served next to a narinfo is always the computed one.
+	switch ls := store.ListingFile(hashPart); {
+	case len(m.Listing) > 0:
+		if err := repo.Put(ctx, repo.Key(ls), m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
+			return res, err
+		}
+	case m.ListingSkipped:
+		if err := repo.Delete(ctx, repo.Key(ls)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return res, err
 		}
 	}
@@ -304,20 +344,156 @@ func missingReferences(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) 
 }
 
 // PutListing accepts a client's .ls upload (Nix sends it before the NAR
-// when write-nar-listing is set). It must look like a NAR listing. Once the
-// path's narinfo exists the stored listing is the one computed from the
-// NAR and the upload is ignored; before that it is kept until PutNarInfo
-// replaces it with the computed one.
-func PutListing(ctx context.Context, repo *store.Cache, hashPart string, data []byte) error {
-	var ls struct {
-		Version int             `json:"version"`
-		Root    json.RawMessage `json:"root"`
-	}
-	if err := json.Unmarshal(data, &ls); err != nil || ls.Version != 1 || len(ls.Root) == 0 {
-		return fmt.Errorf("%w: %s.ls is not a NAR listing ({\"version\":1,\"root\":…})", ErrInvalid, hashPart)
-	}
-	if ok, err := repo.HasNarInfo(ctx, hashPart); err != nil || ok {
+// when write-nar-listing is set), streamed from body: it must be a NAR
+// listing's JSON ({"version":1,"root":…}), checked while it is stored, in
+// constant memory. Once the path's narinfo exists the stored listing is
+// the one computed from the NAR and the upload is only checked; before
+// that it is kept until PutNarInfo replaces it with the computed one (or
+// removes it, when the NAR's listing is too large to keep). An error
+// reading body is returned as it is.
+func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io.Reader) error {
+	has, err := repo.HasNarInfo(ctx, hashPart)
+	if err != nil {
 		return err
 	}
-	return repo.Put(ctx, repo.Key(store.ListingFile(hashPart)), data, &store.WriteOptions{ContentType: store.ContentTypeListing})
+	var w *store.Writer
+	var copyTo io.Writer = io.Discard
+	if !has {
+		w, err = repo.NewWriter(ctx, repo.Key(store.ListingFile(hashPart)), &store.WriteOptions{ContentType: store.ContentTypeListing})
+		if err != nil {
+			return err
+		}
+		defer w.Abort()
+		copyTo = w
+	}
+	if err := checkListing(io.TeeReader(body, copyTo)); err != nil {
+		var te *taggedError
+		if errors.As(err, &te) {
+			return te.err
+		}
+		return fmt.Errorf("%w: %s.ls is not a NAR listing ({\"version\":1,\"root\":…}): %v", ErrInvalid, hashPart, err)
+	}
+	if w == nil {
+		return nil
+	}
+	return w.Commit()
+}
+
+// Bounds of a listing's JSON structure, so that checking it holds little
+// memory: the longest token (a name of nar.MaxNameLen or a target of
+// nar.MaxTargetLen bytes, escaped, is far shorter) and the deepest nesting
+// (a directory is two levels, an entry's node and its "entries").
+const (
+	maxListingToken = 1 << 20
+	maxListingDepth = 2*nar.MaxDepth + 8
+)
+
+// checkListing reads one JSON object with "version": 1 and a "root" from
+// r, token by token (never a whole value), and nothing after it. It
+// accepts no document that json.Unmarshal into {Version int; Root
+// json.RawMessage} would not take for a listing (FuzzCheckListing).
+// Errors of r are returned as *taggedError.
+func checkListing(r io.Reader) error {
+	src := &listingReader{r: r}
+	dec := json.NewDecoder(src)
+	src.dec = dec
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil {
+		return err
+	} else if tok != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	var version, root bool
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		// Keys match without regard to case, as encoding/json matches
+		// struct fields: a "Version" is a version too.
+		switch {
+		case strings.EqualFold(key, "version"):
+			v, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			if v != json.Number("1") {
+				return fmt.Errorf("version %v", v)
+			}
+			version = true
+		case strings.EqualFold(key, "root"):
+			root = true
+			fallthrough
+		default:
+			if err := skipJSONValue(dec); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			err = errors.New("data after the listing")
+		}
+		return err
+	}
+	if !version || !root {
+		return errors.New(`no "version": 1 or no "root"`)
+	}
+	return nil
+}
+
+// listingReader feeds the JSON decoder of checkListing. It marks the
+// errors of its reader (*taggedError), so that they can be told apart from
+// what the decoder reports about the data, and refuses to read on while
+// the decoder holds more than maxListingToken unconsumed bytes: the
+// decoder buffers a whole token, and only asks for more input to complete
+// one.
+type listingReader struct {
+	r    io.Reader
+	dec  *json.Decoder
+	read int64
+}
+
+type taggedError struct{ err error }
+
+func (e *taggedError) Error() string { return e.err.Error() }
+func (e *taggedError) Unwrap() error { return e.err }
+
+func (l *listingReader) Read(p []byte) (int, error) {
+	if l.read-l.dec.InputOffset() > maxListingToken {
+		return 0, fmt.Errorf("a JSON token is longer than %d bytes", maxListingToken)
+	}
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	if err != nil && err != io.EOF {
+		err = &taggedError{err}
+	}
+	return n, err
+}
+
+// skipJSONValue reads one value's tokens.
+func skipJSONValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			if depth > maxListingDepth {
+				return fmt.Errorf("nested deeper than %d levels", maxListingDepth)
+			}
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }

@@ -28,6 +28,9 @@ type Upstream struct {
 	URL    string // base URL, e.g. https://cache.nixos.org
 	Keys   []nix.PublicKey
 	Client *http.Client
+	// Limits bound verifying a pulled NAR file (the decoder's window and
+	// the listing; its size is bounded by the narinfo's NarSize).
+	Limits Limits
 }
 
 // NewUpstream returns an Upstream with a client that gives up on a stalled
@@ -109,7 +112,8 @@ func (u *Upstream) NarInfo(ctx context.Context, hashPart string) (*nix.NarInfo, 
 // PullNar fetches ni's NAR file from upstream and stores it in repo under
 // its canonical name while verifying it against ni in the same pass. When
 // tee is not nil, the bytes are also written to it as they arrive (a
-// client being served). Nothing is stored unless everything matches.
+// client being served). Nothing is stored unless everything matches;
+// decoding stops at the first byte past the narinfo's NarSize.
 func PullNar(ctx context.Context, repo *store.Cache, up *Upstream, ni *nix.NarInfo, tee io.Writer) (Measured, error) {
 	rel := nix.NarURL(ni.FileHash, ni.EffectiveCompression())
 	resp, err := up.get(ctx, ni.URL)
@@ -141,10 +145,12 @@ func PullNar(ctx context.Context, repo *store.Cache, up *Upstream, ni *nix.NarIn
 	if limit == 0 {
 		limit = 64 << 30
 	}
-	m, err := Measure(resp.Body, ni.EffectiveCompression(), limit, resp.ContentLength, copyTo)
+	m, err := Measure(resp.Body, MeasureOptions{Compression: ni.EffectiveCompression(),
+		MaxFileSize: limit, SizeHint: resp.ContentLength, NarSize: ni.NarSize, Copy: copyTo, Limits: up.Limits})
 	if err != nil {
 		var ne *NarError
-		if errors.As(err, &ne) || errors.Is(err, ErrTooLarge) {
+		var le *LimitError
+		if errors.As(err, &ne) || errors.As(err, &le) || errors.Is(err, ErrTooLarge) {
 			return Measured{}, fmt.Errorf("%w: upstream NAR of %s: %v", ErrMismatch, ni.StorePath.Absolute(), err)
 		}
 		if isStoreWriteError(err) || ctx.Err() != nil {
@@ -186,7 +192,7 @@ func CommitPulled(ctx context.Context, repo *store.Cache, ni *nix.NarInfo, m Mea
 		}
 	}
 	hash := ni.StorePath.HashPart()
-	if len(m.Listing) > 0 {
+	if len(m.Listing) > 0 { // none when it was skipped (Limits.MaxListing)
 		if err := repo.Put(ctx, repo.Key(store.ListingFile(hash)), m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
 			return err
 		}

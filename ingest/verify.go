@@ -155,7 +155,7 @@ func verifyPath(ctx context.Context, repo *store.Cache, hash string, ni *nix.Nar
 	}
 	defer r.Close()
 	size := r.Size()
-	m, err := Measure(countingReader{r, bytes}, ni.EffectiveCompression(), 0, size, nil)
+	m, err := Measure(countingReader{r, bytes}, MeasureOptions{Compression: ni.EffectiveCompression(), SizeHint: size, NarSize: ni.NarSize})
 	if err != nil {
 		if ctx.Err() != nil {
 			return name, nil, ctx.Err()

@@ -38,9 +38,10 @@ narinfo upload returns. Also: /healthz and Prometheus /metrics.
 Configuration: [server] (listen, tls_cert_file, tls_key_file,
 max_object_size, max_uploads, max_uploads_per_token, max_uploads_per_repo,
 max_queued_uploads_per_token, upload_queue_timeout, upload_timeout,
-upload_min_rate, upload_stall_timeout, narinfo_cache_entries), [[token]],
-public = true on a repository for anonymous reads, and [site] server_url
-(the server's public URL, named in channel redirects' Link header).`,
+upload_min_rate, upload_stall_timeout, narinfo_cache_entries, max_nar_size,
+max_decoder_memory, max_listing_size), [[token]], public = true on a
+repository for anonymous reads, and [site] server_url (the server's public
+URL, named in channel redirects' Link header).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig()
@@ -82,6 +83,9 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 		UploadQueueTimeout:       time.Duration(cfg.Server.UploadQueueTimeout),
 		UploadTimeout:            time.Duration(cfg.Server.UploadTimeout),
 		UploadMinRate:            int64(cfg.Server.UploadMinRate),
+		MaxNarSize:               int64(cfg.Server.MaxNarSize),
+		MaxDecoderMemory:         int64(cfg.Server.MaxDecoderMemory),
+		MaxListingSize:           int(cfg.Server.MaxListingSize),
 		UploadStallTimeout:       time.Duration(cfg.Server.UploadStallTimeout),
 		NarInfoCacheEntries:      cfg.Server.NarInfoCacheEntries,
 		PublicURL:                cfg.PublicServerURL(),
@@ -96,6 +100,7 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 				st.Close()
 				return nil, nil, err
 			}
+			sr.Upstream.Limits = ingest.Limits{MaxDecoderMemory: opts.MaxDecoderMemory, MaxListing: opts.MaxListingSize}
 		}
 		if r.SigningKeyFile != "" {
 			if sr.Key, err = a.loadSigningKey(cfg, r); err != nil {

@@ -44,12 +44,12 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 	benches := []bench{
-		{"xz-go", "py311.nar.xz", newXZGo, false},
+		{"xz-go", "py311.nar.xz", xzGoDefault, false},
 		{"zstd", "py311.nar.zst", via("zstd"), false},
 		{"bzip2", "py311.nar.bz2", via("bzip2"), false},
 	}
 	if p := xzPath(); p != "" {
-		proc := func(r io.Reader) io.ReadCloser { return newXZProcess(r, p) }
+		proc := func(r io.Reader) io.ReadCloser { return newXZProcess(r, p, DefaultMaxMemory) }
 		benches = append(benches,
 			bench{"xz-process", "py311.nar.xz", proc, false},
 			bench{"xz-process-file", "py311.nar.xz", proc, true})
@@ -112,8 +112,8 @@ func BenchmarkXZSmall(b *testing.B) {
 			name string
 			open func(io.Reader) io.ReadCloser
 		}{
-			{"go", newXZGo},
-			{"process", func(r io.Reader) io.ReadCloser { return newXZProcess(r, p) }},
+			{"go", xzGoDefault},
+			{"process", func(r io.Reader) io.ReadCloser { return newXZProcess(r, p, DefaultMaxMemory) }},
 		} {
 			b.Run(fmt.Sprintf("in=%dK/xz=%dB/%s", n>>10, len(comp), d.name), func(b *testing.B) {
 				b.SetBytes(int64(n))

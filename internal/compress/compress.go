@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -17,6 +18,10 @@ import (
 // Methods returns the supported narinfo Compression values ("" is
 // accepted too and means bzip2, as in Nix).
 func Methods() []string { return []string{"none", "xz", "zstd", "bzip2", "gzip"} }
+
+// ContentEncodings returns the HTTP Content-Encoding values
+// [NewContentReader] decodes ("" means the same as "identity").
+func ContentEncodings() []string { return []string{"identity", "br", "zstd", "xz", "gzip", "x-gzip"} }
 
 // ErrUnsupported is wrapped by the error NewReader returns for a
 // compression method it cannot decode.
@@ -28,8 +33,37 @@ var ErrUnsupported = errors.New("unsupported compression method")
 // io.ErrUnexpectedEOF.
 var ErrCorrupt = errors.New("truncated or corrupt compressed data")
 
-// XZSubprocessMinSize is the compressed size (bytes) from which
-// NewReaderSize decodes xz with the xz program rather than in-process.
+// ErrTooLarge is wrapped by the read error a reader returns when the
+// decoded data goes past Options.MaxOutput. The error is a *TooLargeError
+// naming the limit.
+var ErrTooLarge = errors.New("decoded data exceeds its limit")
+
+// ErrMemoryLimit is wrapped by the read error a reader returns when the
+// stream declares a window (xz dictionary, zstd window, brotli window)
+// larger than Options.MaxMemory. It is reported before the decoder
+// allocates that window.
+var ErrMemoryLimit = errors.New("compressed stream needs more memory than allowed")
+
+// TooLargeError reports decoded data past Options.MaxOutput. The reader
+// returned exactly Limit bytes before it.
+type TooLargeError struct {
+	Method string // the compression method ("none" for plain data)
+	Limit  int64  // Options.MaxOutput
+}
+
+func (e *TooLargeError) Error() string {
+	if e.Method == "none" {
+		return fmt.Sprintf("compress: the data is larger than the limit of %s", formatSize(e.Limit))
+	}
+	return fmt.Sprintf("compress: the %s data decodes to more than the limit of %s", e.Method, formatSize(e.Limit))
+}
+
+// Is makes errors.Is(err, ErrTooLarge) true.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
+// XZSubprocessMinSize is the compressed size (bytes) from which a reader
+// decodes xz with the xz program rather than in-process, when the size is
+// known (Options.SizeHint).
 // Starting xz costs about 5 ms on the project's 2-vCPU machines under load
 // (fork, exec, dynamic linking), while the Go decoder handles small inputs
 // in 0.3-2 ms. Measured with prefixes of a Python NAR compressed by xz -6
@@ -39,15 +73,36 @@ var ErrCorrupt = errors.New("truncated or corrupt compressed data")
 // on a whole 10 MB .nar.xz the subprocess is 2x faster.
 const XZSubprocessMinSize = 256 << 10
 
-// xzMaxDict bounds the dictionary an xz stream may demand, in both
-// decoders: Nix's presets use at most 64 MiB (xz -9), Nix's default 8 MiB.
-// Without it a crafted block header makes the Go decoder allocate up to
-// 4 GiB.
-const xzMaxDict = 128 << 20
+// DefaultMaxMemory is the largest window a stream may declare when
+// Options.MaxMemory is zero: an xz dictionary or a zstd window of at most
+// 128 MiB. Nix's xz presets use at most 64 MiB (xz -9; the default -6
+// uses 8 MiB) and 128 MiB is the zstd program's own limit without
+// --memory (--long=27). Without a bound a crafted xz block header makes
+// the Go decoder allocate up to 4 GiB.
+const DefaultMaxMemory = 128 << 20
 
-// zstdMaxWindow bounds the memory a zstd stream may demand; it is the limit
-// of the zstd program (128 MiB, --long=27) without --memory.
-const zstdMaxWindow = 128 << 20
+// Options bound a reader. The zero value decodes with the defaults and
+// no output bound.
+type Options struct {
+	// SizeHint is the size of the compressed data when it is known (the
+	// narinfo's FileSize, a Content-Length); zero or negative means
+	// unknown. Small xz inputs (below XZSubprocessMinSize) are then
+	// decoded in-process, which is faster than starting the xz program.
+	SizeHint int64
+	// MaxOutput bounds the decoded bytes; zero or negative means no
+	// bound. The reader returns at most MaxOutput bytes: the Read that
+	// finds a byte past them returns the bytes up to the limit and an
+	// error wrapping ErrTooLarge (a *TooLargeError), and the decoder
+	// does no more work.
+	MaxOutput int64
+	// MaxMemory bounds the window a stream may declare: the xz
+	// dictionary, the zstd window, the brotli window (at most 16 MiB by
+	// the format). Zero or negative means DefaultMaxMemory. A stream
+	// that declares more fails with an error wrapping ErrMemoryLimit
+	// before anything is allocated for it. gzip (32 KiB) and bzip2
+	// (under 4 MiB) have small fixed windows and ignore it.
+	MaxMemory int64
+}
 
 // xzPath is the path of the xz program, or "" when it is not installed.
 var xzPath = sync.OnceValue(func() string {
@@ -75,53 +130,169 @@ var xzPath = sync.OnceValue(func() string {
 // progress, Close waits for it to return. Close may be called concurrently
 // with Read.
 func NewReader(r io.Reader, compression string) (io.ReadCloser, error) {
-	return NewReaderSize(r, compression, -1)
+	return NewReaderOptions(r, compression, Options{})
 }
 
 // NewReaderSize is NewReader with a hint: compressedSize is the size of the
-// compressed data (the narinfo's FileSize) or negative when unknown. Small
-// xz inputs (below XZSubprocessMinSize) are then decoded in-process, which
-// is faster than starting the xz program.
+// compressed data (the narinfo's FileSize), zero or negative when unknown
+// (see Options.SizeHint).
 func NewReaderSize(r io.Reader, compression string, compressedSize int64) (io.ReadCloser, error) {
+	return NewReaderOptions(r, compression, Options{SizeHint: compressedSize})
+}
+
+// NewReaderOptions is NewReader bounded by o: the decoded size
+// (o.MaxOutput) and the window the stream may declare (o.MaxMemory).
+func NewReaderOptions(r io.Reader, compression string, o Options) (io.ReadCloser, error) {
 	switch compression {
-	case "none":
-		return io.NopCloser(r), nil
-	case "xz":
-		if p := xzPath(); p != "" && (compressedSize < 0 || compressedSize >= XZSubprocessMinSize) {
-			return newXZProcess(r, p), nil
-		}
-		return newXZGo(r), nil
+	case "none", "xz", "zstd", "bzip2", "", "gzip":
+		return open(r, compression, o), nil
+	}
+	return nil, fmt.Errorf("compress: %w %q (supported: none, xz, zstd, bzip2, gzip)", ErrUnsupported, compression)
+}
+
+// NewContentReader decodes an HTTP body by its Content-Encoding header
+// value: "br", "zstd", "xz", "gzip" (or "x-gzip"), and "identity" or ""
+// for a body sent as it is; case and surrounding spaces do not matter.
+// Any other value, including a list of codings, gives an error wrapping
+// ErrUnsupported. The reader behaves as NewReaderOptions' does, with the
+// same bounds.
+func NewContentReader(r io.Reader, contentEncoding string, o Options) (io.ReadCloser, error) {
+	method := ""
+	switch strings.ToLower(strings.TrimSpace(contentEncoding)) {
+	case "", "identity":
+		method = "none"
+	case "br":
+		method = "br"
 	case "zstd":
-		return newGoDecoder("zstd", r, func(src io.Reader) (io.Reader, func(), error) {
+		method = "zstd"
+	case "xz":
+		method = "xz"
+	case "gzip", "x-gzip":
+		method = "gzip"
+	default:
+		return nil, fmt.Errorf("compress: %w: Content-Encoding %q (supported: br, zstd, xz, gzip, identity)", ErrUnsupported, contentEncoding)
+	}
+	return open(r, method, o), nil
+}
+
+// open returns the reader of a known method.
+func open(r io.Reader, method string, o Options) io.ReadCloser {
+	mem := o.MaxMemory
+	if mem <= 0 {
+		mem = DefaultMaxMemory
+	}
+	var rc io.ReadCloser
+	switch method {
+	case "none":
+		rc = io.NopCloser(r)
+	case "xz":
+		if p := xzPath(); p != "" && (o.SizeHint <= 0 || o.SizeHint >= XZSubprocessMinSize) {
+			rc = newXZProcess(r, p, mem)
+		} else {
+			rc = newXZGo(r, mem)
+		}
+	case "zstd":
+		d := newGoDecoder("zstd", r, func(src io.Reader) (io.Reader, func(), error) {
 			d, err := zstd.NewReader(src,
 				zstd.WithDecoderConcurrency(1),
 				zstd.WithDecoderLowmem(true),
-				zstd.WithDecoderMaxWindow(zstdMaxWindow))
+				zstd.WithDecoderMaxWindow(uint64(max(mem, zstd.MinWindowSize))))
 			if err != nil {
 				return nil, nil, err
 			}
 			return d, d.Close, nil
-		}), nil
+		})
+		d.memory = func(err error) error {
+			if errors.Is(err, zstd.ErrWindowSizeExceeded) {
+				return &memoryError{method: "zstd", detail: fmt.Sprintf("the frame's window is larger than the limit of %s", formatSize(mem))}
+			}
+			return nil
+		}
+		rc = d
 	case "bzip2", "":
-		return newGoDecoder("bzip2", r, func(src io.Reader) (io.Reader, func(), error) {
+		rc = newGoDecoder("bzip2", r, func(src io.Reader) (io.Reader, func(), error) {
 			return bzip2.NewReader(bufio.NewReaderSize(src, 64<<10)), nil, nil
-		}), nil
+		})
 	case "gzip":
-		return newGoDecoder("gzip", r, func(src io.Reader) (io.Reader, func(), error) {
+		rc = newGoDecoder("gzip", r, func(src io.Reader) (io.Reader, func(), error) {
 			z, err := gzip.NewReader(bufio.NewReaderSize(src, 64<<10))
 			if err != nil {
 				return nil, nil, err
 			}
 			return z, nil, nil
-		}), nil
+		})
+	case "br":
+		rc = newBrotli(r, mem)
+	default:
+		panic("compress: unknown method " + method)
 	}
-	return nil, fmt.Errorf("compress: %w %q (supported: none, xz, zstd, bzip2, gzip)", ErrUnsupported, compression)
+	if o.MaxOutput > 0 {
+		rc = &capReader{rc: rc, method: method, left: o.MaxOutput, limit: o.MaxOutput}
+	}
+	return rc
+}
+
+// capReader stops a reader at its output limit: it never returns more
+// than limit bytes, and fails at the first byte past them.
+type capReader struct {
+	rc     io.ReadCloser
+	method string
+	left   int64 // bytes still allowed
+	limit  int64
+	err    error
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	// One byte more than allowed tells a stream that ends at the limit
+	// from one that goes on.
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.rc.Read(p)
+	if int64(n) > c.left {
+		n = int(c.left)
+		c.left = 0
+		c.err = &TooLargeError{Method: c.method, Limit: c.limit}
+		return n, c.err
+	}
+	c.left -= int64(n)
+	return n, err
+}
+
+func (c *capReader) Close() error { return c.rc.Close() }
+
+// memoryError reports a stream that declares a window above
+// Options.MaxMemory.
+type memoryError struct {
+	method string
+	detail string
+}
+
+func (e *memoryError) Error() string {
+	return "compress: the " + e.method + " stream needs more memory than allowed: " + e.detail
+}
+
+func (e *memoryError) Is(target error) bool { return target == ErrMemoryLimit }
+
+// formatSize writes a byte count in MiB when it is a whole number of them.
+func formatSize(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // newXZGo decodes xz in-process with github.com/ulikunitz/xz.
-func newXZGo(r io.Reader) io.ReadCloser {
+// Block headers declaring a dictionary above maxDict are refused.
+func newXZGo(r io.Reader, maxDict int64) io.ReadCloser {
 	return newGoDecoder("xz", r, func(src io.Reader) (io.Reader, func(), error) {
-		fr := &xzFramingReader{r: src}
+		fr := &xzFramingReader{r: src, f: xzFraming{maxDict: uint64(maxDict)}}
 		// DictCap 4096: allocate the dictionary size the stream declares
 		// (8 MiB for xz -6) rather than at least 8 MiB.
 		z, err := xz.ReaderConfig{DictCap: 4096}.NewReader(bufio.NewReaderSize(fr, 64<<10))
@@ -178,7 +349,8 @@ type xzFraming struct {
 	skip      int64 // bytes to pass over before handling state
 	hdr       [12]byte
 	block     []byte // the block header being collected
-	dictErr   error  // set when a block needs a dictionary above xzMaxDict
+	maxDict   uint64 // largest dictionary allowed
+	dictErr   error  // set when a block needs a dictionary above maxDict
 	hdrN      int    // bytes collected in hdr
 	want      int    // bytes to collect in hdr for the current state
 	checkSize int64  // size of each block's check field
@@ -208,7 +380,7 @@ var xzMagic = [6]byte{0xfd, '7', 'z', 'X', 'Z', 0}
 var xzCheckSizes = [16]int64{0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64}
 
 // checkBlockHeader finds the LZMA2 dictionary size in a block header and
-// refuses sizes above xzMaxDict, before the decoder allocates the
+// refuses sizes above maxDict, before the decoder allocates the
 // dictionary. Malformed headers are left to the decoder.
 func (f *xzFraming) checkBlockHeader() {
 	h := f.block
@@ -248,9 +420,9 @@ func (f *xzFraming) checkBlockHeader() {
 			if p == 40 {
 				dict = 1<<32 - 1
 			}
-			if dict > xzMaxDict {
-				f.dictErr = &corruptError{method: "xz", detail: fmt.Sprintf(
-					"dictionary of %d MiB exceeds the limit of %d MiB", dict>>20, xzMaxDict>>20)}
+			if dict > f.maxDict {
+				f.dictErr = &memoryError{method: "xz", detail: fmt.Sprintf(
+					"a dictionary of %s, above the limit of %s", formatSize(int64(dict)), formatSize(int64(f.maxDict)))}
 			}
 		}
 		h = h[size:]
@@ -433,6 +605,10 @@ type goDecoder struct {
 	src    *srcReader
 	start  func(io.Reader) (io.Reader, func(), error)
 
+	// memory, when set, recognises the decoder's error for a window
+	// above the limit and returns the error to report instead.
+	memory func(error) error
+
 	mu     sync.Mutex
 	dec    io.Reader
 	stop   func()
@@ -483,6 +659,15 @@ func (d *goDecoder) classify(err error) error {
 	var ce *corruptError
 	if errors.As(err, &ce) {
 		return ce
+	}
+	var me *memoryError
+	if errors.As(err, &me) {
+		return me
+	}
+	if d.memory != nil {
+		if me := d.memory(err); me != nil {
+			return me
+		}
 	}
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 		return &corruptError{method: d.method, detail: "unexpected end of input", cause: io.ErrUnexpectedEOF}

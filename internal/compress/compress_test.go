@@ -18,6 +18,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
@@ -68,6 +69,8 @@ func compressData(t testing.TB, method string, data []byte) []byte {
 		w, err = zstd.NewWriter(&buf)
 	case "gzip":
 		w = gzip.NewWriter(&buf)
+	case "br":
+		w = brotli.NewWriter(&buf)
 	case "bzip2":
 		return bzip2Fixture(t, data)
 	default:
@@ -118,6 +121,8 @@ type variant struct {
 	name   string
 	method string
 	open   func(io.Reader) io.ReadCloser
+	// with opens the same decoder bounded by o.
+	with func(io.Reader, Options) io.ReadCloser
 }
 
 func variants(t testing.TB) []variant {
@@ -130,15 +135,37 @@ func variants(t testing.TB) []variant {
 			return rc
 		}
 	}
+	viaOptions := func(method string) func(io.Reader, Options) io.ReadCloser {
+		return func(r io.Reader, o Options) io.ReadCloser {
+			rc, err := NewReaderOptions(r, method, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rc
+		}
+	}
+	viaContent := func(enc string) func(io.Reader, Options) io.ReadCloser {
+		return func(r io.Reader, o Options) io.ReadCloser {
+			rc, err := NewContentReader(r, enc, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rc
+		}
+	}
+	// SizeHint 1 selects the in-process xz decoder.
+	xzGo := func(r io.Reader, o Options) io.ReadCloser { o.SizeHint = 1; return viaOptions("xz")(r, o) }
 	vs := []variant{
-		{"xz-go", "xz", newXZGo},
-		{"zstd", "zstd", viaNewReader("zstd")},
-		{"bzip2", "bzip2", viaNewReader("bzip2")},
-		{"empty-means-bzip2", "bzip2", viaNewReader("")},
-		{"gzip", "gzip", viaNewReader("gzip")},
+		{"xz-go", "xz", xzGoDefault, xzGo},
+		{"zstd", "zstd", viaNewReader("zstd"), viaOptions("zstd")},
+		{"bzip2", "bzip2", viaNewReader("bzip2"), viaOptions("bzip2")},
+		{"empty-means-bzip2", "bzip2", viaNewReader(""), viaOptions("")},
+		{"gzip", "gzip", viaNewReader("gzip"), viaOptions("gzip")},
+		{"br", "br", func(r io.Reader) io.ReadCloser { return viaContent("br")(r, Options{}) }, viaContent("br")},
 	}
 	if p := xzPath(); p != "" {
-		vs = append(vs, variant{"xz-process", "xz", func(r io.Reader) io.ReadCloser { return newXZProcess(r, p) }})
+		vs = append(vs, variant{"xz-process", "xz", func(r io.Reader) io.ReadCloser { return newXZProcess(r, p, DefaultMaxMemory) },
+			func(r io.Reader, o Options) io.ReadCloser { o.SizeHint = -1; return viaOptions("xz")(r, o) }})
 	} else {
 		t.Log("xz not installed: the subprocess decoder is not tested")
 	}
@@ -255,6 +282,9 @@ func TestCorruptInput(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(v.name+"/"+tc.name, func(t *testing.T) {
+				if v.method == "br" && tc.name == "flipped byte" {
+					t.Skip("brotli streams carry no checksum: a changed byte can decode to other data")
+				}
 				rc := v.open(bytes.NewReader(tc.in))
 				defer rc.Close()
 				_, err := io.ReadAll(rc)
@@ -284,7 +314,7 @@ func TestXZProcessMessage(t *testing.T) {
 	needTool(t, "xz", "the xz program decoder")
 	p := xzPath()
 	comp := compressData(t, "xz", payload(100000))
-	rc := newXZProcess(bytes.NewReader(comp[:len(comp)/2]), p)
+	rc := newXZProcess(bytes.NewReader(comp[:len(comp)/2]), p, DefaultMaxMemory)
 	defer rc.Close()
 	_, err := io.ReadAll(rc)
 	if want := "compress: truncated or corrupt xz data: xz: (stdin): Unexpected end of input"; err == nil || err.Error() != want {
@@ -343,7 +373,8 @@ func TestDecoderChoice(t *testing.T) {
 		{-1, "*compress.xzProcess"},
 		{XZSubprocessMinSize, "*compress.xzProcess"},
 		{XZSubprocessMinSize - 1, "*compress.goDecoder"},
-		{0, "*compress.goDecoder"},
+		{0, "*compress.xzProcess"}, // zero means unknown, as in Options.SizeHint
+		{1, "*compress.goDecoder"},
 	} {
 		if got := choose(tc.size); got != tc.want {
 			t.Errorf("size %d: %s, want %s", tc.size, got, tc.want)
@@ -368,7 +399,7 @@ func TestXZProcessLifecycle(t *testing.T) {
 	t.Run("early close", func(t *testing.T) {
 		noLeaks(t)
 		for range 20 {
-			p := newXZProcess(bytes.NewReader(comp), path)
+			p := newXZProcess(bytes.NewReader(comp), path, DefaultMaxMemory)
 			if _, err := io.ReadFull(p, make([]byte, 1000)); err != nil {
 				t.Fatal(err)
 			}
@@ -385,7 +416,7 @@ func TestXZProcessLifecycle(t *testing.T) {
 	})
 	t.Run("close without read", func(t *testing.T) {
 		noLeaks(t)
-		p := newXZProcess(bytes.NewReader(comp), path)
+		p := newXZProcess(bytes.NewReader(comp), path, DefaultMaxMemory)
 		p.Close()
 		if p.cmd != nil {
 			t.Fatal("process started without a Read")
@@ -407,7 +438,7 @@ func TestXZProcessLifecycle(t *testing.T) {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			t.Fatal(err)
 		}
-		p := newXZProcess(f, path)
+		p := newXZProcess(f, path, DefaultMaxMemory)
 		got, err := io.ReadAll(p)
 		p.Close()
 		if err != nil || !bytes.Equal(got, data) {
@@ -424,7 +455,7 @@ func TestXZProcessLifecycle(t *testing.T) {
 			// Half of the input, then stall until the test gives up.
 			pw.Write(comp[:len(comp)/2])
 		}()
-		p := newXZProcess(pr, path)
+		p := newXZProcess(pr, path, DefaultMaxMemory)
 		readErr := make(chan error, 1)
 		go func() {
 			_, err := io.Copy(io.Discard, p)
@@ -554,8 +585,8 @@ func TestXZDictLimit(t *testing.T) {
 			if tc.ok && (err != nil || !bytes.Equal(got, data)) {
 				t.Errorf("props %#x, %s: %v", tc.props, v.name, err)
 			}
-			if !tc.ok && !errors.Is(err, ErrCorrupt) {
-				t.Errorf("props %#x, %s: got %v, want ErrCorrupt", tc.props, v.name, err)
+			if !tc.ok && (!errors.Is(err, ErrMemoryLimit) || errors.Is(err, ErrCorrupt)) {
+				t.Errorf("props %#x, %s: got %v, want ErrMemoryLimit", tc.props, v.name, err)
 			}
 			if err != nil {
 				t.Logf("props %#x, %s: %v", tc.props, v.name, err)
@@ -563,3 +594,7 @@ func TestXZDictLimit(t *testing.T) {
 		}
 	}
 }
+
+// xzGoDefault is the in-process xz decoder with the default dictionary
+// limit.
+func xzGoDefault(r io.Reader) io.ReadCloser { return newXZGo(r, DefaultMaxMemory) }

@@ -116,9 +116,9 @@ func rssChild(spec string) error {
 	var rc io.ReadCloser
 	switch decoder {
 	case "xz-process":
-		rc = newXZProcess(f, xzPath())
+		rc = newXZProcess(f, xzPath(), DefaultMaxMemory)
 	case "xz-go":
-		rc = newXZGo(f)
+		rc = newXZGo(f, DefaultMaxMemory)
 	default:
 		if rc, err = NewReader(f, decoder); err != nil {
 			return err

@@ -10,17 +10,24 @@ import (
 	"sync"
 )
 
-// xzMemlimit makes xz refuse what the Go decoder refuses: dictionaries
-// above xzMaxDict (128 MiB; the next size up is 192 MiB, and xz needs about
-// the dictionary size plus 1 MiB).
-const xzMemlimit = "--memlimit-decompress=160MiB"
+// xzMemlimit is the memory limit given to xz for a dictionary limit of
+// maxDict, so that it refuses what the Go decoder refuses: xz needs about
+// the dictionary size plus 1 MiB, and the next dictionary size above a
+// power of two is 1.5 times it (4/3 times above 3·2^n), so maxDict plus a
+// quarter accepts maxDict and refuses the next size up (for the default
+// 128 MiB: 160 MiB, and the next size is 192 MiB). Below 8 MiB the margin
+// is 2 MiB, and xz may accept one dictionary size more than the Go decoder.
+func xzMemlimit(maxDict int64) string {
+	return fmt.Sprintf("--memlimit-decompress=%d", maxDict+max(maxDict/4, 2<<20))
+}
 
 // xzProcess decodes xz with an "xz -dc" subprocess. r is copied to the
 // process's stdin by a goroutine (or handed over directly when it is an
 // *os.File); the decoded data is read from its stdout pipe.
 type xzProcess struct {
-	path string
-	src  *srcReader
+	path    string
+	src     *srcReader
+	maxDict int64
 
 	startOnce sync.Once
 	startErr  error
@@ -38,8 +45,8 @@ type xzProcess struct {
 	err error // sticky Read result, only touched by Read
 }
 
-func newXZProcess(r io.Reader, path string) *xzProcess {
-	return &xzProcess{path: path, src: &srcReader{r: r}}
+func newXZProcess(r io.Reader, path string, maxDict int64) *xzProcess {
+	return &xzProcess{path: path, src: &srcReader{r: r}, maxDict: maxDict}
 }
 
 // start launches the process on the first Read, so that an unread reader
@@ -61,7 +68,7 @@ func (p *xzProcess) startLocked() error {
 	// --format=xz: accept exactly what the Go decoder accepts (no .lzma or
 	// .lz); -T1 and the memory limit: bounded memory. LC_ALL=C gives English messages, and the
 	// otherwise empty environment keeps XZ_OPT/XZ_DEFAULTS out.
-	cmd := exec.Command(p.path, "--decompress", "--stdout", "--format=xz", "--threads=1", xzMemlimit)
+	cmd := exec.Command(p.path, "--decompress", "--stdout", "--format=xz", "--threads=1", xzMemlimit(p.maxDict))
 	cmd.Args[0] = "xz" // messages read "xz: (stdin): …"
 	cmd.Env = []string{"LC_ALL=C"}
 	p.stderr = &boundedBuffer{max: 4 << 10}
@@ -155,6 +162,12 @@ func (p *xzProcess) finish() error {
 		detail = "xz: " + waitErr.Error()
 	} else {
 		detail = strings.ReplaceAll(detail, "\n", "; ")
+	}
+	if strings.Contains(detail, "Memory usage limit reached") {
+		// Only xz's first line: the next one gives its estimate of
+		// the memory needed, which is not the dictionary size.
+		first, _, _ := strings.Cut(detail, "; ")
+		return &memoryError{method: "xz", detail: fmt.Sprintf("a dictionary above the limit of %s (%s)", formatSize(p.maxDict), first)}
 	}
 	var cause error = waitErr
 	if strings.Contains(detail, "Unexpected end of input") {

@@ -91,6 +91,14 @@ type Server struct {
 	UploadTimeout Duration `toml:"upload_timeout"`
 	// UploadMinRate is the minimum average upload rate ("64KiB/s").
 	UploadMinRate Rate `toml:"upload_min_rate"`
+	// MaxNarSize bounds the NAR an uploaded NAR file decodes to.
+	MaxNarSize Size `toml:"max_nar_size"`
+	// MaxDecoderMemory bounds the xz dictionary or zstd window an
+	// uploaded or pulled NAR file may declare.
+	MaxDecoderMemory Size `toml:"max_decoder_memory"`
+	// MaxListingSize bounds the .ls listing built for a NAR; a NAR with a
+	// larger listing is accepted without one.
+	MaxListingSize Size `toml:"max_listing_size"`
 	// UploadStallTimeout aborts an upload that sends nothing for this long.
 	UploadStallTimeout Duration `toml:"upload_stall_timeout"`
 	// NarInfoCacheEntries bounds the in-memory narinfo cache.
@@ -326,6 +334,15 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 			u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 			bad("site.server_url", "%q is not an http(s) URL like https://nix.example.org (no credentials, query or fragment)", c.Site.ServerURL)
 		}
+	}
+	if c.Server.MaxNarSize < 0 {
+		bad("server.max_nar_size", "must be positive")
+	}
+	if c.Server.MaxDecoderMemory < 0 || (c.Server.MaxDecoderMemory > 0 && c.Server.MaxDecoderMemory < 1<<20) {
+		bad("server.max_decoder_memory", "must be at least 1MiB (xz -6 needs 8MiB, xz -9 64MiB)")
+	}
+	if c.Server.MaxListingSize < 0 || c.Server.MaxListingSize > 1<<30 {
+		bad("server.max_listing_size", "must be between 0 (the default, 16MiB) and 1GiB")
 	}
 	if c.Server.NarInfoCacheEntries < 0 {
 		bad("server.narinfo_cache_entries", "must be ≥ 0")

@@ -159,3 +159,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestServerDecodeLimits: the decoding limits of [server] parse as sizes
+// and are checked.
+func TestServerDecodeLimits(t *testing.T) {
+	c, err := config.Parse([]byte(valid+"[server]\nmax_nar_size = \"100GiB\"\nmax_decoder_memory = \"64MiB\"\nmax_listing_size = \"32MiB\"\n"), "x.toml", "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.MaxNarSize != 100<<30 || c.Server.MaxDecoderMemory != 64<<20 || c.Server.MaxListingSize != 32<<20 {
+		t.Errorf("parsed %+v", c.Server)
+	}
+	for _, tc := range []struct{ line, want string }{
+		{`max_decoder_memory = "512KiB"`, "server.max_decoder_memory: must be at least 1MiB"},
+		{`max_listing_size = "2GiB"`, "server.max_listing_size: must be between 0"},
+		{`max_nar_size = -1`, "server.max_nar_size: must be positive"},
+	} {
+		_, err := config.Parse([]byte(valid+"[server]\n"+tc.line+"\n"), "x.toml", "/d")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.line, err, tc.want)
+		}
+	}
+}

@@ -13,21 +13,33 @@ import (
 
 // Limits enforced by Check. Real file systems allow names of at most 255
 // bytes and symlink targets of at most 4095 bytes (Linux PATH_MAX), and Nix
-// cannot restore a tree whose paths exceed PATH_MAX, so these bounds are
-// generous while still stopping absurd inputs early.
+// dumps and restores a tree by full paths, which fail beyond PATH_MAX
+// (ENAMETOOLONG), so these bounds are generous while still stopping absurd
+// inputs early. Nix's own parser has no such bounds.
 const (
 	MaxNameLen   = 4096     // longest directory entry name, in bytes
 	MaxTargetLen = 64 << 10 // longest symlink target, in bytes
 	MaxDepth     = 2048     // deepest directory nesting below the top-level node
+	MaxPathLen   = 64 << 10 // longest path inside the NAR ("/a/b/…"), in bytes
 	narMagic     = "nix-archive-1"
 	maxTokenLen  = 64        // longer than any keyword of the grammar
 	bufSize      = 256 << 10 // read buffer; must exceed MaxTargetLen+16
 )
 
+// DefaultMaxListing is the listing size Check builds at most when
+// Options.MaxListing is zero: 16 MiB, about 200,000 entries (a listing
+// takes some 80 bytes per entry; /usr/share of a Debian system, 52,520
+// entries, lists in 4.2 MB).
+const DefaultMaxListing = 16 << 20
+
 // Options selects optional work done by Check.
 type Options struct {
 	// Listing makes Check build the .ls JSON listing (Result.Listing).
 	Listing bool
+	// MaxListing bounds the listing, in bytes (zero: DefaultMaxListing).
+	// A NAR whose listing would be larger is still checked, but without
+	// a listing: Result.Listing is nil and Result.ListingSkipped is set.
+	MaxListing int
 }
 
 // Result describes a valid NAR.
@@ -35,6 +47,9 @@ type Result struct {
 	Size    uint64   // number of bytes in the NAR (the whole stream)
 	SHA256  [32]byte // SHA-256 of the NAR bytes (Nix's NarHash)
 	Listing []byte   // Nix's .ls JSON when Options.Listing is set, else nil
+	// ListingSkipped says that a listing was asked for but not built
+	// because it would have exceeded Options.MaxListing.
+	ListingSkipped bool
 }
 
 var bufPool = sync.Pool{New: func() any {
@@ -58,11 +73,15 @@ func Check(r io.Reader, opts Options) (Result, error) {
 	}
 	if opts.Listing {
 		c.ls = make([]byte, 0, 4096)
+		c.maxLs = opts.MaxListing
+		if c.maxLs <= 0 {
+			c.maxLs = DefaultMaxListing
+		}
 	}
 	if err := c.run(); err != nil {
 		return Result{}, err
 	}
-	res := Result{Size: c.base + uint64(c.r), Listing: c.ls}
+	res := Result{Size: c.base + uint64(c.r), Listing: c.ls, ListingSkipped: c.lsSkipped}
 	c.h.Sum(res.SHA256[:0])
 	return res, nil
 }
@@ -80,9 +99,45 @@ type checker struct {
 	r, w, hp  int
 	base      uint64
 	h         hash.Hash
-	ls        []byte   // listing under construction, nil if not wanted
-	path      []byte   // path of the current node, "" for the top level
-	prevNames [][]byte // per depth: the previous entry name of that directory
+	ls        []byte // listing under construction, nil if not wanted or dropped
+	maxLs     int    // listing size limit
+	lsSkipped bool   // the listing was dropped at maxLs
+	// path is the path of the current node, "" for the top level. Past
+	// its length, a directory's loop keeps the previous entry's name
+	// there, to check the order of the next.
+	path []byte
+}
+
+// maxNodeListing bounds what one node adds to the listing: an escaped
+// symlink target of MaxTargetLen bytes, or name, and the JSON around it.
+const maxNodeListing = 6*MaxTargetLen + 64
+
+// lsReserve makes room for n (≤ maxNodeListing) more listing bytes,
+// doubling the buffer (so the garbage of growing it is at most its final
+// size; append's gentler growth of large slices leaves about four times
+// that) but never beyond the limit plus one node: the listing is at most
+// maxLs long before a node is added (lsDone), so it never grows twice
+// near the limit.
+func (c *checker) lsReserve(n int) {
+	if cap(c.ls)-len(c.ls) >= n {
+		return
+	}
+	size := max(2*cap(c.ls), len(c.ls)+n)
+	size = min(size, max(c.maxLs+maxNodeListing, len(c.ls)+n))
+	grown := make([]byte, len(c.ls), size)
+	copy(grown, c.ls)
+	c.ls = grown
+}
+
+// lsDone drops the listing when it has grown past its limit. It is
+// called after each node's part of the listing, so the listing exceeds
+// the limit by at most one node (a name or target, escaped) before it is
+// dropped.
+func (c *checker) lsDone() {
+	if c.ls != nil && len(c.ls) > c.maxLs {
+		c.ls = nil
+		c.lsSkipped = true
+	}
 }
 
 func (c *checker) run() error {
@@ -96,7 +151,9 @@ func (c *checker) run() error {
 		return err
 	}
 	if c.ls != nil {
+		c.lsReserve(1)
 		c.ls = append(c.ls, '}')
+		c.lsDone()
 	}
 	return c.finish()
 }
@@ -314,6 +371,7 @@ func (c *checker) regular() error {
 	size := binary.LittleEndian.Uint64(c.buf[c.r:])
 	c.r += 8
 	if c.ls != nil {
+		c.lsReserve(128) // the longest form, with two 20-digit numbers, is 97 bytes
 		c.ls = append(c.ls, `{"type":"regular","size":`...)
 		c.ls = strconv.AppendUint(c.ls, size, 10)
 		if executable {
@@ -323,6 +381,7 @@ func (c *checker) regular() error {
 		c.ls = append(c.ls, `,"narOffset":`...)
 		c.ls = strconv.AppendUint(c.ls, c.off(), 10)
 		c.ls = append(c.ls, '}')
+		c.lsDone()
 	}
 	for left := size; left > 0; {
 		if c.r == c.w {
@@ -366,21 +425,26 @@ func (c *checker) symlink() error {
 		return c.invalid(start, fmt.Sprintf("symlink target %q contains NUL", target))
 	}
 	if c.ls != nil {
+		c.lsReserve(32 + jsonStringMax(len(target)))
 		c.ls = append(c.ls, `{"type":"symlink","target":`...)
 		c.ls = appendJSONString(c.ls, target)
 		c.ls = append(c.ls, '}')
+		c.lsDone()
 	}
 	return nil
 }
 
 func (c *checker) directory(depth int) error {
 	if c.ls != nil {
+		c.lsReserve(32)
 		c.ls = append(c.ls, `{"type":"directory","entries":{`...)
+		c.lsDone()
 	}
-	for len(c.prevNames) <= depth {
-		c.prevNames = append(c.prevNames, nil)
-	}
-	c.prevNames[depth] = c.prevNames[depth][:0]
+	dirLen := len(c.path)
+	// prev is the previous entry's name. It aliases c.path past its
+	// length, where the entry's path left it, and stays valid until the
+	// next name is appended to c.path.
+	var prev []byte
 	first := true
 	for {
 		start := c.off()
@@ -410,23 +474,26 @@ func (c *checker) directory(depth int) error {
 			return c.invalid(start, fmt.Sprintf("invalid entry name %q", name))
 		}
 		if !first {
-			switch prev := c.prevNames[depth]; bytes.Compare(name, prev) {
+			switch bytes.Compare(name, prev) {
 			case 0:
 				return c.invalid(start, fmt.Sprintf("duplicate entry %q", name))
 			case -1:
 				return c.invalid(start, fmt.Sprintf("entries not sorted (%q after %q)", name, prev))
 			}
 		}
-		c.prevNames[depth] = append(c.prevNames[depth][:0], name...)
+		if dirLen+1+len(name) > MaxPathLen {
+			return c.invalid(start, fmt.Sprintf("path of entry %q is longer than %d bytes", name, MaxPathLen))
+		}
 		if c.ls != nil {
+			c.lsReserve(2 + jsonStringMax(len(name)))
 			if !first {
 				c.ls = append(c.ls, ',')
 			}
 			c.ls = appendJSONString(c.ls, name)
 			c.ls = append(c.ls, ':')
+			c.lsDone()
 		}
 		first = false
-		dirLen := len(c.path)
 		c.path = append(c.path, '/')
 		c.path = append(c.path, name...)
 		start = c.off()
@@ -439,13 +506,16 @@ func (c *checker) directory(depth int) error {
 		if err := c.node(depth + 1); err != nil {
 			return err
 		}
+		prev = c.path[dirLen+1:]
 		c.path = c.path[:dirLen]
 		if err := c.expect(")"); err != nil {
 			return err
 		}
 	}
 	if c.ls != nil {
+		c.lsReserve(2)
 		c.ls = append(c.ls, "}}"...)
+		c.lsDone()
 	}
 	return nil
 }

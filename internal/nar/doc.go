@@ -4,9 +4,10 @@
 // NAR grammar, hashes every byte with SHA-256, counts the bytes and, on
 // request, builds the ".ls" listing that Nix writes next to a NAR in a binary
 // cache (write-nar-listing=1). It is synchronous (no goroutines), holds no file
-// contents in memory (a multi-GiB NAR is checked in constant memory apart from
-// the listing) and is fast: the bytes are hashed straight out of its read
-// buffer in large chunks.
+// contents in memory and is fast: the bytes are hashed straight out of its read
+// buffer in large chunks. Memory is bounded for every NAR, whatever its size
+// or shape: a 256 KiB read buffer, the path of the current node (at most
+// [MaxPathLen]) and, on request, the listing (at most Options.MaxListing).
 //
 // # Grammar
 //
@@ -26,8 +27,11 @@
 // sorted strictly ascending by their bytes (so duplicates are rejected),
 // names must be non-empty, not "." or "..", and contain neither "/" nor NUL,
 // symlink targets must be non-empty and contain no NUL. Names are limited to
-// [MaxNameLen] bytes, targets to [MaxTargetLen] bytes and nesting to
-// [MaxDepth] levels. File contents may have any length. Data after the
+// [MaxNameLen] bytes, targets to [MaxTargetLen] bytes, nesting to [MaxDepth]
+// levels and the path of a node inside the NAR to [MaxPathLen] bytes (Nix
+// dumps and restores trees by full paths, which the kernel limits to 4096
+// bytes; Nix's parser itself has no limits). File contents may have any
+// length. Data after the
 // top-level node is an error, and so is a stream that ends early: a
 // truncated NAR never yields a clean result.
 //
@@ -54,4 +58,12 @@
 // bytes below 0x20 become \u00xx (lower-case hex), and every other byte,
 // including DEL, non-ASCII and invalid UTF-8, is copied unchanged. The
 // listing is therefore not always valid UTF-8, exactly like Nix's.
+//
+// The listing is built in memory, and is bounded: Options.MaxListing
+// (default [DefaultMaxListing], 16 MiB, some 200,000 entries). A NAR whose
+// listing would be larger is checked all the same, without a listing:
+// Result.Listing is nil and Result.ListingSkipped says why. Nix treats the
+// listing as optional, so refusing such a NAR (a complete TeX Live, or a
+// crafted NAR of thousands of 64 KiB symlink targets that compresses to
+// kilobytes) would be wrong.
 package nar

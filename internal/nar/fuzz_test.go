@@ -15,7 +15,9 @@ import (
 // must be *nar.Error with an offset inside the input; an accepted input
 // must be counted and hashed correctly, give the same result when read one
 // byte at a time, and be exactly what go-nix's writer produces from the
-// listing (so the listing is complete and the NAR canonical).
+// listing (so the listing is complete and the NAR canonical); with a
+// MaxListing below the listing's size it is measured the same, without a
+// listing.
 func FuzzCheck(f *testing.F) {
 	f.Add(sampleNAR())
 	f.Add(enc(narT(fileT("abc", true))...))
@@ -46,6 +48,12 @@ func FuzzCheck(f *testing.F) {
 		res2, err := nar.Check(iotest.OneByteReader(bytes.NewReader(data)), nar.Options{Listing: true})
 		if err != nil || res2.Size != res.Size || res2.SHA256 != res.SHA256 || !bytes.Equal(res2.Listing, res.Listing) {
 			t.Fatalf("second Check differs: %v", err)
+		}
+		// One byte less than the listing: none is built, the NAR is
+		// still measured.
+		res3, err := nar.Check(bytes.NewReader(data), nar.Options{Listing: true, MaxListing: len(res.Listing) - 1})
+		if err != nil || res3.SHA256 != res.SHA256 || res3.Listing != nil || !res3.ListingSkipped {
+			t.Fatalf("with MaxListing %d: %v, listing %d bytes, skipped %v", len(res.Listing)-1, err, len(res3.Listing), res3.ListingSkipped)
 		}
 		if out, ok := rebuild(t, res.Listing, data); ok && !bytes.Equal(out, data) {
 			t.Fatalf("re-serialisation differs from the accepted input\n in %q\nout %q", data, out)

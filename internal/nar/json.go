@@ -31,3 +31,7 @@ func appendJSONString(b, s []byte) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// jsonStringMax is the longest appendJSONString can make a string of n
+// bytes: quotes, and six bytes (\u00xx) per byte.
+func jsonStringMax(n int) int { return 2 + 6*n }

@@ -50,11 +50,11 @@ func authFixture(t testing.TB, st *store.Store) {
 	ctx := context.Background()
 	c := st.Repo("r")
 	for _, rel := range []string{dataNar, libNar} {
-		if _, err := ingest.PutNar(ctx, c, rel, bytes.NewReader(sample(t, rel)), 0); err != nil {
+		if _, err := ingest.PutNar(ctx, c, rel, bytes.NewReader(sample(t, rel)), ingest.UploadOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ingest.PutNarInfo(ctx, c, dataHash, sample(t, dataHash+".narinfo"), repoKey); err != nil {
+	if _, err := ingest.PutNarInfo(ctx, c, dataHash, sample(t, dataHash+".narinfo"), repoKey, ingest.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Put(ctx, c.Key("log/"+dataDrv), []byte("built greeting-data\n"), nil); err != nil {

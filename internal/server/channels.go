@@ -158,7 +158,7 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 		}
 	} else {
 		var data []byte
-		data, err = readDecoded(r, body, s.smallLimit())
+		data, err = s.readBody(r, body, maxSmallObject)
 		if err == nil {
 			err = ingest.AddSnapshotFile(r.Context(), repo.cache, parts[0], parts[1], parts[2], file, data)
 		}

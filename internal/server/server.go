@@ -81,6 +81,17 @@ type Options struct {
 	UploadTimeout time.Duration
 	// UploadMinRate in bytes per second (default 64 KiB/s).
 	UploadMinRate int64
+	// MaxNarSize bounds the NAR an uploaded NAR file decodes to (default
+	// ingest.DefaultMaxNarSize, 64 GiB); larger is 413.
+	MaxNarSize int64
+	// MaxDecoderMemory bounds the window (xz dictionary, zstd window) an
+	// uploaded NAR file may declare (default compress.DefaultMaxMemory,
+	// 128 MiB); larger is 413.
+	MaxDecoderMemory int64
+	// MaxListingSize bounds the .ls listing built for an uploaded or
+	// pulled NAR (default nar.DefaultMaxListing, 16 MiB); a NAR with a
+	// larger listing is accepted without one.
+	MaxListingSize int
 	// UploadStallTimeout aborts an upload that sends nothing for this long
 	// (default 5 minutes).
 	UploadStallTimeout time.Duration

@@ -2,8 +2,8 @@ package server
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,18 +11,26 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
-
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/internal/compress"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
 
-// maxSmallObject bounds narinfo, listing, log and realisation uploads after
-// decoding (a listing of a huge NAR can be tens of MiB).
-const maxSmallObject = 256 << 20
+// Bounds of the uploads other than NAR files, as sent and after decoding
+// (never above MaxObjectSize). Listings and logs are streamed to the
+// bucket; narinfos, nix-cache-info and realisations are read into memory.
+const (
+	maxSmallObject = 256 << 20 // listings and logs (a listing of a huge NAR can be tens of MiB)
+	maxCacheInfo   = 64 << 10
+	maxRealisation = 1 << 20
+	// smallObjectMemory bounds the window of an encoded narinfo, listing,
+	// log or realisation body: brotli's largest (16 MiB), xz up to -7,
+	// zstd up to level 19. Nix compresses these with its default presets
+	// (xz -6: 8 MiB, brotli: 4 MiB), and max_uploads of them at once must
+	// stay cheap.
+	smallObjectMemory = 16 << 20
+)
 
 // put handles an upload. It always answers 200 or a 4xx with a reason:
 // Nix ≤ 2.32 retries a PUT that got 5xx/408/429 with an empty body and hangs.
@@ -45,22 +53,23 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 			err = fmt.Errorf("%w: a NAR file is stored as sent: Content-Encoding %q is not accepted", ingest.ErrInvalid, enc)
 			break
 		}
-		_, err = ingest.PutNar(ctx, repo.cache, rel, body, s.opts.MaxObjectSize)
+		_, err = ingest.PutNar(ctx, repo.cache, rel, body, ingest.UploadOptions{
+			Size: r.ContentLength, MaxFileSize: s.opts.MaxObjectSize, Limits: s.narLimits()})
 	case kindNarInfo:
 		var data []byte
-		if data, err = readDecoded(r, body, nix.MaxNarInfoSize); err != nil {
+		if data, err = s.readBody(r, body, nix.MaxNarInfoSize); err != nil {
 			break
 		}
 		hash := strings.TrimSuffix(rel, ".narinfo")
 		var res ingest.PutResult
-		res, err = ingest.PutNarInfo(ctx, repo.cache, hash, data, repo.Key)
+		res, err = ingest.PutNarInfo(ctx, repo.cache, hash, data, repo.Key, s.narLimits())
 		if err == nil {
 			repo.narinfos.remove(hash)
 			outcome = string(res.Outcome)
 		}
 	case kindCacheInfo:
 		var data []byte
-		if data, err = readDecoded(r, body, 64<<10); err != nil {
+		if data, err = s.readBody(r, body, maxCacheInfo); err != nil {
 			break
 		}
 		// The server owns nix-cache-info; accept what agrees with it.
@@ -74,30 +83,26 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 			outcome = "present"
 		}
 	case kindListing:
-		var data []byte
-		if data, err = readDecoded(r, body, s.smallLimit()); err != nil {
-			break
-		}
-		err = ingest.PutListing(ctx, repo.cache, strings.TrimSuffix(rel, ".ls"), data)
+		err = s.streamBody(r, body, maxSmallObject, func(dec io.Reader) error {
+			return ingest.PutListing(ctx, repo.cache, strings.TrimSuffix(rel, ".ls"), dec)
+		})
 		if err == nil {
 			outcome = "present"
 		}
 	case kindRealisation:
 		var data []byte
-		if data, err = readDecoded(r, body, s.smallLimit()); err != nil {
+		if data, err = s.readBody(r, body, maxRealisation); err != nil {
 			break
 		}
 		if !json.Valid(data) {
 			err = fmt.Errorf("%w: %s is not JSON", ingest.ErrInvalid, rel)
 			break
 		}
-		err = putOnce(ctx, repo.cache, rel, data, "application/json")
+		err = putOnce(ctx, repo.cache, rel, bytes.NewReader(data), "application/json")
 	case kindLog:
-		var data []byte
-		if data, err = readDecoded(r, body, s.smallLimit()); err != nil {
-			break
-		}
-		err = putOnce(ctx, repo.cache, rel, data, store.ContentTypeLog)
+		err = s.streamBody(r, body, maxSmallObject, func(dec io.Reader) error {
+			return putOnce(ctx, repo.cache, rel, dec, store.ContentTypeLog)
+		})
 	}
 	s.metrics.received(k, body.n)
 	if err != nil {
@@ -109,22 +114,50 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 	w.WriteHeader(http.StatusOK)
 }
 
-// putOnce writes a log or realisation once: the same bytes again are
-// accepted, different bytes are a conflict (a realisation decides which
-// store path a content-addressed output is; it must not be replaced).
-func putOnce(ctx context.Context, repo *store.Cache, rel string, data []byte, contentType string) error {
-	err := repo.Put(ctx, repo.Key(rel), data, &store.WriteOptions{ContentType: contentType, IfNotExist: true})
-	if !errors.Is(err, store.ErrExists) {
+// putOnce writes a log or realisation once, streamed from src: the same
+// bytes again are accepted, different bytes are a conflict (a realisation
+// decides which store path a content-addressed output is; it must not be
+// replaced). The comparison is by SHA-256, streamed too, so a log is never
+// held in memory.
+func putOnce(ctx context.Context, repo *store.Cache, rel string, src io.Reader, contentType string) error {
+	key := repo.Key(rel)
+	h := sha256.New()
+	w, err := repo.NewWriter(ctx, key, &store.WriteOptions{ContentType: contentType, IfNotExist: true})
+	switch {
+	case err == nil:
+		defer w.Abort()
+		if _, err := io.Copy(io.MultiWriter(w, h), src); err != nil {
+			return err
+		}
+		err = w.Commit()
+		if !errors.Is(err, store.ErrExists) {
+			return err
+		}
+	case errors.Is(err, store.ErrExists):
+		if _, err := io.Copy(h, src); err != nil {
+			return err
+		}
+	default:
 		return err
 	}
-	old, gerr := repo.Get(ctx, repo.Key(rel))
-	if gerr != nil {
-		return gerr
+	old, err := repo.NewReader(ctx, key)
+	if err != nil {
+		return err
 	}
-	if !bytes.Equal(old, data) {
+	defer old.Close()
+	oh := sha256.New()
+	if _, err := io.Copy(oh, old); err != nil {
+		return err
+	}
+	if !bytes.Equal(oh.Sum(nil), h.Sum(nil)) {
 		return fmt.Errorf("%w: %s exists with different contents (first upload wins)", ingest.ErrConflict, rel)
 	}
 	return nil
+}
+
+// narLimits bound verifying an uploaded or pulled NAR file.
+func (s *Server) narLimits() ingest.Limits {
+	return ingest.Limits{MaxNarSize: s.opts.MaxNarSize, MaxDecoderMemory: s.opts.MaxDecoderMemory, MaxListing: s.opts.MaxListingSize}
 }
 
 // uploadFailed answers an upload that failed with err: a 4xx with the
@@ -146,19 +179,16 @@ func (s *Server) uploadFailed(w http.ResponseWriter, r *http.Request, repo *repo
 	httpError(w, status, s.redact.clean(msg))
 }
 
-// smallLimit bounds listings, logs and realisations: the smaller of their
-// own bound and the configured maximum object size (after decoding).
-func (s *Server) smallLimit() int64 {
-	return min(int64(maxSmallObject), s.opts.MaxObjectSize)
-}
-
 // uploadStatus maps an upload error to a 4xx and its reason; 0 means an
 // internal failure.
 func uploadStatus(err error) (int, string) {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.Is(err, ingest.ErrTooLarge), errors.As(err, &mbe):
+	case errors.Is(err, ingest.ErrTooLarge), errors.As(err, &mbe),
+		errors.Is(err, compress.ErrTooLarge), errors.Is(err, compress.ErrMemoryLimit):
 		return http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, compress.ErrCorrupt), errors.Is(err, compress.ErrUnsupported):
+		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, ingest.ErrConflict):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, ingest.ErrMismatch):
@@ -173,53 +203,63 @@ func uploadStatus(err error) (int, string) {
 	return 0, ""
 }
 
-// readDecoded reads a small upload body, undoing its Content-Encoding
-// (Nix ≥ 2.32 can compress narinfo, .ls and logs: br, zstd, xz, gzip).
-func readDecoded(r *http.Request, body io.Reader, limit int64) ([]byte, error) {
-	raw, err := io.ReadAll(io.LimitReader(body, limit+1))
+// openBody returns an upload body decoded by its Content-Encoding (Nix ≥
+// 2.32 can compress narinfo, .ls and logs: br, zstd, xz, gzip) through the
+// one decoder implementation, package compress: at most limit bytes (and
+// MaxObjectSize) as sent and as decoded, and a window of at most
+// smallObjectMemory. Past a bound, reads fail with an error wrapping
+// compress.ErrTooLarge, compress.ErrMemoryLimit or ingest.ErrTooLarge;
+// corrupt data wraps compress.ErrCorrupt; a failing body wraps
+// ingest.ErrInvalid.
+func (s *Server) openBody(r *http.Request, body io.Reader, limit int64) (io.ReadCloser, error) {
+	limit = min(limit, s.opts.MaxObjectSize)
+	sent := &sentBody{r: body, left: limit, limit: limit}
+	dec, err := compress.NewContentReader(sent, r.Header.Get("Content-Encoding"), compress.Options{
+		SizeHint: r.ContentLength, MaxOutput: limit, MaxMemory: smallObjectMemory})
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading the upload: %v", ingest.ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %v", ingest.ErrInvalid, err)
 	}
-	if int64(len(raw)) > limit {
-		return nil, fmt.Errorf("%w (more than %d bytes)", ingest.ErrTooLarge, limit)
-	}
-	if r.ContentLength >= 0 && int64(len(raw)) != r.ContentLength {
-		return nil, fmt.Errorf("%w: body is %d bytes, Content-Length said %d", ingest.ErrInvalid, len(raw), r.ContentLength)
-	}
-	var dec io.Reader
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
-		return raw, nil
-	case "br":
-		dec = brotli.NewReader(bytes.NewReader(raw))
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return nil, fmt.Errorf("%w: gzip body: %v", ingest.ErrInvalid, err)
-		}
-		dec = zr
-	case "zstd":
-		zr, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("%w: zstd body: %v", ingest.ErrInvalid, err)
-		}
-		defer zr.Close()
-		dec = zr
-	case "xz":
-		xr, err := xz.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return nil, fmt.Errorf("%w: xz body: %v", ingest.ErrInvalid, err)
-		}
-		dec = xr
-	default:
-		return nil, fmt.Errorf("%w: unsupported Content-Encoding %q (supported: br, zstd, xz, gzip)", ingest.ErrInvalid, enc)
-	}
-	out, err := io.ReadAll(io.LimitReader(dec, limit+1))
+	return dec, nil
+}
+
+// readBody reads a whole small upload body, decoded (see openBody).
+func (s *Server) readBody(r *http.Request, body io.Reader, limit int64) ([]byte, error) {
+	dec, err := s.openBody(r, body, limit)
 	if err != nil {
-		return nil, fmt.Errorf("%w: decoding the %s body: %v", ingest.ErrInvalid, r.Header.Get("Content-Encoding"), err)
+		return nil, err
 	}
-	if int64(len(out)) > limit {
-		return nil, fmt.Errorf("%w (more than %d bytes decoded)", ingest.ErrTooLarge, limit)
+	defer dec.Close()
+	return io.ReadAll(dec)
+}
+
+// streamBody hands put the decoded upload body (see openBody).
+func (s *Server) streamBody(r *http.Request, body io.Reader, limit int64, put func(io.Reader) error) error {
+	dec, err := s.openBody(r, body, limit)
+	if err != nil {
+		return err
 	}
-	return out, nil
+	defer dec.Close()
+	return put(dec)
+}
+
+// sentBody bounds the bytes of a body as sent (before decoding) and marks
+// a failing body as a bad upload.
+type sentBody struct {
+	r           io.Reader
+	left, limit int64
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.r.Read(p)
+	if int64(n) > b.left {
+		return int(b.left), fmt.Errorf("%w: the body is larger than the limit of %d bytes", ingest.ErrTooLarge, b.limit)
+	}
+	b.left -= int64(n)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: reading the upload: %w", ingest.ErrInvalid, err)
+	}
+	return n, err
 }

@@ -216,7 +216,7 @@ func TestPutOversizeChunkedSmallObjects(t *testing.T) {
 		req.ContentLength = -1
 		r = e.send(req)
 		if r.status != http.StatusRequestEntityTooLarge {
-			t.Errorf("BUG: chunked upload of %d bytes to %s with MaxObjectSize 420: got %s, want 413 (readDecoded bounds small objects by its own limit, not MaxObjectSize; see report)", len(c.body), c.rel, r)
+			t.Errorf("BUG: chunked upload of %d bytes to %s with MaxObjectSize 420: got %s, want 413 (small objects must be bounded by MaxObjectSize too, as sent and decoded)", len(c.body), c.rel, r)
 		}
 	}
 	// A small encoded body that decodes to more than MaxObjectSize.
