@@ -178,11 +178,14 @@ func TestUploadBelowMinimumRateRefused(t *testing.T) {
 	o.UploadStallTimeout = 5 * time.Second
 	e := newEnv(t, nil, o)
 	for _, rel := range putRoutes {
-		// Every route reads the body as it comes, and a NAR file is
-		// checked as it comes: it must be a real one.
+		// Every route reads the body as it comes, and a NAR file and a
+		// listing are checked as they come: they must look real.
 		body := []byte(strings.Repeat("x", 2000))
-		if rel == helloNar {
+		switch rel {
+		case helloNar:
 			body = sample(t, helloNar)
+		case dataHash + ".ls":
+			body = []byte(`{"version":1,"root":{"type":"symlink","target":"` + strings.Repeat("x", 2000) + `"}}`)
 		}
 		for _, chunked := range []bool{false, true} {
 			what := fmt.Sprintf("%s (chunked %v)", rel, chunked)
