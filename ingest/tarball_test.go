@@ -3,7 +3,9 @@ package ingest_test
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -211,5 +213,44 @@ func TestPushChannelAcceptsBombUnderLimit(t *testing.T) {
 	st := memStore(t)
 	if _, err := push(t, st.Repo("r"), zeroBomb(t, 4, 1), ingest.PushOptions{Snapshot: "1", Tarball: ingest.TarballLimits{MaxUnpackedSize: 8 << 20}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMirrorChannelReportsUnsafeTarball: an upstream release whose tarball
+// would write through a symlink, or is past a limit, is not mirrored and
+// the error names the channel, the release and the reason.
+func TestMirrorChannelReportsUnsafeTarball(t *testing.T) {
+	victim := outsideFile(t)
+	attack := xzBytes(t, makeTar(t,
+		tarEntry{name: "nixos/default.nix", body: "{}"},
+		tarEntry{name: "nixos/x", link: victim},
+		tarEntry{name: "nixos/x", body: "pwned\n"},
+	))
+	tests := []struct {
+		name    string
+		tarball []byte
+		lim     ingest.TarballLimits
+		want    string
+	}{
+		{"file through a symlink", attack, ingest.TarballLimits{}, `entry "nixos/x" replaces the earlier symlink "nixos/x"`},
+		{"past the entry limit", channelTarball(t, "nixos", "v"), ingest.TarballLimits{MaxEntries: 3}, "the tarball has more than 3 entries (max_tarball_entries)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeChannels{current: map[string]string{}, releases: map[string]map[string][]byte{}, gets: map[string]int{}}
+			up := httptest.NewServer(f)
+			defer up.Close()
+			f.releases["nixos-25.11.1.aaaaaaa"] = map[string][]byte{"nixexprs.tar.xz": tc.tarball}
+			f.current["nixos-25.11"] = "nixos-25.11.1.aaaaaaa"
+			st := memStore(t)
+			_, err := ingest.MirrorChannel(context.Background(), st.Repo("r"), up.URL, "nixos-25.11", &ingest.MirrorOptions{Tarball: tc.lim})
+			if err == nil || !strings.HasPrefix(err.Error(), "mirror nixos-25.11: release nixos-25.11.1.aaaaaaa: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v; want the release and %q", err, tc.want)
+			}
+			assertUntouched(t, victim)
+			if k := keys(t, st, ""); len(k) != 0 {
+				t.Fatalf("a refused release left %v", k)
+			}
+		})
 	}
 }

@@ -43,8 +43,9 @@ func newChannelPushCmd(a *app) *cobra.Command {
 		Use:   "push --repo R --channel NAME --flavor nixpkgs|nixos --snapshot ID FILE",
 		Short: "Publish a nixexprs.tar.xz as an immutable channel snapshot",
 		Long: `push validates FILE the way Nix will use it (xz-compressed tar with exactly one
-top-level directory containing default.nix; only files, folders and symlinks)
-and publishes it as snapshot ID of channel NAME. Re-publishing an ID with the
+top-level directory containing default.nix; only files, folders and symlinks,
+none replacing another; within [channels] max_tarball_entries and
+max_tarball_unpacked_size) and publishes it as snapshot ID of channel NAME. Re-publishing an ID with the
 same bytes does nothing; with different bytes it is refused. The channel's
 current snapshot moves to ID only if ID is newer (Nix version order when both
 IDs contain numbers, else upload order), unless --force. Prints the
@@ -60,7 +61,6 @@ fetchTarball sha256 of the snapshot.`,
 				return err
 			}
 			defer st.Close()
-			_ = cfg
 			f, err := os.Open(args[0])
 			if err != nil {
 				return fmt.Errorf("channel push: %w", err)
@@ -79,7 +79,7 @@ fetchTarball sha256 of the snapshot.`,
 			}
 			res, err := ingest.PushChannel(cmd.Context(), st.Repo(r.Name), f, ingest.PushOptions{
 				Channel: channel, Flavor: flavor, Snapshot: snapshot, Extra: extra, Force: force,
-				Keep: r.ChannelKeep, Pins: r.ChannelPins,
+				Keep: r.ChannelKeep, Pins: r.ChannelPins, Tarball: tarballLimits(cfg),
 			})
 			if err != nil {
 				return fmt.Errorf("channel push: %w", err)
@@ -140,6 +140,12 @@ func newChannelShowCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&channel, "channel", "", "channel (required)")
 	cmd.Flags().StringVar(&base, "url", "https://HOST", "URL where the server or the bucket is served, for the printed lines")
 	return cmd
+}
+
+// tarballLimits maps [channels] to the limits of the channel tarballs
+// that push, serve and mirror accept.
+func tarballLimits(cfg *config.Config) ingest.TarballLimits {
+	return ingest.TarballLimits{MaxEntries: cfg.Channels.MaxTarballEntries, MaxUnpackedSize: int64(cfg.Channels.MaxTarballUnpackedSize)}
 }
 
 // configRepo loads the config and finds repository name (an unknown name

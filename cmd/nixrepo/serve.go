@@ -37,6 +37,7 @@ with the repository key, so the same URL is a substituter the moment the
 narinfo upload returns. Also: /healthz and Prometheus /metrics.
 Configuration: [server] (listen, tls_cert_file, tls_key_file,
 max_object_size, max_uploads, upload_stall_timeout, narinfo_cache_entries),
+[channels] (max_tarball_entries, max_tarball_unpacked_size),
 [[token]], and public = true on a repository for anonymous reads.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,6 +76,7 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 		MaxUploads:          cfg.Server.MaxUploads,
 		UploadStallTimeout:  time.Duration(cfg.Server.UploadStallTimeout),
 		NarInfoCacheEntries: cfg.Server.NarInfoCacheEntries,
+		ChannelTarball:      tarballLimits(cfg),
 		Logger:              slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	for i := range cfg.Repos {
