@@ -22,6 +22,7 @@ import (
 	root "github.com/nixrepo/nixrepo"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/internal/tmpdir"
 )
 
 // app holds what every command shares: global flags and the loaded config.
@@ -32,10 +33,20 @@ type app struct {
 	stdout     io.Writer
 	stderr     io.Writer
 	cfg        *config.Config
+	tmp        *tmpdir.Dir // this process's temporary folder, from loadConfig on
 }
 
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+// execute runs the command line args the way main does and releases what
+// the run held: its temporary folder goes, TMPDIR is as before.
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	a := &app{stdout: stdout, stderr: stderr}
+	cmd := newRootCmd(a)
+	cmd.SetArgs(args)
+	defer func() { a.tmp.Close() }() // a.tmp is set during the run
+	return cmd.ExecuteContext(ctx)
+}
+
+func newRootCmd(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "nixrepo",
 		Short: "Nix binary caches, channels and a package catalog on any object-storage bucket",
@@ -76,7 +87,9 @@ else ./nixrepo.toml, else the built-in default (file:// buckets under ./var).`,
 	return root
 }
 
-// loadConfig finds and loads the configuration once.
+// loadConfig finds and loads the configuration once, then starts the
+// process's temporary folder under [store] temp_dir (or its default), which
+// clears what crashed processes left there.
 func (a *app) loadConfig() (*config.Config, error) {
 	if a.cfg != nil {
 		return a.cfg, nil
@@ -93,7 +106,21 @@ func (a *app) loadConfig() (*config.Config, error) {
 			a.cfg, err = config.Parse(root.DefaultConfig, "built-in default config", wd)
 		}
 	}
+	if err != nil {
+		a.cfg = nil
+		return nil, err
+	}
+	a.tmp, err = startTemp(a.cfg)
 	return a.cfg, err
+}
+
+// startTemp starts the process's temporary folder for cfg.
+func startTemp(cfg *config.Config) (*tmpdir.Dir, error) {
+	root, err := tmpdir.Root(cfg.Path(cfg.Store.TempDir), store.Folder(cfg.Store.URL, cfg.Dir))
+	if err != nil {
+		return nil, fmt.Errorf("%s: store.temp_dir: %w", cfg.Source, err)
+	}
+	return tmpdir.Start(root)
 }
 
 // openStore opens the repository store of the config.
