@@ -79,11 +79,16 @@ func Root(configured, storeDir string) (string, error) {
 	return sys, ensureDir(sys, true)
 }
 
-// ensureDir creates dir (0700) if needed and checks that it is a folder,
+// ensureDir creates dir (0700; missing parents 0755) if needed and checks that it is a folder,
 // not a symlink. private (a folder in a shared, world-writable place)
 // also requires that the process's user owns it and nobody else can enter.
 func ensureDir(dir string, private bool) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Parents as any folder (they may be the store's too, served by a
+	// web server as another user); the root itself private.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("temporary folder: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("temporary folder: %w", err)
 	}
 	fi, err := os.Lstat(dir)

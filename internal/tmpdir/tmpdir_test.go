@@ -224,6 +224,12 @@ func TestRoot(t *testing.T) {
 			t.Errorf("%s not created: %v", got, err)
 		}
 	}
+	if fi, err := os.Stat(filepath.Join(base, "var")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("the store's parent folder, made for tmp beside it, has mode %v (%v), want 0755", fi.Mode().Perm(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(base, "var/tmp")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the temporary root has mode %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
 	if _, err := Root(blocker, ""); err == nil {
 		t.Error("a configured temp_dir that is a file was accepted")
 	}
