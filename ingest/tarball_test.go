@@ -126,6 +126,8 @@ func TestPushChannelTarballLimits(t *testing.T) {
 		{"one big file", []tarEntry{def, {name: "top/big", body: strings.Repeat("x", 5000)}}, ingest.TarballLimits{MaxUnpackedSize: 4096}, true, "the tarball unpacks to more than 4096 bytes (max_tarball_unpacked_size)"},
 		{"many small files", append(many, tarEntry{name: "top/e", body: strings.Repeat("e", 600)}), ingest.TarballLimits{MaxUnpackedSize: 4096}, true, "the tarball unpacks to more than 4096 bytes (max_tarball_unpacked_size)"},
 		{"long name", []tarEntry{def, {name: "top/" + strings.Repeat("d/", 2100) + "f", body: "x"}}, ingest.TarballLimits{}, false, "more than 4096"},
+		{"deep name", []tarEntry{def, {name: "top/" + strings.Repeat("d/", 127) + "f", body: "x"}}, ingest.TarballLimits{}, false, "an entry name has 129 path components, more than 128"},
+		{"deep name at the bound", []tarEntry{def, {name: "top/" + strings.Repeat("d/", 126) + "f", body: "x"}}, ingest.TarballLimits{}, false, ""},
 		{"long component", []tarEntry{def, {name: "top/" + strings.Repeat("n", 256), body: "x"}}, ingest.TarballLimits{}, false, "a name component is 256 bytes long, more than 255"},
 		{"long link target", []tarEntry{def, {name: "top/l", link: strings.Repeat("t", 4097)}}, ingest.TarballLimits{}, false, "the link target is 4097 bytes long, more than 4096"},
 		{"hard link", []tarEntry{def, {name: "top/h", link: "top/default.nix", typ: tar.TypeLink}}, ingest.TarballLimits{}, false, `entry "top/h" is a hard link`},
