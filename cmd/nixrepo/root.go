@@ -33,7 +33,7 @@ type app struct {
 	stdout     io.Writer
 	stderr     io.Writer
 	cfg        *config.Config
-	tmp        *tmpdir.Dir // this process's temporary folder, from loadConfig on
+	tmp        *tmpdir.Dir // this process's temporary folder, from openStore on
 }
 
 // execute runs the command line args the way main does and releases what
@@ -87,9 +87,7 @@ else ./nixrepo.toml, else the built-in default (file:// buckets under ./var).`,
 	return root
 }
 
-// loadConfig finds and loads the configuration once, then starts the
-// process's temporary folder under [store] temp_dir (or its default), which
-// clears what crashed processes left there.
+// loadConfig finds and loads the configuration once.
 func (a *app) loadConfig() (*config.Config, error) {
 	if a.cfg != nil {
 		return a.cfg, nil
@@ -106,11 +104,6 @@ func (a *app) loadConfig() (*config.Config, error) {
 			a.cfg, err = config.Parse(root.DefaultConfig, "built-in default config", wd)
 		}
 	}
-	if err != nil {
-		a.cfg = nil
-		return nil, err
-	}
-	a.tmp, err = startTemp(a.cfg)
 	return a.cfg, err
 }
 
@@ -123,11 +116,18 @@ func startTemp(cfg *config.Config) (*tmpdir.Dir, error) {
 	return tmpdir.Start(root)
 }
 
-// openStore opens the repository store of the config.
+// openStore opens the repository store of the config, first starting the
+// process's temporary folder (every temporary file comes from working with
+// the store), which clears what crashed processes left there.
 func (a *app) openStore(ctx context.Context) (*store.Store, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, err
+	}
+	if a.tmp == nil {
+		if a.tmp, err = startTemp(cfg); err != nil {
+			return nil, err
+		}
 	}
 	return store.Open(ctx, cfg.Store.URL, cfg.Dir, false)
 }

@@ -157,6 +157,7 @@ func serveDir(t *testing.T, dir string, observe http.HandlerFunc) (*server.Serve
 	}
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, quiet: true, cfg: c}
 	srv, st, err := a.newServer(context.Background(), c)
+	t.Cleanup(func() { a.tmp.Close() })
 	if err != nil {
 		t.Fatal(err)
 	}

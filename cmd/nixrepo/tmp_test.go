@@ -18,7 +18,7 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// TestCommandClearsCrashLeftovers: any command that reads the config clears
+// TestCommandClearsCrashLeftovers: any command that opens the store clears
 // what crashed nixrepo processes left (their folders under the temporary
 // root beside the store, and the spools and unpack folders older versions
 // left in the system's temporary folder past a day), keeps a running
