@@ -155,9 +155,8 @@ type PushResult struct {
 // PushChannel validates tarball as Nix will use it (xz; a tar with exactly
 // one top-level directory containing default.nix; only files, folders and
 // symlinks, none escaping or replacing another; within o.Tarball's limits)
-// and publishes it as an immutable snapshot. The
-// same ID with the same bytes is a no-op; with different bytes it is
-// ErrConflict. The channel's current snapshot moves forward only: by Nix
+// and publishes it as an immutable snapshot. The same ID with the same bytes
+// is a no-op; with different bytes it is ErrConflict. The channel's current snapshot moves forward only: by Nix
 // version order of snapshot IDs when both look like versions, else by upload
 // order; Force moves it regardless. Snapshot files are written first, then
 // the channel state, then the mutable latest tarball.

@@ -45,11 +45,11 @@ func newChannelPushCmd(a *app) *cobra.Command {
 		Long: `push validates FILE the way Nix will use it (xz-compressed tar with exactly one
 top-level directory containing default.nix; only files, folders and symlinks,
 none replacing another; within [channels] max_tarball_entries and
-max_tarball_unpacked_size) and publishes it as snapshot ID of channel NAME. Re-publishing an ID with the
-same bytes does nothing; with different bytes it is refused. The channel's
-current snapshot moves to ID only if ID is newer (Nix version order when both
-IDs contain numbers, else upload order), unless --force. Prints the
-fetchTarball sha256 of the snapshot.`,
+max_tarball_unpacked_size) and publishes it as snapshot ID of channel NAME.
+Re-publishing an ID with the same bytes does nothing; with different bytes it
+is refused. The channel's current snapshot moves to ID only if ID is newer
+(Nix version order when both IDs contain numbers, else upload order), unless
+--force. Prints the fetchTarball sha256 of the snapshot.`,
 		Example: `  nixrepo channel push --repo nix-local --channel team --flavor nixpkgs --snapshot 2026.11.27 nixexprs.tar.xz`,
 		Args:    exactArgs(1, "the nixexprs.tar.xz FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
