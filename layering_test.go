@@ -22,6 +22,7 @@ var allowed = map[string][]string{
 	"internal/upstreamtest": {"internal/nix"},
 	"internal/store":        {"internal/nix", "internal/work"},
 	"internal/work":         {},
+	"internal/tmpdir":       {},
 	"ingest":                {"internal/nix", "internal/nar", "internal/compress", "internal/store", "internal/work"},
 	"index":                 {"internal/nix", "internal/store", "internal/compress", "internal/work"},
 	"search":                {"internal/nix", "internal/store", "index"},

@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -20,9 +16,6 @@ import (
 	"sync"
 	"time"
 
-	gonar "github.com/nix-community/go-nix/pkg/nar"
-
-	"github.com/nixrepo/nixrepo/internal/compress"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -141,6 +134,8 @@ type PushOptions struct {
 	Force bool
 	// MaxSize bounds the tarball (0: 4 GiB).
 	MaxSize int64
+	// Tarball bounds what the tarball unpacks to (zero fields: defaults).
+	Tarball TarballLimits
 	// Keep and Pins apply retention after the push (Keep 0: keep all).
 	Keep int
 	Pins []string
@@ -159,9 +154,9 @@ type PushResult struct {
 
 // PushChannel validates tarball as Nix will use it (xz; a tar with exactly
 // one top-level directory containing default.nix; only files, folders and
-// symlinks, none escaping) and publishes it as an immutable snapshot. The
-// same ID with the same bytes is a no-op; with different bytes it is
-// ErrConflict. The channel's current snapshot moves forward only: by Nix
+// symlinks, none escaping or replacing another; within o.Tarball's limits)
+// and publishes it as an immutable snapshot. The same ID with the same bytes
+// is a no-op; with different bytes it is ErrConflict. The channel's current snapshot moves forward only: by Nix
 // version order of snapshot IDs when both look like versions, else by upload
 // order; Force moves it regardless. Snapshot files are written first, then
 // the channel state, then the mutable latest tarball.
@@ -204,9 +199,10 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	narHash, err := checkChannelTarball(tmp)
+	narHash, err := checkChannelTarball(tmp, o.Tarball)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %v", ErrMismatch, ChannelTarball, err)
+		// A tarball past its limits is also ErrTooLarge.
+		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %w", ErrMismatch, ChannelTarball, err)
 	}
 
 	unlock := lockChannel(repo, o.Channel)
@@ -358,137 +354,6 @@ func contentTypeOf(name string) string {
 		return "application/json"
 	}
 	return "application/octet-stream"
-}
-
-// checkChannelTarball unpacks an xz tarball into a temporary folder the way
-// Nix does for a channel or fetchTarball and returns the nix32 sha256 of the
-// single top-level directory's NAR (fetchTarball's sha256).
-func checkChannelTarball(f *os.File) (string, error) {
-	dr, err := compress.NewReader(bufio.NewReaderSize(f, 1<<20), "xz")
-	if err != nil {
-		return "", err
-	}
-	defer dr.Close()
-	dir, err := os.MkdirTemp("", "nixrepo-unpack-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(dir)
-	top, err := unpackTar(tar.NewReader(dr), dir)
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(io.Discard, dr); err != nil {
-		return "", fmt.Errorf("xz: %v", err)
-	}
-	if err := dr.Close(); err != nil {
-		return "", fmt.Errorf("xz: %v", err)
-	}
-	root := filepath.Join(dir, top)
-	if fi, err := os.Lstat(filepath.Join(root, "default.nix")); err != nil || !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("the top-level directory %q has no default.nix", top)
-	}
-	h := sha256.New()
-	bw := bufio.NewWriterSize(h, 1<<16)
-	if err := gonar.DumpPath(bw, root); err != nil {
-		return "", err
-	}
-	if err := bw.Flush(); err != nil {
-		return "", err
-	}
-	return nix.EncodeNix32(h.Sum(nil)), nil
-}
-
-// unpackTar extracts only regular files, folders and symlinks, refusing
-// absolute names, ".." and anything below a symlink, and requires exactly one
-// top-level directory. It returns that directory's name.
-func unpackTar(tr *tar.Reader, dir string) (string, error) {
-	top := ""
-	links := map[string]bool{}
-	entries := 0
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if entries == 0 {
-				return "", fmt.Errorf("not a tar archive: %v", err)
-			}
-			return "", fmt.Errorf("tar: %v", err)
-		}
-		entries++
-		name := strings.TrimPrefix(h.Name, "./")
-		name = strings.TrimSuffix(name, "/")
-		if name == "" || name == "." {
-			continue
-		}
-		if strings.HasPrefix(name, "/") || path.Clean(name) != name || strings.HasPrefix(name, "../") || name == ".." || strings.Contains(name, "/../") {
-			return "", fmt.Errorf("entry %q escapes the archive", h.Name)
-		}
-		first, _, _ := strings.Cut(name, "/")
-		if top == "" {
-			top = first
-		} else if first != top {
-			return "", fmt.Errorf("more than one top-level entry (%q and %q); a channel tarball has exactly one top-level directory", top, first)
-		}
-		for p := path.Dir(name); p != "."; p = path.Dir(p) {
-			if links[p] {
-				return "", fmt.Errorf("entry %q lies below the symlink %q", h.Name, p)
-			}
-		}
-		target := filepath.Join(dir, filepath.FromSlash(name))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return "", err
-			}
-		case tar.TypeReg, tar.TypeRegA:
-			if name == top {
-				return "", fmt.Errorf("the top-level entry %q is a file, not a directory", name)
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return "", err
-			}
-			mode := os.FileMode(0o644)
-			if h.Mode&0o111 != 0 {
-				mode = 0o755
-			}
-			out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-			if err != nil {
-				return "", err
-			}
-			_, err = io.Copy(out, tr)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return "", fmt.Errorf("tar: %s: %v", h.Name, err)
-			}
-		case tar.TypeSymlink:
-			if name == top {
-				return "", fmt.Errorf("the top-level entry %q is a symlink, not a directory", name)
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return "", err
-			}
-			os.Remove(target)
-			if err := os.Symlink(h.Linkname, target); err != nil {
-				return "", err
-			}
-			links[name] = true
-		case tar.TypeXGlobalHeader:
-		default:
-			return "", fmt.Errorf("entry %q has unsupported type %q (only files, folders and symlinks)", h.Name, h.Typeflag)
-		}
-	}
-	if top == "" {
-		return "", errors.New("the archive is empty")
-	}
-	if fi, err := os.Lstat(filepath.Join(dir, top)); err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("the top-level entry %q is not a directory", top)
-	}
-	return top, nil
 }
 
 // AddSnapshotFile adds a metadata file (git-revision, store-paths.xz,

@@ -25,6 +25,8 @@ type MirrorOptions struct {
 	// Keep and Pins apply retention (see PushOptions).
 	Keep int
 	Pins []string
+	// Tarball bounds what a release's tarball unpacks to (see PushOptions).
+	Tarball TarballLimits
 }
 
 // MirrorResult reports one channel.
@@ -108,7 +110,7 @@ func MirrorChannel(ctx context.Context, repo *store.Cache, base, channel string,
 	}
 	push, err := PushChannel(ctx, repo, bytes.NewReader(tarball), PushOptions{
 		Channel: channel, Flavor: flavor, Snapshot: res.Release, Extra: extra,
-		Keep: o.Keep, Pins: o.Pins, Source: rel,
+		Keep: o.Keep, Pins: o.Pins, Source: rel, Tarball: o.Tarball,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mirror %s: release %s: %w", channel, res.Release, err)

@@ -43,20 +43,22 @@ func newChannelPushCmd(a *app) *cobra.Command {
 		Use:   "push --repo R --channel NAME --flavor nixpkgs|nixos --snapshot ID FILE",
 		Short: "Publish a nixexprs.tar.xz as an immutable channel snapshot",
 		Long: `push validates FILE the way Nix will use it (xz-compressed tar with exactly one
-top-level directory containing default.nix; only files, folders and symlinks)
-and publishes it as snapshot ID of channel NAME. Re-publishing an ID with the
-same bytes does nothing; with different bytes it is refused. The channel's
-current snapshot moves to ID only if ID is newer (Nix version order when both
-IDs contain numbers, else upload order), unless --force. Prints the
-fetchTarball sha256 of the snapshot. A virtual repository takes no channel
-snapshots (it serves its members' paths): naming one is refused.`,
+top-level directory containing default.nix; only files, folders and symlinks,
+none replacing another; within [channels] max_tarball_entries and
+max_tarball_unpacked_size) and publishes it as snapshot ID of channel NAME.
+Re-publishing an ID with the same bytes does nothing; with different bytes it
+is refused. The channel's current snapshot moves to ID only if ID is newer
+(Nix version order when both IDs contain numbers, else upload order), unless
+--force. Prints the fetchTarball sha256 of the snapshot. A virtual
+repository takes no channel snapshots (it serves its members' paths): naming
+one is refused.`,
 		Example: `  nixrepo channel push --repo nix-local --channel team --flavor nixpkgs --snapshot 2026.11.27 nixexprs.tar.xz`,
 		Args:    exactArgs(1, "the nixexprs.tar.xz FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if repoName == "" || channel == "" || snapshot == "" {
 				return usageError{errors.New("channel push: --repo, --channel and --snapshot are required")}
 			}
-			_, r, err := a.configRepo(repoName)
+			cfg, r, err := a.configRepo(repoName)
 			if err != nil {
 				return err
 			}
@@ -86,7 +88,7 @@ snapshots (it serves its members' paths): naming one is refused.`,
 			}
 			res, err := ingest.PushChannel(cmd.Context(), st.Repo(r.Name), f, ingest.PushOptions{
 				Channel: channel, Flavor: flavor, Snapshot: snapshot, Extra: extra, Force: force,
-				Keep: r.ChannelKeep, Pins: r.ChannelPins,
+				Keep: r.ChannelKeep, Pins: r.ChannelPins, Tarball: tarballLimits(cfg),
 			})
 			if err != nil {
 				return fmt.Errorf("channel push: %w", err)
@@ -147,6 +149,12 @@ func newChannelShowCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&channel, "channel", "", "channel (required)")
 	cmd.Flags().StringVar(&base, "url", "https://HOST", "URL where the server or the bucket is served, for the printed lines")
 	return cmd
+}
+
+// tarballLimits maps [channels] to the limits of the channel tarballs
+// that push, serve and mirror accept.
+func tarballLimits(cfg *config.Config) ingest.TarballLimits {
+	return ingest.TarballLimits{MaxEntries: cfg.Channels.MaxTarballEntries, MaxUnpackedSize: int64(cfg.Channels.MaxTarballUnpackedSize)}
 }
 
 // configRepo loads the config and finds repository name (an unknown name

@@ -152,3 +152,125 @@ public = true
 		t.Fatalf("mutable channel URL: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// writeTar writes an xz tarball of the given headers (a regular file's body
+// is Size bytes of 'x').
+func writeTar(t *testing.T, path string, hdrs ...*tar.Header) {
+	t.Helper()
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	for _, h := range hdrs {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			tw.Write(bytes.Repeat([]byte{'x'}, int(h.Size)))
+		}
+	}
+	tw.Close()
+	var out bytes.Buffer
+	w, _ := xz.NewWriter(&out)
+	w.Write(tb.Bytes())
+	w.Close()
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestChannelPushRefusesUnsafeTarball: channel push of a tarball that would
+// write through a symlink, or is past a [channels] limit, prints one line
+// naming the reason, exits 1, publishes nothing and writes nothing outside
+// its folders.
+func TestChannelPushRefusesUnsafeTarball(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("untouched"), 0o644)
+	cfg := `version = 1
+[store]
+url = "file://./store"
+[channels]
+max_tarball_entries = 5
+max_tarball_unpacked_size = "64KiB"
+[[repo]]
+name = "nix-local"
+type = "local"
+signing_key_file = "k.sec"
+generate_key = true
+`
+	os.WriteFile(filepath.Join(dir, "nixrepo.toml"), []byte(cfg), 0o644)
+	top := []*tar.Header{{Name: "top/", Typeflag: tar.TypeDir, Mode: 0o755}, {Name: "top/default.nix", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2}}
+	tests := []struct {
+		name  string
+		extra []*tar.Header
+		want  string
+	}{
+		{"file through a symlink", []*tar.Header{{Name: "top/x", Typeflag: tar.TypeSymlink, Linkname: victim}, {Name: "top/x", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5}},
+			`nixexprs.tar.xz is not a usable channel tarball: entry "top/x" replaces the earlier symlink "top/x"`},
+		{"too many entries", []*tar.Header{{Name: "top/a", Typeflag: tar.TypeReg, Size: 1}, {Name: "top/b", Typeflag: tar.TypeReg, Size: 1}, {Name: "top/c", Typeflag: tar.TypeReg, Size: 1}, {Name: "top/d", Typeflag: tar.TypeReg, Size: 1}},
+			"the tarball has more than 5 entries (max_tarball_entries)"},
+		{"unpacks too large", []*tar.Header{{Name: "top/big", Typeflag: tar.TypeReg, Size: 100 << 10}},
+			"the tarball unpacks to more than 65536 bytes (max_tarball_unpacked_size)"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := filepath.Join(dir, fmt.Sprintf("bad%d.tar.xz", i))
+			writeTar(t, tb, append(append([]*tar.Header{}, top...), tc.extra...)...)
+			out, errs, code := nixrepo(t, dir, "channel", "push", "--repo", "nix-local", "--channel", "team", "--snapshot", "1", tb)
+			if code != 1 || out != "" || strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "nixrepo: channel push: ") || !strings.Contains(errs, tc.want) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 and one line with %q", code, out, errs, tc.want)
+			}
+			if b, _ := os.ReadFile(victim); string(b) != "untouched" {
+				t.Fatalf("channel push wrote through the symlink: %q", b)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "store", "nix-local", "channels")); !os.IsNotExist(err) {
+				t.Fatalf("a refused push left channels/: %v", err)
+			}
+		})
+	}
+}
+
+// TestMirrorChannelsReportsUnsafeTarball: mirror channels of an upstream
+// release whose tarball would write through a symlink exits 1 with one
+// line naming the repository, the channel, the release and the reason.
+func TestMirrorChannelsReportsUnsafeTarball(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("untouched"), 0o644)
+	tb := filepath.Join(dir, "attack.tar.xz")
+	writeTar(t, tb, &tar.Header{Name: "nixos/default.nix", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2},
+		&tar.Header{Name: "nixos/x", Typeflag: tar.TypeSymlink, Linkname: victim}, &tar.Header{Name: "nixos/x", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5})
+	attack, _ := os.ReadFile(tb)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/nixos-25.11":
+			http.Redirect(w, r, "/rel/nixos-25.11.1.abcdef", http.StatusFound)
+		case "/rel/nixos-25.11.1.abcdef":
+			fmt.Fprint(w, "release")
+		case "/rel/nixos-25.11.1.abcdef/nixexprs.tar.xz":
+			w.Write(attack)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer up.Close()
+	cfg := fmt.Sprintf(`version = 1
+[store]
+url = "file://./store"
+[[repo]]
+name = "upstream"
+type = "remote"
+upstream = %q
+trusted_keys = ["cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="]
+channels_upstream = %q
+channels = ["nixos-25.11"]
+`, up.URL, up.URL)
+	os.WriteFile(filepath.Join(dir, "nixrepo.toml"), []byte(cfg), 0o644)
+	_, errs, code := nixrepo(t, dir, "mirror", "channels")
+	want := `repository upstream: mirror nixos-25.11: release nixos-25.11.1.abcdef: upload does not verify: nixexprs.tar.xz is not a usable channel tarball: entry "nixos/x" replaces the earlier symlink "nixos/x"`
+	if code != 1 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, want) {
+		t.Fatalf("exit %d, stderr %q; want exit 1 and one line with %q", code, errs, want)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "untouched" {
+		t.Fatalf("mirroring wrote through the symlink: %q", b)
+	}
+}

@@ -27,9 +27,7 @@ func nixrepo(t *testing.T, dir string, args ...string) (string, string, int) {
 	}
 	defer os.Chdir(wd)
 	var out, errb bytes.Buffer
-	cmd := newRootCmd(&out, &errb)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
+	err := execute(context.Background(), args, &out, &errb)
 	code := 0
 	if err != nil {
 		fmt.Fprintln(&errb, "nixrepo:", oneLine(err))

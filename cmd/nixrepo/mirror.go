@@ -215,7 +215,7 @@ func (a *app) mirrorChannels(ctx context.Context, cfg *config.Config, only strin
 	defer st.Close()
 	for _, r := range todo {
 		for _, ch := range r.Channels {
-			res, err := ingest.MirrorChannel(ctx, st.Repo(r.Name), r.ChannelsUpstream, ch, &ingest.MirrorOptions{Keep: r.ChannelKeep, Pins: r.ChannelPins})
+			res, err := ingest.MirrorChannel(ctx, st.Repo(r.Name), r.ChannelsUpstream, ch, &ingest.MirrorOptions{Keep: r.ChannelKeep, Pins: r.ChannelPins, Tarball: tarballLimits(cfg)})
 			if err != nil {
 				return results, fmt.Errorf("repository %s: %w", r.Name, err)
 			}

@@ -22,6 +22,7 @@ import (
 	root "github.com/nixrepo/nixrepo"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/internal/tmpdir"
 )
 
 // app holds what every command shares: global flags and the loaded config.
@@ -32,10 +33,20 @@ type app struct {
 	stdout     io.Writer
 	stderr     io.Writer
 	cfg        *config.Config
+	tmp        *tmpdir.Dir // this process's temporary folder, from openStore on
 }
 
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+// execute runs the command line args the way main does and releases what
+// the run held: its temporary folder goes, TMPDIR is as before.
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	a := &app{stdout: stdout, stderr: stderr}
+	cmd := newRootCmd(a)
+	cmd.SetArgs(args)
+	defer func() { a.tmp.Close() }() // a.tmp is set during the run
+	return cmd.ExecuteContext(ctx)
+}
+
+func newRootCmd(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "nixrepo",
 		Short: "Nix binary caches, channels and a package catalog on any object-storage bucket",
@@ -96,11 +107,27 @@ func (a *app) loadConfig() (*config.Config, error) {
 	return a.cfg, err
 }
 
-// openStore opens the repository store of the config.
+// startTemp starts the process's temporary folder for cfg.
+func startTemp(cfg *config.Config) (*tmpdir.Dir, error) {
+	root, err := tmpdir.Root(cfg.Path(cfg.Store.TempDir), store.Folder(cfg.Store.URL, cfg.Dir))
+	if err != nil {
+		return nil, fmt.Errorf("%s: store.temp_dir: %w", cfg.Source, err)
+	}
+	return tmpdir.Start(root)
+}
+
+// openStore opens the repository store of the config, first starting the
+// process's temporary folder (every temporary file comes from working with
+// the store), which clears what crashed processes left there.
 func (a *app) openStore(ctx context.Context) (*store.Store, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, err
+	}
+	if a.tmp == nil {
+		if a.tmp, err = startTemp(cfg); err != nil {
+			return nil, err
+		}
 	}
 	return store.Open(ctx, cfg.Store.URL, cfg.Dir, false)
 }

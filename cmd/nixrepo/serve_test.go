@@ -180,6 +180,7 @@ func serveDirOn(t *testing.T, dir string, ln net.Listener, observe http.HandlerF
 	}
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, quiet: true, cfg: c}
 	srv, st, err := a.newServer(context.Background(), c)
+	t.Cleanup(func() { a.tmp.Close() })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,14 +37,15 @@ const (
 
 // Config is a parsed and validated nixrepo.toml.
 type Config struct {
-	Version int     `toml:"version"`
-	Store   Store   `toml:"store"`
-	Ingest  Ingest  `toml:"ingest"`
-	Server  Server  `toml:"server"`
-	Site    Site    `toml:"site"`
-	Search  Search  `toml:"search"`
-	Repos   []Repo  `toml:"repo"`
-	Tokens  []Token `toml:"token"`
+	Version  int      `toml:"version"`
+	Store    Store    `toml:"store"`
+	Ingest   Ingest   `toml:"ingest"`
+	Server   Server   `toml:"server"`
+	Channels Channels `toml:"channels"`
+	Site     Site     `toml:"site"`
+	Search   Search   `toml:"search"`
+	Repos    []Repo   `toml:"repo"`
+	Tokens   []Token  `toml:"token"`
 
 	// Dir is the folder relative paths and relative file:// URLs resolve
 	// against: the folder of the config file. It is not read from TOML.
@@ -59,6 +60,22 @@ type Store struct {
 	// URL is any gocloud blob URL. A relative file:// URL such as
 	// "file://./var/store" resolves against the config file's folder.
 	URL string `toml:"url"`
+	// TempDir is the folder nixrepo keeps its temporary files in (upload
+	// spools, unpacked channels, a file bucket's writes in progress), one
+	// sub-folder per process. Default: tmp beside a file:// store's folder
+	// (so the bucket's renames stay on one file system), else nixrepo-UID in
+	// the system's temporary folder. Relative to the config file's folder.
+	TempDir string `toml:"temp_dir"`
+}
+
+// Channels bounds the channel tarballs nixrepo accepts: channel push, the
+// server's channel uploads and mirrored channels. 0 takes the default of
+// package ingest (200,000 entries, 2 GiB).
+type Channels struct {
+	// MaxTarballEntries bounds the entries (headers) of one tarball.
+	MaxTarballEntries int `toml:"max_tarball_entries"`
+	// MaxTarballUnpackedSize bounds one tarball's decompressed tar stream.
+	MaxTarballUnpackedSize Size `toml:"max_tarball_unpacked_size"`
 }
 
 // Ingest tunes batch ingestion.
@@ -346,6 +363,12 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 	}
 	if c.Server.NarInfoCacheEntries < 0 {
 		bad("server.narinfo_cache_entries", "must be ≥ 0")
+	}
+	if c.Channels.MaxTarballEntries < 0 {
+		bad("channels.max_tarball_entries", "must be ≥ 0 (0 = the default)")
+	}
+	if c.Channels.MaxTarballUnpackedSize < 0 {
+		bad("channels.max_tarball_unpacked_size", "must be ≥ 0 (0 = the default)")
 	}
 	if len(c.Repos) == 0 {
 		bad("repo", "no [[repo]] table: configure at least one repository")

@@ -61,6 +61,10 @@ func TestErrors(t *testing.T) {
 		{"bad queue timeout", valid + "[server]\nupload_queue_timeout = \"soon\"\n", "bad duration"},
 		{"server_url not http", valid + "[site]\nserver_url = \"ftp://h\"\n", `site.server_url: "ftp://h" is not an http(s) URL`},
 		{"server_url with credentials", valid + "[site]\nserver_url = \"https://u:p@h\"\n", "site.server_url"},
+		{"unknown channels key", strings.Replace(valid, "[[repo]]", "[channels]\nmax_entries = 5\n[[repo]]", 1), "x.toml:5: channels.max_entries: unknown key"},
+		{"negative tarball entries", strings.Replace(valid, "[[repo]]", "[channels]\nmax_tarball_entries = -1\n[[repo]]", 1), "x.toml:5: channels.max_tarball_entries: must be ≥ 0"},
+		{"bad tarball size", strings.Replace(valid, "[[repo]]", "[channels]\nmax_tarball_unpacked_size = \"lots\"\n[[repo]]", 1), "bad size \"lots\""},
+		{"temp_dir not a string", strings.Replace(valid, `url = "mem://"`, "url = \"mem://\"\ntemp_dir = 5", 1), "x.toml:4: store.temp_dir: expected string, got int64"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +138,33 @@ func FuzzRate(f *testing.F) {
 			t.Fatalf("%q = %d but %q = %d, %v", s, a, s+"/s", b, eb)
 		}
 	})
+}
+
+// TestChannelLimitsAndTempDir: [channels] limits decode with units,
+// [store] temp_dir resolves against the config's folder, and both default
+// to zero values (the stages' defaults; the command layer's temp folder).
+func TestChannelLimitsAndTempDir(t *testing.T) {
+	c, err := config.Parse([]byte(strings.Replace(valid, "[[repo]]", "[channels]\nmax_tarball_entries = 500000\nmax_tarball_unpacked_size = \"4GiB\"\n[[repo]]", 1)+""), "x.toml", "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Channels.MaxTarballEntries != 500000 || c.Channels.MaxTarballUnpackedSize != 4<<30 {
+		t.Fatalf("channels = %+v", c.Channels)
+	}
+	c, err = config.Parse([]byte(strings.Replace(valid, `url = "mem://"`, "url = \"mem://\"\ntemp_dir = \"var/tmp\"", 1)), "x.toml", "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Path(c.Store.TempDir); got != "/d/var/tmp" {
+		t.Fatalf("temp_dir resolves to %q", got)
+	}
+	c, err = config.Parse([]byte(valid), "x.toml", "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Channels != (config.Channels{}) || c.Store.TempDir != "" {
+		t.Fatalf("defaults: channels %+v, temp_dir %q", c.Channels, c.Store.TempDir)
+	}
 }
 
 func TestRepoLookup(t *testing.T) {

@@ -9,17 +9,25 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ulikunitz/xz"
 	_ "gocloud.dev/blob/memblob"
 
+	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
 
 func channelServer(t *testing.T) (*httptest.Server, *store.Store) {
+	t.Helper()
+	return channelServerLimits(t, ingest.TarballLimits{})
+}
+
+func channelServerLimits(t *testing.T, lim ingest.TarballLimits) (*httptest.Server, *store.Store) {
 	t.Helper()
 	st, err := store.Open(context.Background(), "mem://", "", false)
 	if err != nil {
@@ -27,8 +35,9 @@ func channelServer(t *testing.T) (*httptest.Server, *store.Store) {
 	}
 	t.Cleanup(func() { st.Close() })
 	srv, err := server.New(st, &server.Options{
-		Repos:  []server.Repo{{Name: "r", Public: true}},
-		Tokens: []server.Token{{Name: "w", SHA256: server.HashToken("secret"), Write: []string{"r"}}},
+		Repos:          []server.Repo{{Name: "r", Public: true}},
+		Tokens:         []server.Token{{Name: "w", SHA256: server.HashToken("secret"), Write: []string{"r"}}},
+		ChannelTarball: lim,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +46,7 @@ func channelServer(t *testing.T) (*httptest.Server, *store.Store) {
 	return hs, st
 }
 
-func tinyChannel(t *testing.T, top string) []byte {
+func tinyChannel(t *testing.T, top string, extra ...*tar.Header) []byte {
 	t.Helper()
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)
@@ -45,6 +54,12 @@ func tinyChannel(t *testing.T, top string) []byte {
 	tw.WriteHeader(&tar.Header{Name: top + "/", Typeflag: tar.TypeDir, Mode: 0o755})
 	tw.WriteHeader(&tar.Header{Name: top + "/default.nix", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))})
 	tw.Write([]byte(body))
+	for _, h := range extra {
+		tw.WriteHeader(h)
+		if h.Typeflag == tar.TypeReg {
+			tw.Write(bytes.Repeat([]byte{'x'}, int(h.Size)))
+		}
+	}
 	tw.Close()
 	var out bytes.Buffer
 	w, _ := xz.NewWriter(&out)
@@ -105,6 +120,50 @@ func TestChannelUploadRefusals(t *testing.T) {
 				t.Fatalf("refused upload left %v", k)
 			}
 		})
+	}
+}
+
+// TestChannelUploadRefusesUnsafeTarball: a tarball that would write
+// through a symlink is 422, one past the entry or unpacked-size limit 413,
+// each with the reason; nothing becomes visible and nothing is written
+// outside the unpack folder.
+func TestChannelUploadRefusesUnsafeTarball(t *testing.T) {
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("untouched"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lim := ingest.TarballLimits{MaxEntries: 4, MaxUnpackedSize: 64 << 10}
+	tests := []struct {
+		name   string
+		body   []byte
+		status int
+		reason string
+	}{
+		{"file through a symlink", tinyChannel(t, "c", &tar.Header{Name: "c/x", Typeflag: tar.TypeSymlink, Linkname: victim},
+			&tar.Header{Name: "c/x", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5}), 422, `entry "c/x" replaces the earlier symlink "c/x"`},
+		{"too many entries", tinyChannel(t, "c", &tar.Header{Name: "c/a", Typeflag: tar.TypeReg, Size: 1}, &tar.Header{Name: "c/b", Typeflag: tar.TypeReg, Size: 1},
+			&tar.Header{Name: "c/c", Typeflag: tar.TypeReg, Size: 1}), 413, "the tarball has more than 4 entries (max_tarball_entries)"},
+		{"unpacks too large", tinyChannel(t, "c", &tar.Header{Name: "c/big", Typeflag: tar.TypeReg, Size: 100 << 10}), 413, "the tarball unpacks to more than 65536 bytes (max_tarball_unpacked_size)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hs, st := channelServerLimits(t, lim)
+			status, body := putChannel(t, hs.URL+"/api/nix/r/channels/c/nixpkgs/1", tc.body)
+			if status != tc.status || !strings.Contains(body, tc.reason) {
+				t.Fatalf("status %d body %q; want %d with %q", status, body, tc.status, tc.reason)
+			}
+			if k := channelKeys(t, st); len(k) != 0 {
+				t.Fatalf("refused upload left %v", k)
+			}
+			if b, _ := os.ReadFile(victim); string(b) != "untouched" {
+				t.Fatalf("the upload wrote through the symlink: %q", b)
+			}
+		})
+	}
+	// Within the limits, the same server takes a channel.
+	hs, _ := channelServerLimits(t, lim)
+	if status, body := putChannel(t, hs.URL+"/api/nix/r/channels/c/nixpkgs/1", tinyChannel(t, "c")); status != 200 {
+		t.Fatalf("a channel within the limits: %d %s", status, body)
 	}
 }
 

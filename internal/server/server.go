@@ -103,7 +103,10 @@ type Options struct {
 	PublicURL string
 	// NarInfoCacheEntries bounds the narinfo cache (default 65536).
 	NarInfoCacheEntries int
-	Logger              *slog.Logger
+	// ChannelTarball bounds what an uploaded channel tarball unpacks to
+	// (zero fields: ingest's defaults); past it the upload is 413.
+	ChannelTarball ingest.TarballLimits
+	Logger         *slog.Logger
 	// Search, when set, serves GET /api/search and /api/packages/<name>.
 	Search SearchBackend
 	// SearchLimits bound the queries of the search API (zero fields: the

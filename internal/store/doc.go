@@ -28,7 +28,11 @@
 // missing objects wrap ErrNotFound and failed write-once preconditions wrap
 // ErrExists; any other error is returned as is, never taken for absence.
 // File buckets are opened with metadata=skip, so no .attrs sidecar files
-// appear in the published tree.
+// appear in the published tree. fileblob writes each object to a temporary
+// file in os.TempDir (the command layer points it at nixrepo's own folder)
+// and renames it into place; when os.TempDir is on another file system than
+// the bucket, Open sets no_tmp_dir so the temporary file sits next to its
+// target instead.
 //
 // # Sources and limits
 //

@@ -61,8 +61,10 @@ func Open(ctx context.Context, rawURL, baseDir string, mustExist bool) (*Store, 
 			q.Set("create_dir", "1")
 		}
 		if q.Get("no_tmp_dir") == "" && !sameDevice(os.TempDir(), u.Path) {
-			// fileblob renames temp files into place; a rename across
-			// file systems fails, so keep temp files next to the target.
+			// fileblob writes to a file in os.TempDir (nixrepo's own
+			// temporary folder when the command layer set it up) and
+			// renames it into place; a rename across file systems fails,
+			// so then keep temp files next to the target instead.
 			q.Set("no_tmp_dir", "1")
 		}
 		u.RawQuery = q.Encode()
@@ -120,6 +122,16 @@ func ResolveURL(rawURL, baseDir string) (*url.URL, error) {
 		u.Path = filepath.Clean(u.Path)
 	}
 	return u, nil
+}
+
+// Folder returns the folder of a file:// store URL, resolved as Open
+// resolves it, or "" for any other bucket.
+func Folder(rawURL, baseDir string) string {
+	u, err := ResolveURL(rawURL, baseDir)
+	if err != nil || u.Scheme != "file" {
+		return ""
+	}
+	return u.Path
 }
 
 func sameDevice(a, b string) bool {
