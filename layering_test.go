@@ -18,6 +18,7 @@ var allowed = map[string][]string{
 	"internal/config":       {"internal/nix"},
 	"internal/nixtest":      {},
 	"internal/upstreamtest": {"internal/nix"},
+	"internal/s3test":       {},
 	"internal/store":        {"internal/nix", "internal/work"},
 	"internal/work":         {},
 	"ingest":                {"internal/nix", "internal/nar", "internal/compress", "internal/store", "internal/work"},

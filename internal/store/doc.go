@@ -27,6 +27,18 @@
 // only becomes visible on Commit, and Abort leaves nothing behind. Errors for
 // missing objects wrap ErrNotFound and failed write-once preconditions wrap
 // ErrExists; any other error is returned as is, never taken for absence.
-// File buckets are opened with metadata=skip, so no .attrs sidecar files
-// appear in the published tree.
+//
+// Any number of processes may write one bucket. Write-once objects
+// (WriteOptions.IfNotExist) are created atomically on every backend with
+// conditional writes: If-None-Match on S3 and Azure, generation
+// preconditions on GCS, link(2) on folders. Mutable objects change by
+// compare-and-swap (Update): a conditional write on the ETag or
+// generation, or an flock(2) on folders; Conditional names the mechanism
+// and Warning says what happens on a backend without one. Folder buckets
+// are written by this package itself (temporary files under
+// _nixrepo/tmp/, then link or rename), not by gocloud's fileblob, whose
+// write-once check holds only within one process; they are read through
+// fileblob, opened with metadata=skip, so no .attrs sidecar files appear
+// in the published tree. docs/concurrency.md is the write protocol built
+// on these primitives.
 package store
