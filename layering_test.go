@@ -20,6 +20,7 @@ var allowed = map[string][]string{
 	"internal/config":       {"internal/nix"},
 	"internal/nixtest":      {},
 	"internal/upstreamtest": {"internal/nix"},
+	"internal/s3test":       {},
 	"internal/store":        {"internal/nix", "internal/work"},
 	"internal/work":         {},
 	"internal/tmpdir":       {},

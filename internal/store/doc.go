@@ -27,12 +27,19 @@
 // only becomes visible on Commit, and Abort leaves nothing behind. Errors for
 // missing objects wrap ErrNotFound and failed write-once preconditions wrap
 // ErrExists; any other error is returned as is, never taken for absence.
-// File buckets are opened with metadata=skip, so no .attrs sidecar files
-// appear in the published tree. fileblob writes each object to a temporary
-// file in os.TempDir (the command layer points it at nixrepo's own folder)
-// and renames it into place; when os.TempDir is on another file system than
-// the bucket, Open sets no_tmp_dir so the temporary file sits next to its
-// target instead.
+//
+// Any number of processes may write one bucket. Write-once objects
+// (WriteOptions.IfNotExist) are created atomically on every backend with
+// conditional writes: If-None-Match on S3 and Azure, generation
+// preconditions on GCS, link(2) on folders. Mutable objects change by
+// compare-and-swap (Update): a conditional write on the ETag or
+// generation, or an flock(2) on folders; Conditional names the mechanism
+// and Warning says what happens on a backend without one. Folder buckets
+// are written by this package itself (temporary files under
+// _nixrepo/tmp/, then link or rename), not by gocloud's fileblob, whose
+// write-once check holds only within one process; they are read through
+// fileblob, opened with metadata=skip, so no .attrs sidecar files appear
+// in the published tree.
 //
 // # Sources and limits
 //

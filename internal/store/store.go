@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"gocloud.dev/blob"
@@ -34,9 +34,12 @@ type Store struct {
 	url     string
 	dir     string // the folder of a file bucket, else ""
 	journal journal
+	cond    Conditional
+	casMu   sync.Mutex // Update without conditional writes (CondProcess, CondNone)
 }
 
-// New wraps an open bucket; url is used in messages only.
+// New wraps an open bucket; url is used in messages only. The store makes
+// no assumption about the driver's conditional writes (CondNone).
 func New(b *blob.Bucket, url string) *Store { return &Store{bucket: b, url: url} }
 
 // Open opens the bucket at rawURL (any gocloud URL whose driver the program
@@ -60,22 +63,16 @@ func Open(ctx context.Context, rawURL, baseDir string, mustExist bool) (*Store, 
 		if !mustExist && q.Get("create_dir") == "" {
 			q.Set("create_dir", "1")
 		}
-		if q.Get("no_tmp_dir") == "" && !sameDevice(os.TempDir(), u.Path) {
-			// fileblob writes to a file in os.TempDir (nixrepo's own
-			// temporary folder when the command layer set it up) and
-			// renames it into place; a rename across file systems fails,
-			// so then keep temp files next to the target instead.
-			q.Set("no_tmp_dir", "1")
-		}
 		u.RawQuery = q.Encode()
 	}
 	b, err := blob.OpenBucket(ctx, u.String())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", redact(rawURL), err)
 	}
-	st := &Store{bucket: b, url: redact(rawURL)}
+	st := &Store{bucket: b, url: redact(rawURL), cond: conditionalOf(u)}
 	if u.Scheme == "file" {
 		st.dir = u.Path
+		st.clearStaleTemps()
 	}
 	return st, nil
 }
@@ -132,20 +129,6 @@ func Folder(rawURL, baseDir string) string {
 		return ""
 	}
 	return u.Path
-}
-
-func sameDevice(a, b string) bool {
-	for b != "/" && b != "." {
-		if _, err := os.Stat(b); err == nil {
-			break
-		}
-		b = filepath.Dir(b)
-	}
-	var sa, sb syscall.Stat_t
-	if syscall.Stat(a, &sa) != nil || syscall.Stat(b, &sb) != nil {
-		return false
-	}
-	return sa.Dev == sb.Dev
 }
 
 // redact hides a password in a URL for messages.
@@ -286,9 +269,9 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 type WriteOptions struct {
 	ContentType     string
 	ContentEncoding string
-	// IfNotExist makes the write fail with ErrExists when the key exists.
-	// It is atomic on object stores; on file buckets it is atomic within
-	// one process only.
+	// IfNotExist makes the write fail with ErrExists when the key exists,
+	// atomically on every backend with conditional writes (Conditional):
+	// object stores, and folders across processes (link(2)).
 	IfNotExist bool
 }
 
@@ -308,25 +291,13 @@ func (o *WriteOptions) blob() *blob.WriterOptions {
 // Put writes a whole object atomically: readers see the old object or the
 // new one, never a part. Put keeps no reference to data once it returns.
 func (s *Store) Put(ctx context.Context, key string, data []byte, opts *WriteOptions) error {
-	if s.dir == "" {
-		// WriteAll sends the data's MD5, so the service checks what arrived.
-		return wrap("write", key, s.bucket.WriteAll(ctx, key, data, opts.blob()))
+	if s.dir != "" {
+		// A folder: written by nixrepo itself (folder.go), atomically
+		// across processes.
+		return s.folderPut(ctx, key, data, opts)
 	}
-	// A folder: nothing travels, and the sidecars that would keep an MD5
-	// are off, so skip hashing the data twice (WriteAll's sum and the
-	// writer's check of it).
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := s.bucket.NewWriter(ctx, key, opts.blob())
-	if err != nil {
-		return wrap("write", key, err)
-	}
-	if _, err := w.Write(data); err != nil {
-		cancel() // abort: the temporary file is removed, nothing is renamed into place
-		_ = w.Close()
-		return wrap("write", key, err)
-	}
-	return wrap("write", key, w.Close())
+	// WriteAll sends the data's MD5, so the service checks what arrived.
+	return wrap("write", key, s.bucket.WriteAll(ctx, key, data, opts.blob()))
 }
 
 // Writer streams an object. Nothing becomes visible until Commit succeeds;
@@ -334,6 +305,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, opts *WriteOpt
 // file behind.
 type Writer struct {
 	w      *blob.Writer
+	fw     *folderWriter // folders: written by nixrepo (folder.go)
 	key    string
 	cancel context.CancelFunc
 	n      int64
@@ -342,6 +314,13 @@ type Writer struct {
 
 // NewWriter starts a streaming write of key.
 func (s *Store) NewWriter(ctx context.Context, key string, opts *WriteOptions) (*Writer, error) {
+	if s.dir != "" {
+		fw, err := s.newFolderWriter(ctx, key, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &Writer{fw: fw, key: key, cancel: func() {}}, nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	w, err := s.bucket.NewWriter(ctx, key, opts.blob())
 	if err != nil {
@@ -352,6 +331,14 @@ func (s *Store) NewWriter(ctx context.Context, key string, opts *WriteOptions) (
 }
 
 func (w *Writer) Write(p []byte) (int, error) {
+	if w.fw != nil {
+		n, err := w.fw.Write(p)
+		w.n += int64(n)
+		if err != nil {
+			return n, fmt.Errorf("write %s: %w", w.key, err)
+		}
+		return n, nil
+	}
 	n, err := w.w.Write(p)
 	w.n += int64(n)
 	if err != nil {
@@ -362,6 +349,11 @@ func (w *Writer) Write(p []byte) (int, error) {
 
 // ReadFrom lets io.Copy hand the writer large chunks.
 func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	if w.fw != nil {
+		n, err := io.Copy(writerOnly{w.fw}, r)
+		w.n += n
+		return n, err
+	}
 	n, err := w.w.ReadFrom(r)
 	w.n += n
 	return n, err
@@ -377,6 +369,9 @@ func (w *Writer) Commit() error {
 	}
 	w.done = true
 	defer w.cancel()
+	if w.fw != nil {
+		return w.fw.commit()
+	}
 	return wrap("write", w.key, w.w.Close())
 }
 
@@ -388,8 +383,15 @@ func (w *Writer) Abort() {
 	}
 	w.done = true
 	w.cancel()
+	if w.fw != nil {
+		w.fw.abort()
+		return
+	}
 	_ = w.w.Close()
 }
+
+// writerOnly hides a writer's other methods from io.Copy.
+type writerOnly struct{ io.Writer }
 
 // Reader is an open object.
 type Reader struct {
@@ -422,6 +424,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // Copy copies src to dst inside the bucket, server-side where the driver
 // can.
 func (s *Store) Copy(ctx context.Context, dst, src string) error {
+	if s.dir != "" {
+		return s.folderCopy(ctx, dst, src)
+	}
 	return wrap("copy", src, s.bucket.Copy(ctx, dst, src, nil))
 }
 

@@ -15,6 +15,7 @@ import (
 	_ "gocloud.dev/blob/memblob"
 	_ "gocloud.dev/blob/s3blob"
 
+	"github.com/nixrepo/nixrepo/internal/s3test"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/internal/store/storetest"
 )
@@ -48,6 +49,64 @@ func TestFile(t *testing.T) {
 			})
 		})
 		return s
+	})
+}
+
+func TestMemShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (*store.Store, *store.Store) {
+		s, err := store.Open(context.Background(), "mem://", "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, s
+	})
+}
+
+// TestFileShared opens every folder twice: two handles share nothing but
+// the folder, as two processes would.
+func TestFileShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (*store.Store, *store.Store) {
+		dir := t.TempDir()
+		var ss [2]*store.Store
+		for i := range ss {
+			s, err := store.Open(context.Background(), "file://"+dir, "", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			ss[i] = s
+		}
+		return ss[0], ss[1]
+	})
+}
+
+// TestVersityGW runs the conformance suites on a real S3-compatible server.
+func TestVersityGW(t *testing.T) {
+	srv := s3test.Start(t)
+	open := func(t *testing.T) *store.Store {
+		s, err := store.Open(context.Background(), srv.Bucket(t), "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	t.Run("Run", func(t *testing.T) { storetest.Run(t, open) })
+	t.Run("RunShared", func(t *testing.T) {
+		storetest.RunShared(t, func(t *testing.T) (*store.Store, *store.Store) {
+			url := srv.Bucket(t)
+			var ss [2]*store.Store
+			for i := range ss {
+				s, err := store.Open(context.Background(), url, "", false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				ss[i] = s
+			}
+			return ss[0], ss[1]
+		})
 	})
 }
 

@@ -6,9 +6,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nixrepo/nixrepo/internal/store"
@@ -175,4 +177,203 @@ func listAll(t *testing.T, s *store.Store, prefix string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// RunShared exercises what several writers of one bucket rely on: open
+// returns two handles on one new, empty bucket (two processes' views of
+// it where the backend allows; the same handle twice for mem://).
+func RunShared(t *testing.T, open func(t *testing.T) (a, b *store.Store)) {
+	ctx := context.Background()
+	t.Run("ConcurrentWriteOnceHasOneWinner", func(t *testing.T) {
+		a, b := open(t)
+		const writers, keys = 8, 12
+		for k := range keys {
+			key := fmt.Sprintf("r/%032d.narinfo", k)
+			var wg sync.WaitGroup
+			wins := make([]bool, writers)
+			errs := make([]error, writers)
+			for i := range writers {
+				s := a
+				if i%2 == 1 {
+					s = b
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					err := s.Put(ctx, key, []byte(fmt.Sprintf("writer %d", i)), &store.WriteOptions{IfNotExist: true})
+					switch {
+					case err == nil:
+						wins[i] = true
+					case !errors.Is(err, store.ErrExists):
+						errs[i] = err
+					}
+				}()
+			}
+			wg.Wait()
+			winner := -1
+			for i, w := range wins {
+				if errs[i] != nil {
+					t.Fatalf("%s: writer %d: %v", key, i, errs[i])
+				}
+				if w {
+					if winner >= 0 {
+						t.Fatalf("%s: writers %d and %d both created it", key, winner, i)
+					}
+					winner = i
+				}
+			}
+			if winner < 0 {
+				t.Fatalf("%s: no writer created it", key)
+			}
+			for _, s := range []*store.Store{a, b} {
+				if got, err := s.Get(ctx, key); err != nil || string(got) != fmt.Sprintf("writer %d", winner) {
+					t.Fatalf("%s holds %q (%v), want the winner's (writer %d)", key, got, err, winner)
+				}
+			}
+		}
+	})
+	t.Run("ConcurrentStreamedWriteOnceHasOneWinner", func(t *testing.T) {
+		a, b := open(t)
+		key := "r/nar/" + strings.Repeat("1", 52) + ".nar"
+		data := [2][]byte{bytes.Repeat([]byte("a"), 1<<20), bytes.Repeat([]byte("b"), 1<<20)}
+		var wa, wb *store.Writer
+		var err error
+		if wa, err = a.NewWriter(ctx, key, &store.WriteOptions{IfNotExist: true}); err != nil {
+			t.Fatal(err)
+		}
+		if wb, err = b.NewWriter(ctx, key, &store.WriteOptions{IfNotExist: true}); err != nil {
+			t.Fatal(err)
+		}
+		wa.Write(data[0])
+		wb.Write(data[1])
+		ea, eb := wa.Commit(), wb.Commit()
+		if (ea == nil) == (eb == nil) {
+			t.Fatalf("both or neither streamed write-once commits succeeded: %v, %v", ea, eb)
+		}
+		loser := eb
+		want := data[0]
+		if ea != nil {
+			loser, want = ea, data[1]
+		}
+		if !errors.Is(loser, store.ErrExists) {
+			t.Fatalf("losing commit = %v, want ErrExists", loser)
+		}
+		if got, _ := a.Get(ctx, key); !bytes.Equal(got, want) {
+			t.Fatal("the object is not the winner's bytes")
+		}
+	})
+	t.Run("UpdateLosesNoIncrement", func(t *testing.T) {
+		a, b := open(t)
+		const writers, each = 6, 15
+		key := "r/channels/c/channel.json"
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for i := range writers {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					err := s.Update(ctx, key, &store.WriteOptions{ContentType: "application/json"}, func(old []byte) ([]byte, error) {
+						n := 0
+						if old != nil {
+							if _, err := fmt.Sscanf(string(old), "%d", &n); err != nil {
+								return nil, fmt.Errorf("bad counter %q", old)
+							}
+						}
+						return []byte(fmt.Sprint(n + 1)), nil
+					})
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		got, err := b.Get(ctx, key)
+		if err != nil || string(got) != fmt.Sprint(writers*each) {
+			t.Fatalf("counter = %q (%v), want %d: an update was lost", got, err, writers*each)
+		}
+	})
+	t.Run("UpdateUnchangedWritesNothing", func(t *testing.T) {
+		a, _ := open(t)
+		key := "r/nix-cache-info"
+		if err := a.Put(ctx, key, []byte("one"), nil); err != nil {
+			t.Fatal(err)
+		}
+		calls := 0
+		err := a.Update(ctx, key, nil, func(old []byte) ([]byte, error) {
+			calls++
+			if string(old) != "one" {
+				return nil, fmt.Errorf("old = %q", old)
+			}
+			return nil, store.ErrUnchanged
+		})
+		if err != nil || calls != 1 {
+			t.Fatalf("Update = %v after %d calls", err, calls)
+		}
+		if got, _ := a.Get(ctx, key); string(got) != "one" {
+			t.Fatalf("object changed to %q", got)
+		}
+		stop := errors.New("stop")
+		if err := a.Update(ctx, key, nil, func([]byte) ([]byte, error) { return nil, stop }); !errors.Is(err, stop) {
+			t.Fatalf("Update returned %v, want the function's error", err)
+		}
+	})
+	t.Run("OddKeysRoundTrip", func(t *testing.T) {
+		a, b := open(t)
+		keys := []string{
+			"r/realisations/sha256:" + strings.Repeat("ab", 32) + "!out.doi",
+			"r/log/" + strings.Repeat("x", 32) + "-hello-2.12.1.drv",
+			"r/channels/nixos-25.11/nixos/25.11.1234.abcdef+g~h/git-revision",
+			"r/a b/ümlaut/%20/plus+sign",
+			"r/debuginfo/0123456789abcdef0123456789abcdef01234567.debug",
+		}
+		for _, k := range keys {
+			if err := a.Put(ctx, k, []byte(k), nil); err != nil {
+				t.Fatalf("Put(%q): %v", k, err)
+			}
+		}
+		for _, k := range keys {
+			if got, err := b.Get(ctx, k); err != nil || string(got) != k {
+				t.Fatalf("Get(%q) = %q, %v", k, got, err)
+			}
+		}
+		if got := listAll(t, b, "r/"); strings.Join(got, "\n") != strings.Join(sortedCopy(keys), "\n") {
+			t.Fatalf("List(r/) = %q, want %q", got, sortedCopy(keys))
+		}
+	})
+	t.Run("CancelledStreamLeavesNothing", func(t *testing.T) {
+		a, b := open(t)
+		cctx, cancel := context.WithCancel(ctx)
+		w, err := a.NewWriter(cctx, "r/nar/cancelled.nar", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(bytes.Repeat([]byte("z"), 2<<20))
+		cancel()
+		if err := w.Commit(); err == nil {
+			t.Fatal("Commit after cancellation succeeded")
+		}
+		if ok, err := b.Exists(ctx, "r/nar/cancelled.nar"); ok || err != nil {
+			t.Fatalf("cancelled write visible: %v %v", ok, err)
+		}
+		if keys := listAll(t, b, ""); len(keys) != 0 {
+			t.Fatalf("cancelled write left objects: %v", keys)
+		}
+	})
+}
+
+func sortedCopy(s []string) []string {
+	c := append([]string(nil), s...)
+	sort.Strings(c)
+	return c
 }
