@@ -93,8 +93,9 @@ func TestCommandClearsCrashLeftovers(t *testing.T) {
 }
 
 // TestFileBucketTempFilesInNixrepoFolder: a file bucket's write in progress
-// lives in the process's folder under the temporary root beside the store,
-// never in the bucket (the web root) nor in the system's temporary folder.
+// lives in the store's reserved _nixrepo/tmp/ folder (same file system, so
+// it is placed atomically), never beside its target, in the process's
+// temporary folder nor in the system's temporary folder.
 func TestFileBucketTempFilesInNixrepoFolder(t *testing.T) {
 	dir := t.TempDir()
 	writeConfig(t, dir, "file://./store", "file://./incoming")
@@ -122,9 +123,10 @@ func TestFileBucketTempFilesInNixrepoFolder(t *testing.T) {
 	}
 	w.Write([]byte("StorePath: /nix/store/x\n"))
 	var inFolder, elsewhere []string
+	reserved := filepath.Join(dir, "store", "_nixrepo", "tmp")
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && strings.HasSuffix(p, ".tmp") {
-			if filepath.Dir(p) == d.Path() {
+			if filepath.Dir(p) == reserved {
 				inFolder = append(inFolder, p)
 			} else {
 				elsewhere = append(elsewhere, p)
@@ -134,7 +136,7 @@ func TestFileBucketTempFilesInNixrepoFolder(t *testing.T) {
 	})
 	sysTmp, _ := filepath.Glob(filepath.Join(sys, "abc.narinfo.*.tmp"))
 	if len(inFolder) != 1 || len(elsewhere) != 0 || len(sysTmp) != 0 {
-		t.Fatalf("write in progress: %v in the process folder, %v elsewhere under the config folder, %v in %s", inFolder, elsewhere, sysTmp, sys)
+		t.Fatalf("write in progress: %v in %s, %v elsewhere under the config folder, %v in %s", inFolder, reserved, elsewhere, sysTmp, sys)
 	}
 	w.Abort()
 }

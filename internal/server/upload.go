@@ -187,12 +187,15 @@ func uploadStatus(err error) (int, string) {
 	case errors.Is(err, ingest.ErrTooLarge), errors.As(err, &mbe),
 		errors.Is(err, compress.ErrTooLarge), errors.Is(err, compress.ErrMemoryLimit):
 		return http.StatusRequestEntityTooLarge, err.Error()
-	case errors.Is(err, compress.ErrCorrupt), errors.Is(err, compress.ErrUnsupported):
-		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, ingest.ErrConflict):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, ingest.ErrMismatch):
+		// Content that does not verify, also when it does not decode
+		// (a NAR file or channel tarball that is not what it claims).
 		return http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, compress.ErrCorrupt), errors.Is(err, compress.ErrUnsupported):
+		// A request body whose Content-Encoding does not decode.
+		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, ingest.ErrInvalid):
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, errStalled), errors.Is(err, errTooSlow):
