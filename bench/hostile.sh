@@ -53,7 +53,10 @@
 #   (these attacks or groups only: channel narinfo nar search oracle
 #   slowloris host, or attack names), CONC (2 per attack), PAUSE (20ms
 #   between one goroutine's requests), TRICKLE (2s), SLOW_CONNS (300),
-#   SLOW_HDR (32), GET_CONNS (8), GET_RATE (400), NPUB (200).
+#   SLOW_HDR (32), GET_CONNS (8), GET_RATE (400), NPUB (200), SERVER_ENV
+#   (e.g. "GOGC=100" or "GOMEMLIMIT=256MiB": the server's environment; it
+#   always runs without the caller's GOGC and GOMEMLIMIT otherwise, so by
+#   default it measures nixrepo's own GC setting).
 # Needs: Go, curl, python3. The store and server are made fresh each time.
 # Fails (exit 1) on a setup error, and when an attack got an answer that is
 # never allowed (a 5xx/202/408/429 to a PUT, a 2xx where a refusal is
@@ -83,6 +86,7 @@ SLOW_HDR=${SLOW_HDR:-32}
 GET_CONNS=${GET_CONNS:-8}
 GET_RATE=${GET_RATE:-400}
 NPUB=${NPUB:-200}
+SERVER_ENV=${SERVER_ENV:-}
 
 log() { echo "== $*" >&2; }
 die() { echo "hostile.sh: FAIL: $*" >&2; exit 1; }
@@ -180,7 +184,8 @@ log "ingesting testdata/sample-cache into priv and $NPUB generated paths into pu
 
 # --- runs: a fresh server process each --------------------------------------------
 for r in $(seq "$RUNS"); do
-  "$NR" "${CFG[@]}" serve > "$W/serve-$r.log" 2>&1 &
+  # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=VALUE words
+  env -u GOGC -u GOMEMLIMIT $SERVER_ENV "$NR" "${CFG[@]}" serve > "$W/serve-$r.log" 2>&1 &
   SPID=$!; PIDS+=("$SPID")
   for i in $(seq 200); do
     curl -fsS -o /dev/null "$URL/healthz" 2>/dev/null && break
@@ -207,5 +212,6 @@ tmpleft=$(find "$W/store/_nixrepo/tmp" -type f 2>/dev/null | wc -l)
 echo "(store check: nothing of the refused uploads in priv, pub or all; $tmpleft file(s) left in the store's _nixrepo/tmp after the servers stopped)"
 
 # --- report ---------------------------------------------------------------------
+[ -z "$SERVER_ENV" ] || echo "(server environment: $SERVER_ENV)"
 "$HB" report "$W"/runs/run-*.json
 echo "(run results: $W/runs/*.json; server logs: $W/serve-*.log)"

@@ -37,6 +37,9 @@ type env struct {
 	pause      time.Duration // between two requests of one attack goroutine
 	trickle    time.Duration // slowloris: one byte every trickle
 	seq        atomic.Int64  // for unique names
+
+	mu       sync.Mutex
+	uploaded []string // hash parts of the legitimate uploads that succeeded
 }
 
 func (e *env) next() int64 { return e.seq.Add(1) }

@@ -34,6 +34,8 @@ type phase struct {
 	treeFirst, treeLast, treeMx int64 // server and its child processes (xz)
 	samples                     int
 	cpu0, cpu1                  float64 // server CPU seconds at start and end
+	self0, self1                float64 // this driver's CPU seconds
+	busy0, busy1                float64 // the machine's busy CPU seconds (/proc/stat)
 	t0, t1                      time.Time
 }
 
@@ -68,6 +70,10 @@ type phaseResult struct {
 	TreeFirst  int64    `json:"tree_rss_first"`
 	Samples    int      `json:"rss_samples"`
 	CPUPercent float64  `json:"server_cpu_percent"`
+	// DriverCPU is this program's CPU (the attacks and the legitimate
+	// load); OthersCPU the rest of the machine's: the machine is shared.
+	DriverCPU float64 `json:"driver_cpu_percent"`
+	OthersCPU float64 `json:"others_cpu_percent"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -99,6 +105,8 @@ func (p *phase) result() phaseResult {
 	}
 	if d > 0 {
 		r.CPUPercent = 100 * (p.cpu1 - p.cpu0) / d
+		r.DriverCPU = 100 * (p.self1 - p.self0) / d
+		r.OthersCPU = 100*(p.busy1-p.busy0)/d - r.CPUPercent - r.DriverCPU
 	}
 	return r
 }
@@ -177,7 +185,7 @@ func legitUploads(ctx context.Context, e *env, rec *recorder) {
 			continue
 		}
 		t0 := time.Now()
-		err := legitUpload(ctx, e, c, n)
+		h, err := legitUpload(ctx, e, c, n)
 		d := time.Since(t0)
 		if ctx.Err() != nil {
 			return
@@ -189,15 +197,21 @@ func legitUploads(ctx context.Context, e *env, rec *recorder) {
 			p.upFails = append(p.upFails, oneLine(err.Error(), 300))
 		}
 		p.mu.Unlock()
+		if err == nil {
+			e.mu.Lock()
+			e.uploaded = append(e.uploaded, h)
+			e.mu.Unlock()
+		}
 	}
 }
 
-func legitUpload(ctx context.Context, e *env, c *http.Client, n int) error {
+// legitUpload uploads one path and returns its hash part.
+func legitUpload(ctx context.Context, e *env, c *http.Client, n int) (string, error) {
 	data := make([]byte, 1024+n%4096)
 	rand.Read(data)
 	f, err := makeNar(n%2 == 1, func(w *narWriter) { w.regular(data) })
 	if err != nil {
-		return err
+		return "", err
 	}
 	h := randomHashPart()
 	info := narInfo(h, fmt.Sprintf("bench-%d", n), f)
@@ -207,12 +221,21 @@ func legitUpload(ctx context.Context, e *env, c *http.Client, n int) error {
 		{method: "PUT", url: e.api(repoPriv, h+".narinfo"), token: tok, body: info},
 	} {
 		if ans := do(ctx, c, r); ans.status != 200 {
-			return fmt.Errorf("PUT %s: %d %v %s", strings.TrimPrefix(r.url, e.url), ans.status, ans.err, ans.body)
+			return "", fmt.Errorf("PUT %s: %d %v %s", strings.TrimPrefix(r.url, e.url), ans.status, ans.err, ans.body)
 		}
 	}
-	ans := do(ctx, c, req{method: "GET", url: e.api(repoPriv, h+".narinfo"), token: tok})
-	if ans.status != 200 || !bytes.Contains(ans.body, []byte("\nSig: ")) || !bytes.Contains(ans.body, []byte("NarHash: sha256:"+f.NarHash)) {
-		return fmt.Errorf("GET %s.narinfo after its upload: %d %v %q", h, ans.status, ans.err, ans.body)
+	if err := checkUploaded(ctx, e, c, h, f.NarHash); err != nil {
+		return "", fmt.Errorf("after its upload: %w", err)
+	}
+	return h, nil
+}
+
+// checkUploaded GETs a legitimately uploaded narinfo: it must be served,
+// signed, with its NarHash (when given).
+func checkUploaded(ctx context.Context, e *env, c *http.Client, h, narHash string) error {
+	ans := do(ctx, c, req{method: "GET", url: e.api(repoPriv, h+".narinfo"), token: e.tokens["legit"]})
+	if ans.status != 200 || !bytes.Contains(ans.body, []byte("\nSig: priv-1:")) || !bytes.Contains(ans.body, []byte("NarHash: sha256:"+narHash)) {
+		return fmt.Errorf("GET priv/%s.narinfo: %d %v %q", h, ans.status, ans.err, ans.body)
 	}
 	return nil
 }
@@ -280,6 +303,25 @@ func cpuSeconds(pid int) float64 {
 	u, _ := strconv.ParseFloat(f[11], 64)
 	k, _ := strconv.ParseFloat(f[12], 64)
 	return (u + k) / 100 // USER_HZ
+}
+
+// machineBusy is the CPU seconds the machine has spent busy (not idle or
+// waiting for I/O), from /proc/stat.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var busy float64
+	for i, v := range f[1:] {
+		x, _ := strconv.ParseFloat(v, 64)
+		if i != 3 && i != 4 && i < 8 { // idle, iowait; guest times are in user already
+			busy += x
+		}
+	}
+	return busy / 100
 }
 
 // sampleRSS reads the server's VmRSS every interval into the current

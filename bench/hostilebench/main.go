@@ -224,7 +224,7 @@ func run(args []string) {
 
 	var phases []*phase
 	record := func(name string, d time.Duration, during func()) *phase {
-		p := &phase{Name: name, t0: time.Now(), cpu0: cpuSeconds(*pid)}
+		p := &phase{Name: name, t0: time.Now(), cpu0: cpuSeconds(*pid), self0: cpuSeconds(os.Getpid()), busy0: machineBusy()}
 		phases = append(phases, p)
 		rec.cur.Store(p)
 		if during != nil {
@@ -233,7 +233,7 @@ func run(args []string) {
 			time.Sleep(d)
 		}
 		rec.cur.Store(nil)
-		p.t1, p.cpu1 = time.Now(), cpuSeconds(*pid)
+		p.t1, p.cpu1, p.self1, p.busy1 = time.Now(), cpuSeconds(*pid), cpuSeconds(os.Getpid()), machineBusy()
 		return p
 	}
 	alive := func() {
@@ -282,6 +282,14 @@ func run(args []string) {
 	res.VmHWM = procStatus(*pid, "VmHWM")
 	stop()
 	bg.Wait()
+
+	// Every legitimate upload is still served, signed, at the end.
+	for _, h := range e.uploaded {
+		if err := checkUploaded(context.Background(), e, c, h, ""); err != nil {
+			res.Failures = append(res.Failures, "a legitimate upload is not served at the end of the run: "+err.Error())
+		}
+	}
+	logf("run %d: %d legitimate uploads served at the end", *runN, len(e.uploaded))
 
 	for _, p := range phases {
 		r := p.result()

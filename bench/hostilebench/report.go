@@ -202,15 +202,21 @@ func report(files []string) int {
 	cpuA, _ := col(func(r runResult) float64 { return ph(r, "attack").CPUPercent })
 	cpuB, _ := col(func(r runResult) float64 { return ph(r, "before").CPUPercent })
 	line("server CPU %", cpuA, cpuB, "", nil)
+	dA, _ := col(func(r runResult) float64 { return ph(r, "attack").DriverCPU })
+	dB, _ := col(func(r runResult) float64 { return ph(r, "before").DriverCPU })
+	line("this driver's CPU % (attacks and legitimate load)", dA, dB, "", nil)
+	oA, _ := col(func(r runResult) float64 { return ph(r, "attack").OthersCPU })
+	oB, _ := col(func(r runResult) float64 { return ph(r, "before").OthersCPU })
+	line(fmt.Sprintf("other processes' CPU %% (of %d00)", runtime.NumCPU()), oA, oB, "", nil)
 	drain, _ := col(func(r runResult) float64 { return r.DrainSec })
 	line("drain s (until no upload is active or waiting)", drain, 0, "", nil)
 
 	fmt.Println("\nper run (attack | before | after):")
 	for _, r := range runs {
 		a, bf, af := ph(r, "attack"), ph(r, "before"), ph(r, "after")
-		fmt.Printf("  run %d: RSS idle %.0f peak %.0f (tree peak %.0f) after %.0f MiB; GET p99 %.1f | %.1f | %.1f ms, max %.0f | %.0f | %.0f ms, %d | %d | %d GETs; uploads %d/%d ok; CPU %.0f%%\n",
+		fmt.Printf("  run %d: RSS idle %.0f peak %.0f (tree peak %.0f) after %.0f MiB; GET p99 %.1f | %.1f | %.1f ms, max %.0f | %.0f | %.0f ms, %d | %d | %d GETs; uploads %d/%d ok; CPU server %.0f%% driver %.0f%% others %.0f%% | others before %.0f%%\n",
 			r.Run, mib(bf.RSSLast), mib(max(a.RSSMax, ph(r, "drain").RSSMax)), mib(max(a.TreeMax, ph(r, "drain").TreeMax)), mib(af.RSSLast),
-			a.P99ms, bf.P99ms, af.P99ms, a.MaxMs, bf.MaxMs, af.MaxMs, a.Gets, bf.Gets, af.Gets, a.Uploads-len(a.UpFails), a.Uploads, a.CPUPercent)
+			a.P99ms, bf.P99ms, af.P99ms, a.MaxMs, bf.MaxMs, af.MaxMs, a.Gets, bf.Gets, af.Gets, a.Uploads-len(a.UpFails), a.Uploads, a.CPUPercent, a.DriverCPU, a.OthersCPU, bf.OthersCPU)
 	}
 	fmt.Printf("  peak − idle MiB per run: %v (server), %v (with children)\n", round1(deltas), round1(tdeltas))
 	fmt.Println("idle = the server's VmRSS at the end of the phase before the attack; peak = highest VmRSS sampled every 20 ms during")
