@@ -263,10 +263,10 @@ func attacks(e *env, conc int) []*attack {
 		// 6. slow uploads
 		{name: "slowloris-upload", group: "slowloris", put: true, refuse: true, expect: nil,
 			what: "uploads (NAR, narinfo, log, channel) trickling a byte every TRICKLE, as many as the slowloris token may open",
-			run: func(ctx context.Context, a *attack, _ *http.Client) { a.slowUpload(ctx) }},
+			run:  func(ctx context.Context, a *attack, _ *http.Client) { a.slowUpload(ctx) }},
 		{name: "slowloris-header", group: "slowloris", put: true, refuse: true, expect: nil, quiet: true,
 			what: "PUT requests whose headers trickle a byte every TRICKLE",
-			run: func(ctx context.Context, a *attack, _ *http.Client) { a.slowHeader(ctx) }},
+			run:  func(ctx context.Context, a *attack, _ *http.Client) { a.slowHeader(ctx) }},
 		// 7. Host header
 		{name: "host-header", group: "host", expect: []int{200, 302},
 			what: "GET of the channel redirects and release page with Host and X-Forwarded-Host: evil; nothing may echo it",

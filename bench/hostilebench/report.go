@@ -181,7 +181,9 @@ func report(files []string) int {
 		line(q.label+" (vs after)", a, aft, "", nil)
 	}
 	gets, _ := col(func(r runResult) float64 { return float64(ph(r, "attack").Gets) })
-	getsB, _ := col(func(r runResult) float64 { return float64(ph(r, "before").Gets) / ph(r, "before").Seconds * ph(r, "attack").Seconds })
+	getsB, _ := col(func(r runResult) float64 {
+		return float64(ph(r, "before").Gets) / ph(r, "before").Seconds * ph(r, "attack").Seconds
+	})
 	getFails := 0
 	upN, upF := 0, 0
 	for _, r := range runs {
