@@ -117,15 +117,19 @@ func oneLine(s string, n int) string {
 	return s
 }
 
-// admission tells whether a 400 is a refusal by the upload admission
-// (no slot, queue full, too slow, stalled): documented for any upload.
-func admission(body []byte) bool {
-	for _, s := range []string{"no upload slot", "upload queue full", "upload too slow", "upload stalled"} {
-		if bytes.Contains(body, []byte(s)) {
-			return true
+// admission names a 400 that is a refusal by the upload admission (no
+// slot, queue full, too slow, stalled), documented for any upload; "" for
+// another answer.
+func admission(body []byte) string {
+	for _, k := range []struct{ text, name string }{
+		{"no upload slot", "no-slot"}, {"upload queue full", "queue-full"},
+		{"upload too slow", "too-slow"}, {"upload stalled", "stalled"},
+	} {
+		if bytes.Contains(body, []byte(k.text)) {
+			return k.name
 		}
 	}
-	return false
+	return ""
 }
 
 // errKind names a transport error briefly.

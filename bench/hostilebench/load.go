@@ -273,19 +273,28 @@ func children(pid int) []int {
 	return out
 }
 
-// treeRSS is the VmRSS of pid and of its descendants.
+// treeRSS is the VmRSS of pid and of its descendants (the xz decoders).
+// A child still running the server's own executable is left out: it is
+// between fork and exec, sharing the server's memory (Go forks with
+// CLONE_VM), which its VmRSS would count twice.
 func treeRSS(pid int, self int64) int64 {
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	sum := self
-	for _, c := range children(pid) {
-		if v := procStatus(c, "VmRSS"); v > 0 {
-			sum += v
-		}
-		for _, g := range children(c) {
-			if v := procStatus(g, "VmRSS"); v > 0 {
+	var add func(p int, depth int)
+	add = func(p int, depth int) {
+		for _, c := range children(p) {
+			if x, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c)); err != nil || x == exe {
+				continue
+			}
+			if v := procStatus(c, "VmRSS"); v > 0 {
 				sum += v
+			}
+			if depth < 3 {
+				add(c, depth+1)
 			}
 		}
 	}
+	add(pid, 0)
 	return sum
 }
 
