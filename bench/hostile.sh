@@ -56,7 +56,8 @@
 #   SLOW_HDR (32), GET_CONNS (8), GET_RATE (400), NPUB (200), SERVER_ENV
 #   (e.g. "GOGC=100" or "GOMEMLIMIT=256MiB": the server's environment; it
 #   always runs without the caller's GOGC and GOMEMLIMIT otherwise, so by
-#   default it measures nixrepo's own GC setting).
+#   default it measures nixrepo's own GC setting), EXTRA_SERVER (TOML lines
+#   added to [server], e.g. "max_uploads_per_token = 1").
 # Needs: Go, curl, python3. The store and server are made fresh each time.
 # Fails (exit 1) on a setup error, and when an attack got an answer that is
 # never allowed (a 5xx/202/408/429 to a PUT, a 2xx where a refusal is
@@ -87,6 +88,7 @@ GET_CONNS=${GET_CONNS:-8}
 GET_RATE=${GET_RATE:-400}
 NPUB=${NPUB:-200}
 SERVER_ENV=${SERVER_ENV:-}
+EXTRA_SERVER=${EXTRA_SERVER:-}
 
 log() { echo "== $*" >&2; }
 die() { echo "hostile.sh: FAIL: $*" >&2; exit 1; }
@@ -149,6 +151,7 @@ listen = "127.0.0.1:$PORT"
 max_nar_size = "256MiB"
 upload_timeout = "10s"
 upload_queue_timeout = "20s"
+$EXTRA_SERVER
 [channels]
 max_tarball_unpacked_size = "64MiB"
 [site]
@@ -213,5 +216,6 @@ echo "(store check: nothing of the refused uploads in priv, pub or all; $tmpleft
 
 # --- report ---------------------------------------------------------------------
 [ -z "$SERVER_ENV" ] || echo "(server environment: $SERVER_ENV)"
+[ -z "$EXTRA_SERVER" ] || echo "(added to [server]: $EXTRA_SERVER)"
 "$HB" report "$W"/runs/run-*.json
 echo "(run results: $W/runs/*.json; server logs: $W/serve-*.log)"

@@ -298,7 +298,8 @@ func treeRSS(pid int, self int64) int64 {
 	return sum
 }
 
-// cpuSeconds is the user and system time of pid.
+// cpuSeconds is the user and system time of pid and of its children it
+// has waited for (the xz decoders).
 func cpuSeconds(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -306,12 +307,15 @@ func cpuSeconds(pid int) float64 {
 	}
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return 0
 	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	k, _ := strconv.ParseFloat(f[12], 64)
-	return (u + k) / 100 // USER_HZ
+	var sum float64
+	for _, v := range f[11:15] { // utime stime cutime cstime
+		x, _ := strconv.ParseFloat(v, 64)
+		sum += x
+	}
+	return sum / 100 // USER_HZ
 }
 
 // machineBusy is the CPU seconds the machine has spent busy (not idle or

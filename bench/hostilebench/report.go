@@ -203,7 +203,7 @@ func report(files []string) int {
 	line("legitimate upload max ms (NAR+narinfo+GET)", upA, upB, "", nil)
 	cpuA, _ := col(func(r runResult) float64 { return ph(r, "attack").CPUPercent })
 	cpuB, _ := col(func(r runResult) float64 { return ph(r, "before").CPUPercent })
-	line("server CPU %", cpuA, cpuB, "", nil)
+	line(fmt.Sprintf("server CPU %% (with its xz children; of %d00)", runtime.NumCPU()), cpuA, cpuB, "", nil)
 	dA, _ := col(func(r runResult) float64 { return ph(r, "attack").DriverCPU })
 	dB, _ := col(func(r runResult) float64 { return ph(r, "before").DriverCPU })
 	line("this driver's CPU % (attacks and legitimate load)", dA, dB, "", nil)
