@@ -290,6 +290,14 @@ func run(args []string) {
 		}
 	}
 	logf("run %d: %d legitimate uploads served at the end", *runN, len(e.uploaded))
+	// Nothing of the refused uploads is served.
+	for _, rel := range []string{e.p.zeroNar.URL(), "channels/evil/channel.json", "channels/bomb/channel.json", "channels/slow/channel.json"} {
+		for _, repo := range []string{repoPriv, repoVirtual} {
+			if a := do(context.Background(), c, req{method: "GET", url: e.api(repo, rel), token: e.tokens["reader"]}); a.status != 404 {
+				res.Failures = append(res.Failures, fmt.Sprintf("a refused upload is served: GET %s/%s: %d", repo, rel, a.status))
+			}
+		}
+	}
 
 	for _, p := range phases {
 		r := p.result()
