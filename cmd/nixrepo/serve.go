@@ -39,7 +39,7 @@ Configuration: [server] (listen, tls_cert_file, tls_key_file,
 max_object_size, max_uploads, max_uploads_per_token, max_uploads_per_repo,
 max_queued_uploads_per_token, upload_queue_timeout, upload_timeout,
 upload_min_rate, upload_stall_timeout, narinfo_cache_entries, max_nar_size,
-max_decoder_memory, max_listing_size), [[token]], public = true on a
+max_decoder_memory, max_listing_size, memory_limit), [[token]], public = true on a
 repository for anonymous reads, [channels] (max_tarball_entries,
 max_tarball_unpacked_size), and [site] server_url (the server's public
 URL, named in channel redirects' Link header).`,
@@ -52,11 +52,7 @@ URL, named in channel redirects' Link header).`,
 			if listen != "" {
 				cfg.Server.Listen = listen
 			}
-			if os.Getenv("GOGC") == "" {
-				// The server's live heap is small (caches) and it allocates
-				// per request: trade some memory for less GC work.
-				debug.SetGCPercent(400)
-			}
+			setServerMemory(cfg)
 			srv, st, err := a.newServer(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -181,4 +177,28 @@ func upstreamOf(r *config.Repo) (*ingest.Upstream, error) {
 		return nil, fmt.Errorf("repository %s: a remote repository needs trusted_keys to verify %s", r.Name, r.Upstream)
 	}
 	return ingest.NewUpstream(r.Upstream, keys), nil
+}
+
+// defaultMemoryLimit is the server's soft memory limit unless configured.
+const defaultMemoryLimit = 192 << 20
+
+// setServerMemory tunes the garbage collector for serving: the live heap
+// is small (caches) and requests allocate, so the heap may grow to five
+// times the live heap between collections (GOGC=400) — but never past the
+// soft memory limit ([server] memory_limit), where the collector runs
+// sooner instead. Hostile uploads make garbage fast (a listing built to
+// its cap and dropped, decoder windows); without the limit the heap goal
+// alone let the server grow by 300 MiB under bench/hostile.sh. GOGC and
+// GOMEMLIMIT in the environment win.
+func setServerMemory(cfg *config.Config) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit := int64(cfg.Server.MemoryLimit)
+		if limit == 0 {
+			limit = defaultMemoryLimit
+		}
+		debug.SetMemoryLimit(limit)
+	}
 }

@@ -116,6 +116,11 @@ type Server struct {
 	// MaxListingSize bounds the .ls listing built for a NAR; a NAR with a
 	// larger listing is accepted without one.
 	MaxListingSize Size `toml:"max_listing_size"`
+	// MemoryLimit is the server's soft memory limit (Go's GOMEMLIMIT):
+	// past it the garbage collector works harder rather than the heap
+	// growing. 0 is the default, 192MiB; GOMEMLIMIT in the environment
+	// wins.
+	MemoryLimit Size `toml:"memory_limit"`
 	// UploadStallTimeout aborts an upload that sends nothing for this long.
 	UploadStallTimeout Duration `toml:"upload_stall_timeout"`
 	// NarInfoCacheEntries bounds the in-memory narinfo cache.
@@ -357,6 +362,9 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 	}
 	if c.Server.MaxDecoderMemory < 0 || (c.Server.MaxDecoderMemory > 0 && c.Server.MaxDecoderMemory < 1<<20) {
 		bad("server.max_decoder_memory", "must be at least 1MiB (xz -6 needs 8MiB, xz -9 64MiB)")
+	}
+	if c.Server.MemoryLimit < 0 || (c.Server.MemoryLimit > 0 && c.Server.MemoryLimit < 64<<20) {
+		bad("server.memory_limit", "must be at least 64MiB (0: the default, 192MiB)")
 	}
 	if c.Server.MaxListingSize < 0 || c.Server.MaxListingSize > 1<<30 {
 		bad("server.max_listing_size", "must be between 0 (the default, 16MiB) and 1GiB")

@@ -62,6 +62,7 @@ func TestErrors(t *testing.T) {
 		{"server_url not http", valid + "[site]\nserver_url = \"ftp://h\"\n", `site.server_url: "ftp://h" is not an http(s) URL`},
 		{"server_url with credentials", valid + "[site]\nserver_url = \"https://u:p@h\"\n", "site.server_url"},
 		{"unknown channels key", strings.Replace(valid, "[[repo]]", "[channels]\nmax_entries = 5\n[[repo]]", 1), "x.toml:5: channels.max_entries: unknown key"},
+		{"memory limit too small", valid + "[server]\nmemory_limit = \"16MiB\"\n", "server.memory_limit: must be at least 64MiB"},
 		{"negative tarball entries", strings.Replace(valid, "[[repo]]", "[channels]\nmax_tarball_entries = -1\n[[repo]]", 1), "x.toml:5: channels.max_tarball_entries: must be ≥ 0"},
 		{"bad tarball size", strings.Replace(valid, "[[repo]]", "[channels]\nmax_tarball_unpacked_size = \"lots\"\n[[repo]]", 1), "bad size \"lots\""},
 		{"temp_dir not a string", strings.Replace(valid, `url = "mem://"`, "url = \"mem://\"\ntemp_dir = 5", 1), "x.toml:4: store.temp_dir: expected string, got int64"},

@@ -78,7 +78,17 @@ func Check(r io.Reader, opts Options) (Result, error) {
 			c.maxLs = DefaultMaxListing
 		}
 	}
-	if err := c.run(); err != nil {
+	err := c.run()
+	if cap(c.ls) > bigListing && (err != nil || cap(c.ls) > 2*len(c.ls)) {
+		// Keep the large buffer for the next listing; the caller gets a
+		// right-sized copy (callers hold listings until they commit).
+		big := c.ls[:0]
+		if err == nil {
+			c.ls = append([]byte(nil), c.ls...)
+		}
+		bigListings.Put(&big)
+	}
+	if err != nil {
 		return Result{}, err
 	}
 	res := Result{Size: c.base + uint64(c.r), Listing: c.ls, ListingSkipped: c.lsSkipped}
@@ -124,10 +134,28 @@ func (c *checker) lsReserve(n int) {
 	}
 	size := max(2*cap(c.ls), len(c.ls)+n)
 	size = min(size, max(c.maxLs+maxNodeListing, len(c.ls)+n))
-	grown := make([]byte, len(c.ls), size)
+	var grown []byte
+	if size > bigListing {
+		// A large listing: take a buffer a dropped listing left, so a
+		// stream of NARs with listings past the limit (which are built
+		// and dropped) does not allocate a limit-sized buffer each.
+		if bp, ok := bigListings.Get().(*[]byte); ok && cap(*bp) >= size {
+			grown = (*bp)[:len(c.ls)]
+		}
+	}
+	if grown == nil {
+		grown = make([]byte, len(c.ls), size)
+	}
 	copy(grown, c.ls)
 	c.ls = grown
 }
+
+// bigListing is the size past which listing buffers come from, and go
+// back to, bigListings.
+const bigListing = 1 << 20
+
+// bigListings holds large listing buffers dropped past the limit.
+var bigListings sync.Pool
 
 // lsDone drops the listing when it has grown past its limit. It is
 // called after each node's part of the listing, so the listing exceeds
@@ -135,6 +163,10 @@ func (c *checker) lsReserve(n int) {
 // dropped.
 func (c *checker) lsDone() {
 	if c.ls != nil && len(c.ls) > c.maxLs {
+		if cap(c.ls) > bigListing {
+			b := c.ls[:0]
+			bigListings.Put(&b)
+		}
 		c.ls = nil
 		c.lsSkipped = true
 	}
