@@ -23,15 +23,15 @@ type Change struct {
 	Written bool   `json:"written"` // false: already up to date
 }
 
-// Report lists what Run wrote.
+// Report lists the nix-cache-info objects CacheInfo wrote.
 type Report struct {
 	Objects  []Change `json:"objects"`
 	Written  int      `json:"written"`
 	Duration float64  `json:"durationSeconds"`
 }
 
-// Run writes the derived files of every repository in repos.
-func Run(ctx context.Context, st *store.Store, repos []Repo) (*Report, error) {
+// CacheInfo writes the nix-cache-info of every repository in repos.
+func CacheInfo(ctx context.Context, st *store.Store, repos []Repo) (*Report, error) {
 	start := time.Now()
 	rep := &Report{Objects: []Change{}}
 	for _, r := range repos {

@@ -30,7 +30,7 @@ func TestCacheInfoWrittenOnce(t *testing.T) {
 	st := memStore(t)
 	ctx := context.Background()
 	repos := []publish.Repo{{Name: "a", Priority: 30}, {Name: "b"}}
-	rep, err := publish.Run(ctx, st, repos)
+	rep, err := publish.CacheInfo(ctx, st, repos)
 	if err != nil || rep.Written != 2 {
 		t.Fatalf("%+v %v", rep, err)
 	}
@@ -38,11 +38,11 @@ func TestCacheInfoWrittenOnce(t *testing.T) {
 	if string(b) != "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n" {
 		t.Fatalf("nix-cache-info = %q", b)
 	}
-	if rep, err := publish.Run(ctx, st, repos); err != nil || rep.Written != 0 {
+	if rep, err := publish.CacheInfo(ctx, st, repos); err != nil || rep.Written != 0 {
 		t.Fatalf("unchanged files rewritten: %+v %v", rep, err)
 	}
 	repos[1].Priority = 10
-	if rep, _ := publish.Run(ctx, st, repos); rep.Written != 1 {
+	if rep, _ := publish.CacheInfo(ctx, st, repos); rep.Written != 1 {
 		t.Fatalf("changed priority: %+v", rep)
 	}
 }

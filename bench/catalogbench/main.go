@@ -42,9 +42,9 @@ import (
 
 	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/internal/nix"
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/search"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 var repos = []index.RepoInfo{{Name: "main", Type: "local"}, {Name: "staging", Type: "local"}}

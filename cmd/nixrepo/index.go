@@ -11,6 +11,7 @@ import (
 
 	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/internal/config"
+	"github.com/nixrepo/nixrepo/publish"
 )
 
 // indexDirEnv overrides the default search index folder.
@@ -96,23 +97,32 @@ func catalogRepos(cfg *config.Config) []index.RepoInfo {
 const indexMemoryLimit = 896 << 20
 
 func (a *app) runIndex(ctx context.Context, cfg *config.Config, dir string, rebuild bool) (*index.UpdateReport, error) {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(indexMemoryLimit)
-	}
 	st, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	opts := &index.BuildOptions{
-		IndexDir: dir,
-		Logger:   slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	step := a.indexStep(cfg, dir, rebuild)
+	if rebuild {
+		return index.Rebuild(ctx, st, step.Repos, step.Options)
 	}
-	repos := catalogRepos(cfg)
-	if !rebuild {
-		return index.Update(ctx, st, repos, opts)
+	return index.Update(ctx, st, step.Repos, step.Options)
+}
+
+// indexStep is the catalog update of the index and run commands; it sets
+// the index's soft memory limit unless GOMEMLIMIT says otherwise.
+func (a *app) indexStep(cfg *config.Config, dir string, rebuild bool) *publish.IndexStep {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(indexMemoryLimit)
 	}
-	return index.Rebuild(ctx, st, repos, opts)
+	return &publish.IndexStep{
+		Repos:   catalogRepos(cfg),
+		Rebuild: rebuild,
+		Options: &index.BuildOptions{
+			IndexDir: dir,
+			Logger:   slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		},
+	}
 }
 
 func printIndexReport(a *app, rep *index.UpdateReport) {

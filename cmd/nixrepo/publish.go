@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/publish"
 	"github.com/nixrepo/nixrepo/site"
@@ -35,7 +33,7 @@ site's search files.`,
 			if err != nil {
 				return err
 			}
-			rep, err := a.publish(cmd.Context(), cfg)
+			rep, err := a.publish(cmd.Context(), cfg, nil)
 			if err != nil {
 				return err
 			}
@@ -48,27 +46,18 @@ site's search files.`,
 	}
 }
 
-// publishReport is what publish did.
-type publishReport struct {
-	*publish.Report
-	Virtual []*publish.VirtualReport `json:"virtual"`
-	// Site counts static-site objects written or removed (-1: no catalog yet).
-	Site int `json:"site"`
-}
-
-func (a *app) publish(ctx context.Context, cfg *config.Config) (*publishReport, error) {
+// publish runs the publish stage; with index set (run), the catalog update
+// is part of it, after the virtual repositories and before the site.
+func (a *app) publish(ctx context.Context, cfg *config.Config, index *publish.IndexStep) (*publish.AllReport, error) {
 	st, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	repos := make([]publish.Repo, len(cfg.Repos))
-	for i, r := range cfg.Repos {
-		repos[i] = publish.Repo{Name: r.Name, Priority: r.Priority}
-	}
-	rep := &publishReport{Virtual: []*publish.VirtualReport{}}
+	plan := publish.Plan{Index: index}
 	for i := range cfg.Repos {
 		r := &cfg.Repos[i]
+		plan.Repos = append(plan.Repos, publish.Repo{Name: r.Name, Priority: r.Priority})
 		if r.Type != config.TypeVirtual {
 			continue
 		}
@@ -78,33 +67,15 @@ func (a *app) publish(ctx context.Context, cfg *config.Config) (*publishReport, 
 				return nil, err
 			}
 		}
-		vr, err := publish.Materialize(ctx, st, v)
-		if err != nil {
-			return nil, err
-		}
-		rep.Virtual = append(rep.Virtual, vr)
+		plan.Virtual = append(plan.Virtual, v)
 	}
-	// nix-cache-info after the content: a repository becomes visible once
-	// complete.
-	if rep.Report, err = publish.Run(ctx, st, repos); err != nil {
-		return nil, err
-	}
-	rep.Site = -1
 	if !cfg.Site.Disabled {
-		cat, err := index.Load(ctx, st)
-		switch {
-		case err == nil:
-			if rep.Site, err = publish.Site(ctx, st, cat, site.Options{BaseURL: cfg.Site.BaseURL, ServerURL: cfg.Site.ServerURL, Title: cfg.Site.Title, Repos: cfg.SiteRepos()}); err != nil {
-				return nil, err
-			}
-		case !errors.Is(err, index.ErrNoCatalog):
-			return nil, err
-		}
+		plan.Site = &site.Options{BaseURL: cfg.Site.BaseURL, ServerURL: cfg.Site.ServerURL, Title: cfg.Site.Title, Repos: cfg.SiteRepos()}
 	}
-	return rep, nil
+	return publish.All(ctx, st, plan)
 }
 
-func printPublishReport(a *app, rep *publishReport) {
+func printPublishReport(a *app, rep *publish.AllReport) {
 	fmt.Fprintf(a.stdout, "published: %d object(s) written, %d up to date\n", rep.Written, len(rep.Objects)-rep.Written)
 	if rep.Site >= 0 {
 		fmt.Fprintf(a.stdout, "site: %d object(s) written or removed under %s\n", rep.Site, publish.SitePrefix)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/publish"
 )
 
 func newRunCmd(a *app) *cobra.Command {
@@ -18,8 +19,10 @@ remote repositories (see "nixrepo mirror channels"). For every repository it ing
 configured incoming binary cache (see "nixrepo ingest" for the checks), deleting
 what it accepted from the incoming source unless keep_incoming is set, so the
 next run only does new work. Refused uploads stay in place and the report says
-why. Then it updates the package catalog and search index (see "nixrepo
-index") and publishes (see "nixrepo publish"), including the static site.
+why. Then it publishes (see "nixrepo publish"): the virtual repositories, then
+the package catalog and search index (see "nixrepo index", so the catalog
+includes what the virtual repositories just gained), then each repository's
+nix-cache-info and the static site.
 
 An incoming folder that does not exist yet is skipped. The exit status is 0
 when nothing was refused and 1 otherwise (publish still runs).`,
@@ -34,7 +37,7 @@ when nothing was refused and 1 otherwise (publish still runs).`,
 				Channels []*ingest.MirrorResult `json:"channels"`
 				Ingest   []*ingest.Report       `json:"ingest"`
 				Index    *index.UpdateReport    `json:"index"`
-				Publish  *publishReport         `json:"publish"`
+				Publish  *publish.AllReport      `json:"publish"`
 			}{Ingest: []*ingest.Report{}}
 			out.Channels, err = a.mirrorChannels(ctx, cfg, "")
 			if err != nil {
@@ -63,16 +66,13 @@ when nothing was refused and 1 otherwise (publish still runs).`,
 					}
 				}
 			}
-			out.Index, err = a.runIndex(ctx, cfg, a.indexDir(cfg, ""), false)
+			out.Publish, err = a.publish(ctx, cfg, a.indexStep(cfg, a.indexDir(cfg, ""), false))
 			if err != nil {
 				return err
 			}
+			out.Index = out.Publish.Index
 			if !a.jsonOut {
 				printIndexReport(a, out.Index)
-			}
-			out.Publish, err = a.publish(ctx, cfg)
-			if err != nil {
-				return err
 			}
 			if a.jsonOut {
 				if err := a.printJSON(out); err != nil {

@@ -17,8 +17,8 @@ import (
 	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/nix"
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/search"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 func newServeCmd(a *app) *cobra.Command {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/nixtest"
-	"github.com/nixrepo/nixrepo/internal/server"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 // serverFixture is a nixrepo server over a file bucket with a private

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nixrepo/nixrepo/internal/server"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 func newTokenCmd(a *app) *cobra.Command {

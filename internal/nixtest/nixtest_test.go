@@ -151,6 +151,13 @@ func TestCheckSharedNeedsSameFolders(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
+	// A temporary folder of the test's own, so that the working directory (a checkout may
+	// well lie under /tmp) is never inside it.
+	tmp := filepath.Join(t.TempDir(), "tmp")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
 	c := &client{bin: filepath.Join(root, "bin"), root: root}
 	if err := c.checkShared(); err == nil || !strings.Contains(err.Error(), "TMPDIR") {
 		t.Errorf("empty chroot: checkShared = %v, want an error naming TMPDIR", err)

@@ -14,8 +14,8 @@ import (
 	"testing"
 
 	"github.com/nixrepo/nixrepo/internal/nix"
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 // storeKinds runs f against a memory bucket and a file bucket (whose

@@ -27,8 +27,8 @@ import (
 
 	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/nix"
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 // The sample cache (made by real Nix, see testdata/sample-cache.sh):

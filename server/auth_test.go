@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/nixrepo/nixrepo/ingest"
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 const (

@@ -26,8 +26,8 @@ import (
 	"time"
 
 	"github.com/nixrepo/nixrepo/internal/nix"
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 var dateLine = regexp.MustCompile(`(?m)^Date: [^\r]*\r$`)

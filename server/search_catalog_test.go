@@ -1,4 +1,4 @@
-package search_test
+package server_test
 
 import (
 	"context"
@@ -16,9 +16,9 @@ import (
 
 	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/internal/nix"
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/search"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 // ---------------------------------------------------------------------------
@@ -54,7 +54,7 @@ func getJSON(t *testing.T, h http.Handler, url, token string, v any) int {
 	return rec.Code
 }
 
-func TestAPI(t *testing.T) {
+func TestSearchAPIAnswersByRepositoryAccess(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "mem://", "", false)
 	if err != nil {
@@ -152,7 +152,7 @@ func TestAPI(t *testing.T) {
 	}
 }
 
-func TestAPIWithoutCatalog(t *testing.T) {
+func TestSearchAPIWithoutCatalogIsUnavailable(t *testing.T) {
 	st, err := store.Open(context.Background(), "mem://", "", false)
 	if err != nil {
 		t.Fatal(err)

@@ -18,9 +18,9 @@ import (
 
 	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/nix"
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/internal/upstreamtest"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 const (

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nixrepo/nixrepo/internal/server"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 // slowUpload is a PUT whose body trickles in: chunk bytes every interval,

@@ -12,9 +12,9 @@ import (
 
 	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/internal/nix"
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/search"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 // putPath writes a narinfo for a store path called name into each repo

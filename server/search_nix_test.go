@@ -1,4 +1,4 @@
-package search_test
+package server_test
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/nixtest"
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/search"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 // greetExpr builds greet-1.2, greet-1.10 and greet-1.9 with real Nix.
@@ -25,10 +25,10 @@ const greetExpr = `let mk = v: derivation {
   args = [ "-c" "echo ${v} > $out" ];
 }; in [ (mk "1.2") (mk "1.10") (mk "1.9") ]`
 
-// TestEndToEndNix: versions of one package built by Nix, uploaded with
+// TestSearchAPIFindsNixBuiltVersions: versions of one package built by Nix, uploaded with
 // nix copy and ingested, are all found, with the right latest version, by
 // Search and by the HTTP API.
-func TestEndToEndNix(t *testing.T) {
+func TestSearchAPIFindsNixBuiltVersions(t *testing.T) {
 	env := nixtest.Require(t)
 	ctx := context.Background()
 	paths := env.Build(t, greetExpr)

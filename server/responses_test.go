@@ -12,8 +12,8 @@ import (
 
 	"github.com/ulikunitz/xz"
 
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 // TestRepositoryNameOracle: a request that may not read a repository

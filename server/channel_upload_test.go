@@ -18,8 +18,8 @@ import (
 	_ "gocloud.dev/blob/memblob"
 
 	"github.com/nixrepo/nixrepo/ingest"
-	"github.com/nixrepo/nixrepo/internal/server"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/server"
 )
 
 func channelServer(t *testing.T) (*httptest.Server, *store.Store) {
