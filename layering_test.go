@@ -30,7 +30,9 @@ var allowed = map[string][]string{
 	"publish":           {"internal/nix", "internal/store", "index", "site"},
 	"server":            {"internal/nix", "internal/store", "internal/compress", "ingest", "index", "search"},
 	"cmd/nixrepo":       {"*"},
-	"":                  {},
+	// Whole-system tests of the nixrepo binary; the package has no code.
+	"e2e": {"*"},
+	"":    {},
 }
 
 // testSupport lists the packages that exist for tests only, each with the
