@@ -46,6 +46,11 @@ const (
 	Accepted Outcome = "accepted" // verified, signed and stored
 	Present  Outcome = "present"  // already in the repository, identical
 	Refused  Outcome = "refused"  // not stored; Reason says why
+	// Gone: the path left the source while this run read it, and the
+	// repository does not have it from this run: another run consuming the
+	// same source took it (and stored it before deleting it), or whoever
+	// writes the source removed it. Not a refusal.
+	Gone Outcome = "gone"
 )
 
 // PathReport is the outcome for one store path (or one unreadable narinfo).
@@ -66,6 +71,7 @@ type Report struct {
 	Accepted int    `json:"accepted"`
 	Present  int    `json:"present"`
 	Refused  int    `json:"refused"`
+	Gone     int    `json:"gone"` // left the source while read (see Gone)
 	Consumed int    `json:"consumed"`
 	// Skipped explains a source that was not read at all.
 	Skipped   string       `json:"skipped,omitempty"`
@@ -99,13 +105,23 @@ func (c *candidate) refuse(format string, args ...any) {
 	c.reason = fmt.Sprintf(format, args...)
 }
 
-// refuseSourceNar refuses c when err says its NAR file is missing from the
+// sourceNarProblem settles c when err says its NAR file is missing from the
 // source or is not a regular file there, and reports whether it did; other
-// errors are the caller's.
-func (c *candidate) refuseSourceNar(err error) bool {
+// errors are the caller's. A missing NAR file refuses the path only when its
+// narinfo is still in the source: a path another run consumed meanwhile is
+// present (that run stored it first) or gone, never refused.
+func (in *ingester) sourceNarProblem(ctx context.Context, c *candidate, err error) bool {
 	var ee *store.EntryError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		if existing, lerr := in.lookup(ctx, c.hash); lerr == nil && existing != nil && existing.NarHash.Equal(c.ni.NarHash) {
+			c.outcome, c.reason = Present, ""
+			return true
+		}
+		if ok, serr := in.src.Exists(ctx, in.src.Key(store.NarInfoFile(c.hash))); serr == nil && !ok {
+			c.outcome, c.reason = Gone, "the path left the source while it was read"
+			return true
+		}
 		c.refuse("NAR file %s is missing from the source", c.ni.URL)
 	case errors.As(err, &ee) && ee.Entry == c.ni.URL:
 		c.refuse("NAR file refused: %v", ee)
@@ -158,22 +174,29 @@ func Run(ctx context.Context, dst, src *store.Cache, opts *Options) (*Report, er
 	if err != nil {
 		return nil, err
 	}
+	// A NAR file this run stored stays in the repository whatever becomes of
+	// its path: from the moment it is stored another writer (a server upload
+	// of a path with the same NAR file, another run) may rely on it, so only
+	// garbage collection, which knows every narinfo, removes unreferenced
+	// ones.
 	if err := in.verify(ctx, cands); err != nil {
-		in.cleanup(ctx, cands)
 		return nil, err
 	}
 	in.resolveReferences(ctx, cands)
 	if err := in.commit(ctx, cands); err != nil {
-		in.cleanup(ctx, cands)
 		return nil, err
 	}
-	in.cleanup(ctx, cands)
 	if err := dst.FlushJournal(ctx); err != nil {
 		// The journal only spares the index stage reading narinfos.
 		in.opts.Logger.Warn("could not write the path journal", "repo", dst.Name(), "err", err)
 	}
 	rep := &Report{Repo: dst.Name(), Source: src.Name()}
 	if opts.Consume {
+		// What is consumed must outlive a crash of this machine: the
+		// repository's copy is made durable before the source's is deleted.
+		if err := dst.Sync(ctx); err != nil {
+			return nil, fmt.Errorf("ingest: making %s durable before consuming %s: %w", dst.Name(), src.Name(), err)
+		}
 		rep.Consumed, err = in.consume(ctx, cands)
 		if err != nil {
 			return nil, err
@@ -194,6 +217,8 @@ func Run(ctx context.Context, dst, src *store.Cache, opts *Options) (*Report, er
 			rep.Present++
 		case Refused:
 			rep.Refused++
+		case Gone:
+			rep.Gone++
 		}
 		rep.Paths = append(rep.Paths, pr)
 	}
@@ -246,7 +271,8 @@ func (in *ingester) load(ctx context.Context) ([]*candidate, error) {
 			var ee *store.EntryError
 			switch {
 			case errors.Is(err, store.ErrNotFound):
-				c.refuse("narinfo vanished while reading the source")
+				// Listed, then deleted: another run consumed it.
+				c.outcome, c.reason = Gone, "the narinfo left the source while it was read"
 			case errors.As(err, &ee):
 				c.refuse("narinfo refused: %v", ee)
 			case errors.Is(err, store.ErrTooLarge):
@@ -294,7 +320,10 @@ func (in *ingester) load(ctx context.Context) ([]*candidate, error) {
 }
 
 // lookup returns the repository's narinfo for hash (nil when absent),
-// caching answers for the run.
+// caching the narinfos found for the run. Absence is not cached: another
+// writer may add the path at any moment (a run consuming the same source
+// stores a path before it deletes it there), and narinfos, once written,
+// stay.
 func (in *ingester) lookup(ctx context.Context, hash string) (*nix.NarInfo, error) {
 	in.mu.Lock()
 	ni, ok := in.known[hash]
@@ -309,9 +338,11 @@ func (in *ingester) lookup(ctx context.Context, hash string) (*nix.NarInfo, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading the repository: %w", err)
 	}
-	in.mu.Lock()
-	in.known[hash] = ni
-	in.mu.Unlock()
+	if ni != nil {
+		in.mu.Lock()
+		in.known[hash] = ni
+		in.mu.Unlock()
+	}
 	return ni, nil
 }
 
@@ -352,7 +383,7 @@ func (in *ingester) verify(ctx context.Context, cands []*candidate) error {
 func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 	ni := c.ni
 	attrs, err := in.src.Stat(ctx, c.srcNar)
-	if c.refuseSourceNar(err) {
+	if in.sourceNarProblem(ctx, c, err) {
 		return nil
 	}
 	if err != nil {
@@ -385,7 +416,7 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 		}
 	}
 	r, err := in.src.NewReader(ctx, c.srcNar)
-	if c.refuseSourceNar(err) {
+	if in.sourceNarProblem(ctx, c, err) {
 		return nil
 	}
 	if err != nil {
@@ -448,7 +479,7 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 // path (refused is true); err is for failures of the machinery.
 func (in *ingester) copyFile(ctx context.Context, c *candidate) (refused bool, err error) {
 	r, err := in.src.NewReader(ctx, c.srcNar)
-	if c.refuseSourceNar(err) {
+	if in.sourceNarProblem(ctx, c, err) {
 		return true, nil
 	}
 	if err != nil {
@@ -607,26 +638,6 @@ func (in *ingester) commitOne(ctx context.Context, c *candidate) error {
 	in.known[c.hash] = &ni
 	in.mu.Unlock()
 	return nil
-}
-
-// cleanup removes NAR files this run stored for paths that ended up refused
-// (or were never committed because the run failed), unless an accepted path
-// uses the same file.
-func (in *ingester) cleanup(ctx context.Context, cands []*candidate) {
-	used := map[string]bool{}
-	for _, c := range cands {
-		if c.outcome == Accepted || c.outcome == Present {
-			used[c.dstNar] = true
-		}
-	}
-	for _, c := range cands {
-		if c.stored && c.outcome != Accepted && !used[c.dstNar] {
-			if err := in.dst.Delete(context.WithoutCancel(ctx), in.dst.Key(c.dstNar)); err != nil && !errors.Is(err, store.ErrNotFound) {
-				in.opts.Logger.Warn("removing an orphaned NAR file", "key", c.dstNar, "err", err)
-			}
-			c.stored = false
-		}
-	}
 }
 
 // consume deletes accepted and present paths from the source: the narinfo

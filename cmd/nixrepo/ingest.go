@@ -167,6 +167,9 @@ func printIngestReport(w io.Writer, r *ingest.Report) {
 	}
 	fmt.Fprintf(w, "%s ← %s: %d accepted, %d already present, %d refused; read %s, stored %s in %.2fs%s\n",
 		r.Repo, r.Source, r.Accepted, r.Present, r.Refused, humanBytes(r.BytesRead), humanBytes(r.Written), secs, rate)
+	if r.Gone > 0 {
+		fmt.Fprintf(w, "  %d path(s) left the source while it was read (another run consuming it took them)\n", r.Gone)
+	}
 	if r.Consumed > 0 {
 		fmt.Fprintf(w, "  consumed %d path(s) from the source\n", r.Consumed)
 	}

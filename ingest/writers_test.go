@@ -1,0 +1,155 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/store"
+)
+
+// TestRefusedPathLeavesItsStoredNar: a run that stores a NAR file and then
+// refuses its path (here: a reference is missing) leaves the file, because
+// from the moment it is stored another writer may use it (a server upload
+// of a path with the same NAR file sees it and commits a narinfo that names
+// it). Deleting it once lost acknowledged uploads.
+func TestRefusedPathLeavesItsStoredNar(t *testing.T) {
+	files := sample(t)
+	delete(files, dataHash+".narinfo")
+	src := load(t, files)
+	dst := memStore(t)
+	rep := run(t, dst, src, false)
+	if rep.Refused != 2 {
+		t.Fatalf("refused %d paths, want 2 (both depend on the missing one): %+v", rep.Refused, rep.Paths)
+	}
+	for _, h := range []string{libHash, helloHash} {
+		ni := narinfoOf(t, files, h)
+		url := nix.NarURL(ni.FileHash, ni.EffectiveCompression())
+		if ok, err := dst.Exists(context.Background(), "r/"+url); err != nil || !ok {
+			t.Errorf("the NAR file %s of refused %s was removed (exists %v, %v)", url, ni.StorePath, ok, err)
+		}
+	}
+	assertClean(t, dst)
+}
+
+// TestConcurrentConsumingRunsRefuseNothing: runs consuming one source at
+// once (as two scheduled jobs whose runs overlap) refuse no valid path: a
+// path the other run took meanwhile is present or gone, and every path ends
+// in the repository, complete, and out of the source.
+func TestConcurrentConsumingRunsRefuseNothing(t *testing.T) {
+	const paths = 120
+	for trial := 0; trial < 4; trial++ {
+		srcDir := t.TempDir()
+		want := writeChain(t, srcDir, paths)
+		src, err := store.OpenSource(context.Background(), "file://"+srcDir, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := store.Open(context.Background(), "file://"+t.TempDir(), "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		// Three runs, started a little apart, so that one lists the source
+		// while another is already consuming it.
+		reps := make([]*ingest.Report, 3)
+		errs := make([]error, 3)
+		for i := range reps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(time.Duration(i*(trial+1)) * 4 * time.Millisecond)
+				reps[i], errs[i] = ingest.Run(context.Background(), dst.Repo("r"), src.Root(), &ingest.Options{Key: testKey, Workers: 2, Consume: true})
+			}()
+		}
+		wg.Wait()
+		for i, rep := range reps {
+			if errs[i] != nil {
+				t.Fatalf("trial %d, run %d: %v", trial, i, errs[i])
+			}
+			for _, p := range rep.Paths {
+				if p.Outcome == ingest.Refused {
+					t.Errorf("trial %d, run %d refused %s: %s", trial, i, p.StorePath, p.Reason)
+				}
+			}
+		}
+		for _, sp := range want {
+			if ok, err := dst.Repo("r").HasNarInfo(context.Background(), sp.HashPart()); err != nil || !ok {
+				t.Errorf("trial %d: %s is not in the repository (%v)", trial, sp, err)
+			}
+		}
+		if left, _ := filepath.Glob(filepath.Join(srcDir, "*.narinfo")); len(left) != 0 {
+			t.Errorf("trial %d: %d narinfos left in the source", trial, len(left))
+		}
+		vr, err := ingest.Verify(context.Background(), dst.Repo("r"), &ingest.VerifyOptions{Keys: []nix.PublicKey{testKey.Public()}, Workers: 2})
+		if err != nil || vr.Failed != 0 {
+			t.Errorf("trial %d: verify: %v %+v", trial, err, vr)
+		}
+		src.Close()
+		dst.Close()
+	}
+}
+
+// writeChain writes n store paths into the binary cache folder dir, each
+// referring to the one before it and to the first, with NARs of one small
+// file each.
+func writeChain(t *testing.T, dir string, n int) []nix.StorePath {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "nar"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out []nix.StorePath
+	for i := 0; i < n; i++ {
+		var d [20]byte
+		rand.Read(d[:])
+		sp, err := nix.ParseStorePath(fmt.Sprintf("%s/%s-chain-%d", nix.StoreDir, nix.EncodeNix32(d[:]), i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nar := narOfFile([]byte(fmt.Sprintf("path %d of the chain\n", i)))
+		sum := sha256.Sum256(nar)
+		ni := &nix.NarInfo{StorePath: sp, Compression: "none", FileHash: nix.SHA256(sum[:]), FileSize: uint64(len(nar)),
+			NarHash: nix.SHA256(sum[:]), NarSize: uint64(len(nar))}
+		if i > 0 {
+			ni.References = append(ni.References, out[i-1])
+		}
+		if i > 1 {
+			ni.References = append(ni.References, out[0])
+		}
+		ni.URL = nix.NarURL(ni.FileHash, "none")
+		if err := os.WriteFile(filepath.Join(dir, ni.URL), nar, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, sp.HashPart()+".narinfo"), ni.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// narOfFile is the NAR serialisation of a single regular file.
+func narOfFile(contents []byte) []byte {
+	var b bytes.Buffer
+	str := func(s []byte) {
+		binary.Write(&b, binary.LittleEndian, uint64(len(s)))
+		b.Write(s)
+		b.Write(make([]byte, (8-len(s)%8)%8))
+	}
+	for _, s := range []string{"nix-archive-1", "(", "type", "regular", "contents"} {
+		str([]byte(s))
+	}
+	str(contents)
+	str([]byte(")"))
+	return b.Bytes()
+}
