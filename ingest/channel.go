@@ -87,12 +87,14 @@ func ChannelStateRel(name string) string { return channelDir(name) + "channel.js
 // and fetchTarball unpack directly, so it works on any static host.
 func ChannelLatestRel(name string) string { return channelDir(name) + ChannelTarball }
 
-// channel locks serialise writers of one channel within a process; across
-// processes, one writer per channel at a time (like file buckets).
+// channelLocks make the pushes to one channel through one Store take turns,
+// which spares retries of the compare-and-swap on the channel's state; they
+// are not what makes concurrent pushes safe (other processes do not see
+// them), the bucket's conditional writes are.
 var channelLocks sync.Map
 
 func lockChannel(repo *store.Cache, name string) func() {
-	v, _ := channelLocks.LoadOrStore(repo.Key(channelDir(name)), &sync.Mutex{})
+	v, _ := channelLocks.LoadOrStore(fmt.Sprintf("%p %s", repo.Store, repo.Key(channelDir(name))), &sync.Mutex{})
 	m := v.(*sync.Mutex)
 	m.Lock()
 	return m.Unlock
@@ -205,59 +207,72 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %w", ErrMismatch, ChannelTarball, err)
 	}
 
+	// Within a process, pushes to one channel take turns (fewer retries of
+	// the compare-and-swap below); across processes the bucket decides.
 	unlock := lockChannel(repo, o.Channel)
 	defer unlock()
-	ch, err := ReadChannel(ctx, repo, o.Channel)
-	if errors.Is(err, store.ErrNotFound) {
-		ch, err = &Channel{Name: o.Channel}, nil
+	// 1. The snapshot's files, write-once: of two pushes of one ID with
+	// different bytes, through any processes, exactly one creates them.
+	dir := SnapshotRel(o.Channel, o.Flavor, o.Snapshot)
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return nil, err
 	}
+	if err := putSnapshotTarball(ctx, repo, dir+ChannelTarball, tmp, fileHash); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, fmt.Errorf("%w: snapshot %s of channel %s exists with a different %s; snapshots are immutable: publish a new snapshot ID", ErrConflict, o.Snapshot, o.Channel, ChannelTarball)
+		}
+		return nil, err
+	}
+	var extras []string
+	for _, name := range SnapshotFiles[1:] {
+		b, ok := o.Extra[name]
+		if !ok {
+			continue
+		}
+		if err := putSnapshotFile(ctx, repo, dir+name, b); err != nil {
+			if errors.Is(err, ErrConflict) {
+				return nil, fmt.Errorf("%w: snapshot %s of channel %s already has a different %s; snapshots are immutable", ErrConflict, o.Snapshot, o.Channel, name)
+			}
+			return nil, err
+		}
+		extras = append(extras, name)
+	}
+	// 2. The channel's state, by compare-and-swap: a push through another
+	// process in between is read and kept, never overwritten.
+	res := &PushResult{}
+	ch, err := updateChannel(ctx, repo, o.Channel, func(ch *Channel) error {
+		*res = PushResult{}
+		if old, ok := ch.Snapshot(o.Snapshot); ok {
+			if old.FileHash != fileHash || old.Flavor != o.Flavor {
+				return fmt.Errorf("%w: snapshot %s of channel %s exists with different contents (tarball sha256 %s, flavor %s); snapshots are immutable: publish a new snapshot ID", ErrConflict, o.Snapshot, o.Channel, old.FileHash, old.Flavor)
+			}
+			res.Snapshot = *old
+		} else {
+			snap := Snapshot{ID: o.Snapshot, Flavor: o.Flavor, NarHash: narHash, FileHash: fileHash, Size: n,
+				Uploaded: time.Now().UTC().Truncate(time.Second), Files: append([]string{ChannelTarball}, extras...), Source: o.Source}
+			if b, ok := o.Extra[ChannelGitRevision]; ok {
+				snap.GitRevision = strings.TrimSpace(string(b))
+			}
+			ch.Snapshots = append(ch.Snapshots, snap)
+			res.Snapshot, res.Created = snap, true
+		}
+		if cur, ok := ch.Current(); !ok || o.Force || (cur.ID != o.Snapshot && newer(o.Snapshot, cur.ID, res.Created)) {
+			res.Moved = ch.Latest != o.Snapshot
+			ch.Latest = o.Snapshot
+		}
+		res.Latest = ch.Latest
+		res.Pruned = prune(ch, o.Keep, o.Pins)
+		if !res.Created && !res.Moved && len(res.Pruned) == 0 {
+			return store.ErrUnchanged
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	res := &PushResult{}
-	if old, ok := ch.Snapshot(o.Snapshot); ok {
-		if old.FileHash != fileHash || old.Flavor != o.Flavor {
-			return nil, fmt.Errorf("%w: snapshot %s of channel %s exists with different contents (tarball sha256 %s, flavor %s); snapshots are immutable: publish a new snapshot ID", ErrConflict, o.Snapshot, o.Channel, old.FileHash, old.Flavor)
-		}
-		res.Snapshot = *old
-	} else {
-		snap := Snapshot{ID: o.Snapshot, Flavor: o.Flavor, NarHash: narHash, FileHash: fileHash, Size: n,
-			Uploaded: time.Now().UTC().Truncate(time.Second), Files: []string{ChannelTarball}, Source: o.Source}
-		dir := SnapshotRel(o.Channel, o.Flavor, o.Snapshot)
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		if err := putStream(ctx, repo, dir+ChannelTarball, tmp, "application/x-xz"); err != nil {
-			return nil, err
-		}
-		for _, name := range SnapshotFiles[1:] {
-			b, ok := o.Extra[name]
-			if !ok {
-				continue
-			}
-			if name == ChannelGitRevision {
-				snap.GitRevision = strings.TrimSpace(string(b))
-			}
-			if err := repo.Put(ctx, repo.Key(dir+name), b, &store.WriteOptions{ContentType: contentTypeOf(name)}); err != nil {
-				return nil, err
-			}
-			snap.Files = append(snap.Files, name)
-		}
-		ch.Snapshots = append(ch.Snapshots, snap)
-		res.Snapshot, res.Created = snap, true
-	}
-	if cur, ok := ch.Current(); !ok || o.Force || (cur.ID != o.Snapshot && newer(o.Snapshot, cur.ID, res.Created)) {
-		res.Moved = ch.Latest != o.Snapshot
-		ch.Latest = o.Snapshot
-	}
-	res.Latest = ch.Latest
-	res.Pruned = prune(ch, o.Keep, o.Pins)
-	if err := writeChannel(ctx, repo, ch); err != nil {
-		return nil, err
-	}
+	// 3. The channel's mutable tarball follows its state.
 	if res.Moved {
-		cur, _ := ch.Current()
-		if err := repo.Copy(ctx, repo.Key(ChannelLatestRel(o.Channel)), repo.Key(SnapshotRel(o.Channel, cur.Flavor, cur.ID)+ChannelTarball)); err != nil {
+		if err := syncChannelTarball(ctx, repo, ch.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -265,6 +280,104 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 		deleteSnapshot(ctx, repo, o.Channel, id)
 	}
 	return res, nil
+}
+
+// updateChannel changes channel name's state by compare-and-swap: fn gets
+// the current state (an empty Channel when there is none) and changes it,
+// or returns store.ErrUnchanged to leave it. fn may be called more than
+// once (once per concurrent change of the state) and must only change ch.
+// It returns the state as written, or as read when fn left it unchanged.
+func updateChannel(ctx context.Context, repo *store.Cache, name string, fn func(ch *Channel) error) (*Channel, error) {
+	var result *Channel
+	err := repo.Update(ctx, repo.Key(ChannelStateRel(name)), &store.WriteOptions{ContentType: "application/json"}, func(old []byte) ([]byte, error) {
+		ch := &Channel{Name: name}
+		if old != nil {
+			if len(old) > store.MaxChannelStateSize {
+				return nil, fmt.Errorf("channel %s: its state is %d bytes, more than the %d a state may have", name, len(old), store.MaxChannelStateSize)
+			}
+			if err := json.Unmarshal(old, ch); err != nil {
+				return nil, fmt.Errorf("channel %s: corrupt state: %w", name, err)
+			}
+		}
+		result = ch
+		if err := fn(ch); err != nil {
+			return nil, err
+		}
+		return marshalChannel(ch)
+	})
+	return result, err
+}
+
+// syncChannelTarball copies the channel's current snapshot tarball to the
+// channel's mutable tarball, and again while the channel's state moved on
+// during the copy: whichever process copies last has seen the current
+// snapshot after its copy, so the tarball converges on the state.
+func syncChannelTarball(ctx context.Context, repo *store.Cache, name string) error {
+	copied := ""
+	for attempt := 0; attempt < 20; attempt++ {
+		ch, err := ReadChannel(ctx, repo, name)
+		if err != nil {
+			return err
+		}
+		cur, ok := ch.Current()
+		if !ok || cur.ID == copied {
+			return nil
+		}
+		if err := repo.Copy(ctx, repo.Key(ChannelLatestRel(name)), repo.Key(SnapshotRel(name, cur.Flavor, cur.ID)+ChannelTarball)); err != nil {
+			return err
+		}
+		copied = cur.ID
+	}
+	return fmt.Errorf("channel %s: its current snapshot kept changing while its tarball was copied", name)
+}
+
+// putSnapshotTarball stores a snapshot's tarball write-once from r, whose
+// sha256 (hex) is fileHash. When the object exists already with the same
+// bytes (a retried or concurrent push of the same snapshot) that is success;
+// with other bytes, ErrConflict.
+func putSnapshotTarball(ctx context.Context, repo *store.Cache, rel string, r io.Reader, fileHash string) error {
+	w, err := repo.NewWriter(ctx, repo.Key(rel), &store.WriteOptions{ContentType: "application/x-xz", IfNotExist: true})
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	if _, err := io.Copy(w, r); err != nil {
+		return err
+	}
+	err = w.Commit()
+	if !errors.Is(err, store.ErrExists) {
+		return err
+	}
+	old, err := repo.NewReader(ctx, repo.Key(rel))
+	if err != nil {
+		return err
+	}
+	defer old.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, old); err != nil {
+		return err
+	}
+	if fmt.Sprintf("%x", h.Sum(nil)) != fileHash {
+		return ErrConflict
+	}
+	return nil
+}
+
+// putSnapshotFile stores a small snapshot file write-once: the same bytes
+// again are success, other bytes ErrConflict.
+func putSnapshotFile(ctx context.Context, repo *store.Cache, rel string, data []byte) error {
+	err := repo.Put(ctx, repo.Key(rel), data, &store.WriteOptions{ContentType: contentTypeOf(rel[strings.LastIndexByte(rel, '/')+1:]), IfNotExist: true})
+	if !errors.Is(err, store.ErrExists) {
+		return err
+	}
+	old, err := repo.GetLimit(ctx, repo.Key(rel), int64(len(data))+1)
+	if err != nil && !errors.Is(err, store.ErrTooLarge) {
+		return err
+	}
+	if err != nil || !bytes.Equal(old, data) {
+		return ErrConflict
+	}
+	return nil
 }
 
 // newer decides whether snapshot id should replace current as the latest:
@@ -323,27 +436,16 @@ func deleteSnapshot(ctx context.Context, repo *store.Cache, channel, id string) 
 	})
 }
 
-func writeChannel(ctx context.Context, repo *store.Cache, ch *Channel) error {
+// marshalChannel is the bytes of channel.json for ch.
+func marshalChannel(ch *Channel) ([]byte, error) {
 	b, err := json.MarshalIndent(ch, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(b)+1 > store.MaxChannelStateSize {
-		return fmt.Errorf("channel %s: its state would be %d bytes, more than the %d a state may have: keep fewer snapshots (channel_keep)", ch.Name, len(b)+1, store.MaxChannelStateSize)
+		return nil, fmt.Errorf("channel %s: its state would be %d bytes, more than the %d a state may have: keep fewer snapshots (channel_keep)", ch.Name, len(b)+1, store.MaxChannelStateSize)
 	}
-	return repo.Put(ctx, repo.Key(ChannelStateRel(ch.Name)), append(b, '\n'), &store.WriteOptions{ContentType: "application/json"})
-}
-
-func putStream(ctx context.Context, repo *store.Cache, rel string, r io.Reader, contentType string) error {
-	w, err := repo.NewWriter(ctx, repo.Key(rel), &store.WriteOptions{ContentType: contentType})
-	if err != nil {
-		return err
-	}
-	defer w.Abort()
-	if _, err := io.Copy(w, r); err != nil {
-		return err
-	}
-	return w.Commit()
+	return append(b, '\n'), nil
 }
 
 func contentTypeOf(name string) string {
@@ -372,27 +474,28 @@ func AddSnapshotFile(ctx context.Context, repo *store.Cache, channel, flavor, id
 	if err != nil {
 		return err
 	}
-	snap, ok := ch.Snapshot(id)
-	if !ok || snap.Flavor != flavor {
+	if snap, ok := ch.Snapshot(id); !ok || snap.Flavor != flavor {
 		return fmt.Errorf("%w: channel %s has no %s snapshot %s yet: upload %s first", ErrMismatch, channel, flavor, id, ChannelTarball)
 	}
-	key := repo.Key(SnapshotRel(channel, flavor, id) + name)
-	if slices.Contains(snap.Files, name) {
-		old, err := repo.Get(ctx, key)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(old, data) {
+	if err := putSnapshotFile(ctx, repo, SnapshotRel(channel, flavor, id)+name, data); err != nil {
+		if errors.Is(err, ErrConflict) {
 			return fmt.Errorf("%w: snapshot %s already has a different %s; snapshots are immutable", ErrConflict, id, name)
 		}
-		return nil
-	}
-	if err := repo.Put(ctx, key, data, &store.WriteOptions{ContentType: contentTypeOf(name)}); err != nil {
 		return err
 	}
-	snap.Files = append(snap.Files, name)
-	if name == ChannelGitRevision {
-		snap.GitRevision = strings.TrimSpace(string(data))
-	}
-	return writeChannel(ctx, repo, ch)
+	_, err = updateChannel(ctx, repo, channel, func(ch *Channel) error {
+		snap, ok := ch.Snapshot(id)
+		if !ok {
+			return fmt.Errorf("%w: channel %s no longer has snapshot %s", ErrMismatch, channel, id)
+		}
+		if slices.Contains(snap.Files, name) {
+			return store.ErrUnchanged
+		}
+		snap.Files = append(snap.Files, name)
+		if name == ChannelGitRevision {
+			snap.GitRevision = strings.TrimSpace(string(data))
+		}
+		return nil
+	})
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -152,4 +153,113 @@ func narOfFile(contents []byte) []byte {
 	str(contents)
 	str([]byte(")"))
 	return b.Bytes()
+}
+
+// openTwice opens one folder bucket as two Stores, as two processes would:
+// nothing in this process coordinates their writes.
+func openTwice(t *testing.T) [2]*store.Store {
+	t.Helper()
+	dir := t.TempDir()
+	var out [2]*store.Store
+	for i := range out {
+		st, err := store.Open(context.Background(), "file://"+dir, "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		out[i] = st
+	}
+	return out
+}
+
+// TestConcurrentChannelPushesLoseNoSnapshot: snapshots pushed at once
+// through two Stores of one bucket are all in channel.json afterwards (its
+// update is a compare-and-swap, so no push overwrites another's), and the
+// channel's tarball is its current snapshot's.
+func TestConcurrentChannelPushesLoseNoSnapshot(t *testing.T) {
+	sts := openTwice(t)
+	const pushes = 24
+	tarballs := make([][]byte, pushes)
+	for i := range tarballs {
+		tarballs[i] = channelTarball(t, "nixexprs", fmt.Sprint(i))
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < pushes; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := push(t, sts[i%2].Repo("r"), tarballs[i], ingest.PushOptions{Snapshot: fmt.Sprintf("s%03d", i)}); err != nil {
+				t.Errorf("push %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	ch, err := ingest.ReadChannel(context.Background(), sts[0].Repo("r"), "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < pushes; i++ {
+		id := fmt.Sprintf("s%03d", i)
+		if _, ok := ch.Snapshot(id); !ok {
+			t.Errorf("acknowledged snapshot %s is not in channel.json", id)
+		}
+	}
+	cur, _ := ch.Current()
+	got, err := sts[1].Get(context.Background(), "r/"+ingest.ChannelLatestRel("team"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := sha256.Sum256(got); fmt.Sprintf("%x", s) != cur.FileHash {
+		t.Errorf("the channel tarball is not its current snapshot %s's", cur.ID)
+	}
+}
+
+// TestConcurrentPushesOfOneSnapshotID: one snapshot ID pushed at once
+// through two Stores with different tarballs is acknowledged once; the other
+// push is a conflict, and the stored snapshot is the acknowledged one. With
+// the same tarball both succeed.
+func TestConcurrentPushesOfOneSnapshotID(t *testing.T) {
+	for trial := 0; trial < 8; trial++ {
+		sts := openTwice(t)
+		same := trial%4 == 3
+		bodies := [2][]byte{channelTarball(t, "nixexprs", "a"), channelTarball(t, "nixexprs", "b")}
+		if same {
+			bodies[1] = bodies[0]
+		}
+		var wg sync.WaitGroup
+		errs := [2]error{}
+		for i := range bodies {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = push(t, sts[i].Repo("r"), bodies[i], ingest.PushOptions{Snapshot: "s1"})
+			}()
+		}
+		wg.Wait()
+		var won []int
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won = append(won, i)
+			case !errors.Is(err, ingest.ErrConflict):
+				t.Fatalf("trial %d, push %d: %v", trial, i, err)
+			}
+		}
+		if same && len(won) != 2 || !same && len(won) != 1 {
+			t.Fatalf("trial %d (same bytes %v): %d pushes acknowledged: %v", trial, same, len(won), errs)
+		}
+		ch, err := ingest.ReadChannel(context.Background(), sts[0].Repo("r"), "team")
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, _ := ch.Snapshot("s1")
+		stored, err := sts[0].Get(context.Background(), "r/"+ingest.SnapshotRel("team", "nixpkgs", "s1")+ingest.ChannelTarball)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(bodies[won[0]])
+		if got := sha256.Sum256(stored); got != want || snap == nil || snap.FileHash != fmt.Sprintf("%x", want) {
+			t.Errorf("trial %d: the stored snapshot is not the acknowledged one", trial)
+		}
+	}
 }
