@@ -615,7 +615,11 @@ func (in *ingester) commitOne(ctx context.Context, c *candidate) error {
 	}
 	err := in.dst.PutNarInfo(ctx, &ni)
 	if errors.Is(err, store.ErrExists) {
-		// Another writer got there first: first writer wins.
+		// Another writer got there first: first writer wins, and so does
+		// its listing.
+		if err := SettleListing(ctx, in.dst, c.hash, Limits{}); err != nil {
+			return err
+		}
 		in.mu.Lock()
 		delete(in.known, c.hash)
 		in.mu.Unlock()
@@ -631,6 +635,9 @@ func (in *ingester) commitOne(ctx context.Context, c *candidate) error {
 		return nil
 	}
 	if err != nil {
+		return err
+	}
+	if err := ensureListing(ctx, in.dst, c.hash, c.m.Listing); err != nil {
 		return err
 	}
 	c.outcome = Accepted

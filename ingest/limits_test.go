@@ -276,7 +276,7 @@ func TestPutNarSkipsOversizeListing(t *testing.T) {
 				hash = libHash
 			}
 			clientLs := []byte(`{"version":1,"root":{"type":"directory","entries":{}}}`)
-			if err := ingest.PutListing(ctx, repo, hash, bytes.NewReader(clientLs)); err != nil {
+			if err := ingest.PutListing(ctx, repo, hash, bytes.NewReader(clientLs), ingest.Limits{}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := ingest.PutNarInfo(ctx, repo, hash, narInfoFor(t, hash, file, "zstd", m), testKey, lim); err != nil {
@@ -372,7 +372,7 @@ func TestPutListingStreamed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := memStore(t)
 			repo := st.Repo("r")
-			err := ingest.PutListing(ctx, repo, dataHash, strings.NewReader(tc.body))
+			err := ingest.PutListing(ctx, repo, dataHash, strings.NewReader(tc.body), ingest.Limits{})
 			got, gerr := st.Get(ctx, repo.Key(store.ListingFile(dataHash)))
 			if tc.ok {
 				if err != nil || gerr != nil || string(got) != tc.body {
@@ -390,7 +390,7 @@ func TestPutListingStreamed(t *testing.T) {
 	}
 	boom := errors.New("connection reset")
 	st := memStore(t)
-	err := ingest.PutListing(ctx, st.Repo("r"), dataHash, io.MultiReader(strings.NewReader(`{"version":1,"root":`), iotestErr{boom}))
+	err := ingest.PutListing(ctx, st.Repo("r"), dataHash, io.MultiReader(strings.NewReader(`{"version":1,"root":`), iotestErr{boom}), ingest.Limits{})
 	if !errors.Is(err, boom) || errors.Is(err, ingest.ErrInvalid) {
 		t.Fatalf("body error reported as %v", err)
 	}

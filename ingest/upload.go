@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -302,6 +303,11 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	err = repo.PutNarInfo(ctx, ni)
 	if errors.Is(err, store.ErrExists) {
 		// A concurrent upload of the same path won; same NarHash is fine.
+		// The listing just written may be this upload's: put back the
+		// winner's.
+		if err := SettleListing(ctx, repo, hashPart, lim); err != nil {
+			return res, err
+		}
 		existing, _, rerr := repo.ReadNarInfo(ctx, hashPart)
 		if rerr == nil && existing.NarHash.Equal(ni.NarHash) {
 			res.Outcome = Present
@@ -312,8 +318,60 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	if err != nil {
 		return res, err
 	}
+	// A concurrent loser may have written its listing between ours and the
+	// narinfo; from now on every other writer of this listing settles it.
+	if err := ensureListing(ctx, repo, hashPart, m.Listing); err != nil {
+		return res, err
+	}
 	res.Outcome = Accepted
 	return res, nil
+}
+
+// SettleListing makes the listing beside hashPart's narinfo the one
+// computed from the NAR file that narinfo names (or removes it when that
+// listing was too large to keep). Every writer of a listing calls it once
+// it finds the narinfo written by another: of racing uploads of one store
+// path with different NARs, the narinfo's winner decides the listing, and
+// whichever writer touched the listing last puts the winner's back. Without
+// a narinfo it does nothing.
+func SettleListing(ctx context.Context, repo *store.Cache, hashPart string, lim Limits) error {
+	ni, _, err := repo.ReadNarInfo(ctx, hashPart)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, compression, ok := ParseNarName(ni.URL)
+	if !ok {
+		return nil
+	}
+	meta, err := readMeta(ctx, repo, ni.URL, compression, ni.NarSize, lim)
+	if err != nil {
+		return fmt.Errorf("settling the listing of %s: %w", ni.StorePath.Absolute(), err)
+	}
+	return ensureListing(ctx, repo, hashPart, meta.measured().Listing)
+}
+
+// ensureListing makes hashPart's listing hold exactly listing, or not
+// exist when listing is empty (too large to keep); it writes only when the
+// stored one differs.
+func ensureListing(ctx context.Context, repo *store.Cache, hashPart string, listing []byte) error {
+	key := repo.Key(store.ListingFile(hashPart))
+	if len(listing) == 0 {
+		if err := repo.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil
+	}
+	cur, err := repo.GetLimit(ctx, key, int64(len(listing)))
+	if err == nil && bytes.Equal(cur, listing) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrTooLarge) {
+		return err
+	}
+	return repo.Put(ctx, key, listing, &store.WriteOptions{ContentType: store.ContentTypeListing})
 }
 
 // missingReferences lists the references of ni (other than itself) that
@@ -351,7 +409,7 @@ func missingReferences(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) 
 // that it is kept until PutNarInfo replaces it with the computed one (or
 // removes it, when the NAR's listing is too large to keep). An error
 // reading body is returned as it is.
-func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io.Reader) error {
+func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io.Reader, lim Limits) error {
 	has, err := repo.HasNarInfo(ctx, hashPart)
 	if err != nil {
 		return err
@@ -376,7 +434,15 @@ func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io
 	if w == nil {
 		return nil
 	}
-	return w.Commit()
+	if err := w.Commit(); err != nil {
+		return err
+	}
+	// The narinfo may have been written while the upload streamed: then
+	// its listing is the computed one, not this.
+	if has, err := repo.HasNarInfo(ctx, hashPart); err != nil || !has {
+		return err
+	}
+	return SettleListing(ctx, repo, hashPart, lim)
 }
 
 // Bounds of a listing's JSON structure, so that checking it holds little

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/internal/nar"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -260,6 +261,62 @@ func TestConcurrentPushesOfOneSnapshotID(t *testing.T) {
 		want := sha256.Sum256(bodies[won[0]])
 		if got := sha256.Sum256(stored); got != want || snap == nil || snap.FileHash != fmt.Sprintf("%x", want) {
 			t.Errorf("trial %d: the stored snapshot is not the acknowledged one", trial)
+		}
+	}
+}
+
+// TestRacingUploadsListingFollowsWinner: two uploads of one store path with
+// different NARs, through two Stores of one bucket at once: the listing
+// beside the narinfo describes the NAR the narinfo names, whichever wins.
+func TestRacingUploadsListingFollowsWinner(t *testing.T) {
+	ctx := context.Background()
+	sts := openTwice(t)
+	for trial := 0; trial < 40; trial++ {
+		var d [20]byte
+		rand.Read(d[:])
+		sp, err := nix.ParseStorePath(fmt.Sprintf("%s/%s-raced-%d", nix.StoreDir, nix.EncodeNix32(d[:]), trial))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var infos [2][]byte
+		listings := map[string][]byte{}
+		for i, contents := range []string{"short\n", "rather longer contents\n"} {
+			narFile := narOfFile([]byte(contents))
+			sum := sha256.Sum256(narFile)
+			ni := &nix.NarInfo{StorePath: sp, Compression: "none", FileHash: nix.SHA256(sum[:]), FileSize: uint64(len(narFile)),
+				NarHash: nix.SHA256(sum[:]), NarSize: uint64(len(narFile))}
+			ni.URL = nix.NarURL(ni.FileHash, "none")
+			if _, err := ingest.PutNar(ctx, sts[i].Repo("r"), ni.URL, bytes.NewReader(narFile), ingest.UploadOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := nar.Check(bytes.NewReader(narFile), nar.Options{Listing: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			listings[ni.NarHash.String()] = res.Listing
+			infos[i] = ni.Bytes()
+		}
+		var wg sync.WaitGroup
+		for i := range infos {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := ingest.PutNarInfo(ctx, sts[i].Repo("r"), sp.HashPart(), infos[i], testKey, ingest.Limits{}); err != nil && !errors.Is(err, ingest.ErrConflict) {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		won, _, err := sts[0].Repo("r").ReadNarInfo(ctx, sp.HashPart())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := sts[1].Get(ctx, "r/"+sp.HashPart()+".ls")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(ls, listings[won.NarHash.String()]) {
+			t.Errorf("trial %d: the listing describes the losing NAR", trial)
 		}
 	}
 }

@@ -84,7 +84,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 		}
 	case kindListing:
 		err = s.streamBody(r, body, maxSmallObject, func(dec io.Reader) error {
-			return ingest.PutListing(ctx, repo.cache, strings.TrimSuffix(rel, ".ls"), dec)
+			return ingest.PutListing(ctx, repo.cache, strings.TrimSuffix(rel, ".ls"), dec, s.narLimits())
 		})
 		if err == nil {
 			outcome = "present"
