@@ -69,7 +69,7 @@ func (f *fixture) add(repo, name, seed string, narSize uint64) string {
 		FileHash: nix.SHA256(fh[:]), FileSize: narSize / 3,
 		NarHash: nix.SHA256(nh[:]), NarSize: narSize,
 	}
-	ni.URL = nix.NarURL(ni.FileHash, ni.Compression)
+	ni.URL = store.NarFile(ni.FileHash, ni.Compression)
 	if err := f.st.Put(f.ctx, repo+"/"+p.HashPart()+".narinfo", ni.Bytes(), nil); err != nil {
 		f.t.Fatal(err)
 	}
@@ -496,15 +496,15 @@ func TestOldFormatCatalogReplaced(t *testing.T) {
 	f := newFixture(t)
 	f.add("main", "hello-1.0", "", 10)
 	old := []string{
-		CatalogPrefix + "packages/00.json.zst",
-		CatalogPrefix + "state/main/0.tsv.zst",
-		CatalogPrefix + "snapshots/main/nixos/1.tsv.zst",
-		CatalogPrefix + "meta.json.zst",
+		store.CatalogPrefix + "packages/00.json.zst",
+		store.CatalogPrefix + "state/main/0.tsv.zst",
+		store.CatalogPrefix + "snapshots/main/nixos/1.tsv.zst",
+		store.CatalogPrefix + "meta.json.zst",
 	}
 	for _, k := range old {
 		f.put(k, []byte("zstd bytes"))
 	}
-	f.put(ManifestKey, []byte(`{"format":1,"generation":7}`))
+	f.put(store.CatalogManifest, []byte(`{"format":1,"generation":7}`))
 	if _, err := Load(f.ctx, f.st); err == nil || !strings.Contains(err.Error(), "format 1, want 2") {
 		t.Fatalf("Load of a format-1 catalog: err = %v", err)
 	}
@@ -557,7 +557,7 @@ func mustNarInfo(t *testing.T, name string) []byte {
 	}
 	h := sha256.Sum256([]byte(name))
 	ni := nix.NarInfo{StorePath: sp, Compression: "none", FileHash: nix.SHA256(h[:]), FileSize: 1, NarHash: nix.SHA256(h[:]), NarSize: 1}
-	ni.URL = nix.NarURL(ni.FileHash, "none")
+	ni.URL = store.NarFile(ni.FileHash, "none")
 	return ni.Bytes()
 }
 

@@ -129,7 +129,7 @@ func replaceNar(t *testing.T, files map[string][]byte, hash string, data []byte)
 	sum := sha256.Sum256(data)
 	ni.FileHash = nix.SHA256(sum[:])
 	ni.FileSize = uint64(len(data))
-	ni.URL = nix.NarURL(ni.FileHash, ni.EffectiveCompression())
+	ni.URL = store.NarFile(ni.FileHash, ni.EffectiveCompression())
 	files[ni.URL] = data
 	files[hash+".narinfo"] = ni.Bytes()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/store"
 )
 
 // rawNar is a sample path's uncompressed NAR.
@@ -74,7 +75,7 @@ func recompressed(t testing.TB, method string) (rel string, file []byte, narinfo
 	sum := sha256.Sum256(file)
 	fh := nix.SHA256(sum[:])
 	ni := sampleNarInfo(t, dataHash)
-	ni.URL = nix.NarURL(fh, method)
+	ni.URL = store.NarFile(fh, method)
 	ni.Compression = method
 	ni.FileHash = fh
 	ni.FileSize = uint64(len(file))

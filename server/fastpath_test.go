@@ -189,7 +189,7 @@ func TestFastPathLargeNar(t *testing.T) {
 	big := make([]byte, 9<<20+123)
 	rand.Read(big)
 	sum := sha256.Sum256(big)
-	rel := nix.NarURL(nix.SHA256(sum[:]), "zstd")
+	rel := store.NarFile(nix.SHA256(sum[:]), "zstd")
 	if err := st.Put(context.Background(), "r/"+rel, big, nil); err != nil {
 		t.Fatal(err)
 	}

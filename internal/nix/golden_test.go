@@ -72,8 +72,8 @@ func TestGoldenRoundTrip(t *testing.T) {
 			if out := n.Bytes(); !bytes.Equal(out, in) {
 				t.Fatalf("Parse→Bytes changed the file:\n--- Nix\n%s--- ours\n%s", in, out)
 			}
-			if n.URL != nix.NarURL(n.FileHash, n.Compression) {
-				t.Errorf("URL %q is not NarURL(FileHash, Compression) = %q", n.URL, nix.NarURL(n.FileHash, n.Compression))
+			if n.URL != "nar/"+n.FileHash.Nix32()+".nar"+nix.NarExtension(n.Compression) {
+				t.Errorf("URL %q is not nar/<FileHash>.nar<ext> = %q", n.URL, "nar/"+n.FileHash.Nix32()+".nar"+nix.NarExtension(n.Compression))
 			}
 			// Every signature by one of our test keys verifies, and re-signing
 			// reproduces it byte for byte.
