@@ -151,7 +151,6 @@ func (s *Server) holder(ctx context.Context, repo *repoState, rel string) *repoS
 	return repo
 }
 
-
 // writeBytes answers with a whole small body (HEAD: headers only). No
 // Content-Encoding is ever set: Nix ≤ 2.33 decodes bodies itself and
 // 2.8 fails on "identity".

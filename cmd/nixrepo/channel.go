@@ -206,7 +206,7 @@ func (a *app) channelViews(ctx context.Context, repoName, channel, base string, 
 	if err != nil {
 		return nil, err
 	}
-	st, err := a.openStore(ctx)
+	st, err := a.openStoreToRead(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -232,14 +232,14 @@ func (a *app) channelViews(ctx context.Context, repoName, channel, base string, 
 			if err != nil {
 				return nil, err
 			}
-			srv := fmt.Sprintf("%s/api/nix/%s/channels/%s", base, r.Name, n)
-			static := fmt.Sprintf("%s/%s/channels/%s/%s", base, r.Name, n, store.ChannelTarball)
+			srv := fmt.Sprintf("%s/api/nix/%s/%s", base, r.Name, store.ChannelRel(n))
+			static := fmt.Sprintf("%s/%s/%s", base, r.Name, store.ChannelLatestRel(n))
 			v := channelView{Repo: r.Name, Channel: n, Latest: ch.Latest,
 				NixChannel: "nix-channel --add " + srv + " " + n, NixChannelStatic: "nix-channel --add " + static + " " + n}
 			if withSnapshots {
 				for i := len(ch.Snapshots) - 1; i >= 0; i-- {
 					s := ch.Snapshots[i]
-					rel := store.SnapshotRel(n, s.Flavor, s.ID) + store.ChannelTarball
+					rel := store.SnapshotFileRel(n, s.Flavor, s.ID, store.ChannelTarball)
 					v.Snapshots = append(v.Snapshots, snapshotView{Snapshot: s, Current: s.ID == ch.Latest,
 						URL: fmt.Sprintf("%s/api/nix/%s/%s", base, r.Name, rel), StaticURL: fmt.Sprintf("%s/%s/%s", base, r.Name, rel)})
 				}
