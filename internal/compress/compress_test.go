@@ -21,6 +21,8 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/nixrepo/nixrepo/internal/nixtest"
 )
 
 // payload returns n bytes of deterministic, moderately compressible data.
@@ -88,27 +90,13 @@ func compressData(t testing.TB, method string, data []byte) []byte {
 	return buf.Bytes()
 }
 
-// needTool skips the test when a program it needs is missing, except in CI
-// (CI set), where every tool is installed by .ci/run and a skip would hide
-// a gap.
-func needTool(t testing.TB, tool, why string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed (%s); tests never skip in CI", tool, why)
-	}
-	t.Skipf("%s is not installed: %s", tool, why)
-}
-
 // bzip2Fixture is used when the bzip2 program is missing: the Go standard
 // library has no bzip2 encoder. testdata/payload.bz2 is payload(300000)
 // compressed by bzip2 1.0.8.
 func bzip2Fixture(t testing.TB, data []byte) []byte {
 	t.Helper()
 	if !bytes.Equal(data, payload(len(data))) || len(data) != 300000 {
-		needTool(t, "bzip2", "no fixture for this payload")
+		nixtest.RequireTool(t, "bzip2") // no fixture for this payload
 	}
 	b, err := os.ReadFile("testdata/payload.bz2")
 	if err != nil {
@@ -311,7 +299,7 @@ func TestCorruptInput(t *testing.T) {
 }
 
 func TestXZProcessMessage(t *testing.T) {
-	needTool(t, "xz", "the xz program decoder")
+	nixtest.RequireTool(t, "xz") // the xz program decoder
 	p := xzPath()
 	comp := compressData(t, "xz", payload(100000))
 	rc := newXZProcess(bytes.NewReader(comp[:len(comp)/2]), p, DefaultMaxMemory)
@@ -356,7 +344,7 @@ func TestUnsupported(t *testing.T) {
 }
 
 func TestDecoderChoice(t *testing.T) {
-	needTool(t, "xz", "the xz program decoder")
+	nixtest.RequireTool(t, "xz") // the xz program decoder
 	r := strings.NewReader("")
 	choose := func(size int64) string {
 		rc, err := NewReaderSize(r, "xz", size)
@@ -391,7 +379,7 @@ func TestDecoderChoice(t *testing.T) {
 // TestXZProcessLifecycle checks that the xz process is reaped and no
 // goroutine survives, whatever the consumer does.
 func TestXZProcessLifecycle(t *testing.T) {
-	needTool(t, "xz", "the xz program decoder")
+	nixtest.RequireTool(t, "xz") // the xz program decoder
 	path := xzPath()
 	data := payload(4 << 20)
 	comp := compressData(t, "xz", data)
@@ -563,7 +551,7 @@ func withXZDict(t *testing.T, comp []byte, props byte) []byte {
 
 func TestXZDictLimit(t *testing.T) {
 	noLeaks(t)
-	needTool(t, "xz", "makes the xz -6 input")
+	nixtest.RequireTool(t, "xz") // makes the xz -6 input
 	data := payload(10000)
 	comp := compressData(t, "xz", data)
 	for _, tc := range []struct {

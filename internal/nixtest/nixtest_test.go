@@ -90,6 +90,36 @@ func TestRequireRefusesUnknownClient(t *testing.T) {
 	}
 }
 
+// TestRequireToolMissingSkipsExceptInCI: RequireTool returns the path PATH gives; a missing
+// program skips the test, and fails it when CI is set, naming the program.
+func TestRequireToolMissingSkipsExceptInCI(t *testing.T) {
+	found := func(p string) (string, error) { return "/usr/bin/" + p, nil }
+	missing := func(p string) (string, error) { return "", errors.New("executable file not found in $PATH") }
+	for _, ci := range []string{"", "true", "1"} {
+		getenv := func(k string) string { return map[string]string{"CI": ci}[k] }
+		if p := requireTool(t, found, getenv, "xz"); p != "/usr/bin/xz" {
+			t.Errorf("CI=%q: requireTool = %q, want /usr/bin/xz", ci, p)
+		}
+		f := &fakeTB{}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			requireTool(f, missing, getenv, "bzip2")
+			t.Errorf("CI=%q: requireTool returned instead of skipping/failing", ci)
+		}()
+		<-done
+		if ci == "" && (f.skipped == "" || f.fatal != "") {
+			t.Errorf("CI unset: skipped=%q fatal=%q, want a skip", f.skipped, f.fatal)
+		}
+		if ci != "" && (f.fatal == "" || f.skipped != "") {
+			t.Errorf("CI=%q: skipped=%q fatal=%q, want a failure", ci, f.skipped, f.fatal)
+		}
+		if msg := f.skipped + f.fatal; !strings.Contains(msg, "bzip2") {
+			t.Errorf("CI=%q: message %q does not name bzip2", ci, msg)
+		}
+	}
+}
+
 func TestResolveClient(t *testing.T) {
 	folder := t.TempDir() // a client folder: bin/ and root/
 	for _, d := range []string{"bin", "root"} {
