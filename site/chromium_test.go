@@ -92,11 +92,11 @@ func dumpDOM(t testing.TB, bin, u string) string {
 
 var resultsRE = regexp.MustCompile(`(?s)<div id="results"[^>]*>.*?</div>`)
 
-// TestChromium serves the rendered site statically and checks it in
+// TestChromiumShowsVersionsAndSearchFinds serves the rendered site statically and checks it in
 // headless Chromium: the package page lists the versions, and the search
 // box (JavaScript over the sharded index) finds packages by exact name,
 // substring and typo, and from ?q= in the page URL.
-func TestChromium(t *testing.T) {
+func TestChromiumShowsVersionsAndSearchFinds(t *testing.T) {
 	bin := nixtest.RequireTool(t, "chromium") // Debian package chromium
 	// ShardSize 1 splits the search index as deep as it goes, so that the
 	// queries below cross split prefixes and exact-key shards.

@@ -178,7 +178,7 @@ func noLeaks(t *testing.T) {
 	})
 }
 
-func TestRoundTrip(t *testing.T) {
+func TestDecodersRoundTrip(t *testing.T) {
 	noLeaks(t)
 	data := payload(300000)
 	for _, v := range variants(t) {
@@ -221,9 +221,9 @@ func TestRoundTrip(t *testing.T) {
 	})
 }
 
-// TestConcatenatedXZ checks that both xz decoders accept what xz itself
+// TestConcatenatedXZAccepted checks that both xz decoders accept what xz itself
 // accepts: concatenated streams and stream padding.
-func TestConcatenatedXZ(t *testing.T) {
+func TestConcatenatedXZAccepted(t *testing.T) {
 	noLeaks(t)
 	a, b := payload(1000), payload(2000)
 	comp := append(compressData(t, "xz", a), 0, 0, 0, 0)
@@ -243,7 +243,7 @@ func TestConcatenatedXZ(t *testing.T) {
 	}
 }
 
-func TestCorruptInput(t *testing.T) {
+func TestCorruptInputIsStickyErrCorrupt(t *testing.T) {
 	noLeaks(t)
 	data := payload(300000)
 	garbage := make([]byte, 4096)
@@ -310,7 +310,7 @@ func TestXZProcessMessage(t *testing.T) {
 	}
 }
 
-func TestSourceError(t *testing.T) {
+func TestSourceErrorPassesThrough(t *testing.T) {
 	noLeaks(t)
 	boom := errors.New("connection reset by peer")
 	data := payload(300000)
@@ -330,7 +330,7 @@ func TestSourceError(t *testing.T) {
 	}
 }
 
-func TestUnsupported(t *testing.T) {
+func TestUnsupportedMethodIsErrUnsupported(t *testing.T) {
 	for _, m := range []string{"lz4", "br", "lzip", "lzma", "compress", "XZ", "zst", "bz2"} {
 		rc, err := NewReader(strings.NewReader("x"), m)
 		if rc != nil || !errors.Is(err, ErrUnsupported) {
@@ -343,7 +343,7 @@ func TestUnsupported(t *testing.T) {
 	}
 }
 
-func TestDecoderChoice(t *testing.T) {
+func TestDecoderChoiceBySize(t *testing.T) {
 	nixtest.RequireTool(t, "xz") // the xz program decoder
 	r := strings.NewReader("")
 	choose := func(size int64) string {
@@ -482,7 +482,7 @@ func TestXZProcessLifecycle(t *testing.T) {
 	})
 }
 
-func TestGoDecoderCloseEarly(t *testing.T) {
+func TestGoDecoderReadAfterCloseFails(t *testing.T) {
 	noLeaks(t)
 	data := payload(1 << 20)
 	for _, v := range variants(t) {
@@ -499,10 +499,10 @@ func TestGoDecoderCloseEarly(t *testing.T) {
 	}
 }
 
-// TestEveryTruncation cuts small compressed streams at every offset: no
+// TestEveryTruncationFailsToDecode cuts small compressed streams at every offset: no
 // prefix may decode cleanly. The xz input has several blocks, since
 // ulikunitz/xz on its own accepts a cut at a block boundary.
-func TestEveryTruncation(t *testing.T) {
+func TestEveryTruncationFailsToDecode(t *testing.T) {
 	noLeaks(t)
 	data := payload(2000)
 	for _, v := range variants(t) {
@@ -549,7 +549,7 @@ func withXZDict(t *testing.T, comp []byte, props byte) []byte {
 	return out
 }
 
-func TestXZDictLimit(t *testing.T) {
+func TestXZDictionaryOverLimitIsErrMemoryLimit(t *testing.T) {
 	noLeaks(t)
 	nixtest.RequireTool(t, "xz") // makes the xz -6 input
 	data := payload(10000)

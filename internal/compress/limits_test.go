@@ -293,10 +293,10 @@ func TestXZBombRefusedBeforeAllocating(t *testing.T) {
 	}
 }
 
-// TestMemoryCap: MaxMemory bounds the window of every format that has
+// TestMemoryCapBoundsEveryWindow: MaxMemory bounds the window of every format that has
 // one: a stream declaring a window above it is refused with
 // ErrMemoryLimit, one at or below it decodes.
-func TestMemoryCap(t *testing.T) {
+func TestMemoryCapBoundsEveryWindow(t *testing.T) {
 	noLeaks(t)
 	data := payload(100000)
 	// The zstd encoder shrinks the window to the content: it needs more
@@ -372,9 +372,9 @@ func TestMemoryCap(t *testing.T) {
 	}
 }
 
-// TestBrotliWindowBits checks the WBITS decoding against the reference
+// TestBrotliWindowBitsMatchEncoder checks the WBITS decoding against the reference
 // encoder's output for every window size it writes.
-func TestBrotliWindowBits(t *testing.T) {
+func TestBrotliWindowBitsMatchEncoder(t *testing.T) {
 	for lg := 10; lg <= 24; lg++ {
 		var buf bytes.Buffer
 		// Quality 0 and 1 raise the window to 18 bits.

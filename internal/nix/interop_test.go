@@ -109,7 +109,7 @@ func narinfoPath(dir string, p nix.StorePath) string {
 	return filepath.Join(dir, p.HashPart()+".narinfo")
 }
 
-func TestNixInteropKeys(t *testing.T) {
+func TestNixInteropKeysRoundTrip(t *testing.T) {
 	e := newNixEnv(t)
 	dir := t.TempDir()
 	sec, pub := filepath.Join(dir, "sec"), filepath.Join(dir, "pub")

@@ -217,7 +217,7 @@ func TestCheckSharedNeedsSameFolders(t *testing.T) {
 	}
 }
 
-func TestVersions(t *testing.T) {
+func TestParseVersionAndAtLeast(t *testing.T) {
 	for _, c := range []struct{ banner, version string }{
 		{"nix (Nix) 2.8.0", "2.8.0"},
 		{"nix (Nix) 2.26.3\n", "2.26.3"},
@@ -291,7 +291,7 @@ func TestRequireReportsClient(t *testing.T) {
 	}
 }
 
-func TestEnvIsolation(t *testing.T) {
+func TestEnvIsolatesConfigAndCaches(t *testing.T) {
 	e1, e2 := Require(t), Require(t)
 	if e1.Dir == e2.Dir {
 		t.Fatalf("two Envs share %s", e1.Dir)
@@ -329,7 +329,7 @@ func TestEnvIsolation(t *testing.T) {
 	}
 }
 
-func TestRunErr(t *testing.T) {
+func TestRunErrReturnsStderr(t *testing.T) {
 	e := Require(t)
 	stdout, stderr, err := e.RunErr("nix-store", "-q", "--references", "/nix/store/00000000000000000000000000000000-nixtest-missing")
 	if err == nil {
@@ -394,8 +394,8 @@ func TestClosureExprPanicsForSmallN(t *testing.T) {
 	ClosureExpr("x", 2)
 }
 
-// TestSubstitute proves Substitute only succeeds for a cache signed by a trusted key.
-func TestSubstitute(t *testing.T) {
+// TestSubstituteNeedsTrustedSignature proves Substitute only succeeds for a cache signed by a trusted key.
+func TestSubstituteNeedsTrustedSignature(t *testing.T) {
 	t.Parallel()
 	e := Require(t)
 	top := e.Build(t, ClosureExpr("nixtest-substitute", 3))
@@ -500,9 +500,9 @@ func TestSampleCache(t *testing.T) {
 	}
 }
 
-// TestParallelBuilds builds distinct closures and the same closure from several goroutines at
+// TestParallelBuildsAgree builds distinct closures and the same closure from several goroutines at
 // once through Build.
-func TestParallelBuilds(t *testing.T) {
+func TestParallelBuildsAgree(t *testing.T) {
 	t.Parallel()
 	e := Require(t)
 	shared := fmt.Sprintf("nixtest-parallel-%d", time.Now().UnixNano())
