@@ -171,7 +171,7 @@ func versionsOf(p *Package) []string {
 	return out
 }
 
-func TestBuild(t *testing.T) {
+func TestBuildGroupsPathsIntoPackagesAndVersions(t *testing.T) {
 	f := newFixture(t)
 	for _, n := range []string{
 		"hello-2.12.1", "hello-2.12", "hello-2.10",
@@ -305,7 +305,7 @@ func diffLines(a, b string) string {
 	return "(no line differs)"
 }
 
-func TestChannelsAndMetadata(t *testing.T) {
+func TestBuildRecordsChannelsAndMetadata(t *testing.T) {
 	f := newFixture(t)
 	f.add("main", "hello-2.12", "", 100)
 	f.add("main", "hello-2.12.1", "", 100)
@@ -369,7 +369,7 @@ func TestChannelsAndMetadata(t *testing.T) {
 	}
 }
 
-func TestUpdateIncremental(t *testing.T) {
+func TestUpdateIncrementalEqualsFullBuild(t *testing.T) {
 	f := newFixture(t)
 	dir := t.TempDir()
 	opts := &BuildOptions{IndexDir: dir, IndexShards: 2}
@@ -561,9 +561,9 @@ func mustNarInfo(t *testing.T, name string) []byte {
 	return ni.Bytes()
 }
 
-// TestFolderBucket runs the folder fast paths (directory listing, direct
+// TestFolderFastPathsMatchGocloudListing runs the folder fast paths (directory listing, direct
 // reads) against the gocloud listing they replace.
-func TestFolderBucket(t *testing.T) {
+func TestFolderFastPathsMatchGocloudListing(t *testing.T) {
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), "file://"+dir, "", false)
 	if err != nil {

@@ -95,7 +95,7 @@ func push(t *testing.T, repo *store.Cache, data []byte, o ingest.PushOptions) (*
 	return ingest.PushChannel(context.Background(), repo, bytes.NewReader(data), o)
 }
 
-func TestPushChannel(t *testing.T) {
+func TestPushChannelSnapshotsImmutableAndForwardOnly(t *testing.T) {
 	st := memStore(t)
 	repo := st.Repo("r")
 	ctx := context.Background()
@@ -193,7 +193,7 @@ func TestPushChannelRefusals(t *testing.T) {
 	}
 }
 
-func TestChannelRetention(t *testing.T) {
+func TestChannelRetentionKeepsPinnedAndNewest(t *testing.T) {
 	st := memStore(t)
 	repo := st.Repo("r")
 	for i := 1; i <= 5; i++ {
@@ -269,7 +269,7 @@ func (f *fakeChannels) addRelease(t *testing.T, rel string) {
 	}
 }
 
-func TestMirrorChannel(t *testing.T) {
+func TestMirrorChannelFollowsUpstreamForwardOnly(t *testing.T) {
 	f := &fakeChannels{current: map[string]string{}, releases: map[string]map[string][]byte{}, gets: map[string]int{}}
 	up := httptest.NewServer(f)
 	defer up.Close()

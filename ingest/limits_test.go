@@ -337,11 +337,11 @@ func TestPutNarInfoIgnoresOversizeNarMeta(t *testing.T) {
 	}
 }
 
-// TestPutListingStreamed: a client listing is checked token by token
+// TestPutListingCheckedWhileStreamed: a client listing is checked token by token
 // while it is stored, with tokens of at most 1 MiB and bounded nesting;
 // what is not a listing is refused with ErrInvalid and leaves nothing, and
 // a failing body's error is returned as it is.
-func TestPutListingStreamed(t *testing.T) {
+func TestPutListingCheckedWhileStreamed(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string

@@ -216,10 +216,10 @@ func TestPutLogGzipBombStreamed(t *testing.T) {
 	}
 }
 
-// TestPutLogOnce: a log (or realisation) is written once: the same
+// TestPutLogIsWriteOnce: a log (or realisation) is written once: the same
 // decoded bytes again are accepted, whatever their encoding; different
 // bytes are 409 and leave the first.
-func TestPutLogOnce(t *testing.T) {
+func TestPutLogIsWriteOnce(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	logText := []byte(strings.Repeat("building greeting-lib\n", 1000))
 	put := func(body []byte, enc string) resp {

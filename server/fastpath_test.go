@@ -258,9 +258,9 @@ func (h *httptraceConn) context(ctx context.Context) context.Context {
 	})
 }
 
-// TestJournal: accepted uploads reach the repository's path journal within
+// TestJournalNotesAcceptedUploadsOnly: accepted uploads reach the repository's path journal within
 // a few seconds (Serve flushes it), refused ones never do.
-func TestJournal(t *testing.T) {
+func TestJournalNotesAcceptedUploadsOnly(t *testing.T) {
 	opts := defaultOptions()
 	opts.JournalFlushInterval = 100 * time.Millisecond
 	e := newEnv(t, fileStore(t), opts)

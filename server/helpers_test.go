@@ -320,7 +320,7 @@ func snapshot(t testing.TB, st *store.Store) map[string]string {
 	out := map[string]string{}
 	err := st.List(ctx, "", false, func(o store.Object) error {
 		if isJournal(o.Key) {
-			return nil // written asynchronously: see TestJournal
+			return nil // written asynchronously: see TestJournalNotesAcceptedUploadsOnly
 		}
 		b, err := st.Get(ctx, o.Key)
 		if err != nil {

@@ -56,7 +56,7 @@ func testKeys(t *testing.T) ([]nix.SecretKey, []nix.PublicKey) {
 // (the file was edited by hand and then re-signed by Nix with the other key).
 var staleSigs = map[string]string{"nix-rewritten-system-ca.narinfo": "test-1"}
 
-func TestGoldenRoundTrip(t *testing.T) {
+func TestGoldenNarInfosRoundTripAndVerify(t *testing.T) {
 	secs, pubs := testKeys(t)
 	files, _ := filepath.Glob(filepath.Join("testdata", "golden", "*.narinfo"))
 	if len(files) < 5 {
@@ -110,7 +110,7 @@ func TestGoldenRoundTrip(t *testing.T) {
 	}
 }
 
-func TestGoldenNormalize(t *testing.T) {
+func TestGoldenNormalizeMatchesNix(t *testing.T) {
 	secs, _ := testKeys(t)
 	files, _ := filepath.Glob(filepath.Join("testdata", "normalize", "*.in"))
 	if len(files) == 0 {
@@ -133,7 +133,7 @@ func TestGoldenNormalize(t *testing.T) {
 	}
 }
 
-func TestGoldenCacheInfo(t *testing.T) {
+func TestGoldenCacheInfoRoundTrips(t *testing.T) {
 	in := readFile(t, filepath.Join("testdata", "golden", "nix-cache-info"))
 	c, err := nix.ParseCacheInfo(in)
 	if err != nil {
