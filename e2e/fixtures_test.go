@@ -16,6 +16,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/store"
 )
 
 // synthetic is a store path made up by the test, with a NAR of one regular
@@ -60,7 +61,7 @@ func newSynthetic(sp nix.StorePath, contents []byte, refs ...nix.StorePath) *syn
 	h := sha256.Sum256(nar)
 	ni := &nix.NarInfo{StorePath: sp, Compression: "none", FileHash: nix.SHA256(h[:]), FileSize: uint64(len(nar)),
 		NarHash: nix.SHA256(h[:]), NarSize: uint64(len(nar)), References: refs}
-	ni.URL = nix.NarURL(ni.FileHash, "none")
+	ni.URL = store.NarFile(ni.FileHash, "none")
 	return &synthetic{ni: ni, nar: nar}
 }
 

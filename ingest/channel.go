@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -23,70 +21,6 @@ import (
 // Channel flavors: what the tarball is (nixos channels carry NixOS too).
 var Flavors = []string{"nixpkgs", "nixos"}
 
-// Files a snapshot may carry besides the tarball.
-const (
-	ChannelTarball     = "nixexprs.tar.xz"
-	ChannelGitRevision = "git-revision"
-	ChannelStorePaths  = "store-paths.xz"
-	ChannelPackages    = "packages.json.br"
-)
-
-// SnapshotFiles lists the files of a snapshot, tarball first.
-var SnapshotFiles = []string{ChannelTarball, ChannelGitRevision, ChannelStorePaths, ChannelPackages}
-
-// Snapshot is one immutable published version of a channel.
-type Snapshot struct {
-	ID     string `json:"id"`
-	Flavor string `json:"flavor"`
-	// NarHash is the sha256 (nix32) of the unpacked tree's NAR: what
-	// builtins.fetchTarball's sha256 and nix-prefetch-url --unpack give.
-	NarHash string `json:"narHash"`
-	// FileHash is the sha256 (hex) of nixexprs.tar.xz itself.
-	FileHash    string    `json:"fileHash"`
-	Size        int64     `json:"size"`
-	Uploaded    time.Time `json:"uploaded"`
-	GitRevision string    `json:"gitRevision,omitempty"`
-	Files       []string  `json:"files"`
-	// Source names where a mirrored snapshot came from.
-	Source string `json:"source,omitempty"`
-}
-
-// Channel is a channel's state, kept at R/channels/NAME/channel.json.
-type Channel struct {
-	Name      string     `json:"name"`
-	Latest    string     `json:"latest"`
-	Snapshots []Snapshot `json:"snapshots"` // oldest upload first
-}
-
-// Snapshot returns the snapshot with the given ID.
-func (c *Channel) Snapshot(id string) (*Snapshot, bool) {
-	for i := range c.Snapshots {
-		if c.Snapshots[i].ID == id {
-			return &c.Snapshots[i], true
-		}
-	}
-	return nil, false
-}
-
-// Current returns the latest snapshot, if any.
-func (c *Channel) Current() (*Snapshot, bool) { return c.Snapshot(c.Latest) }
-
-// Channel keys, relative to the repository.
-func channelDir(name string) string { return "channels/" + name + "/" }
-
-// SnapshotRel is the folder of a snapshot: channels/NAME/FLAVOR/SNAPSHOT/.
-func SnapshotRel(name, flavor, id string) string {
-	return channelDir(name) + flavor + "/" + id + "/"
-}
-
-// ChannelStateRel is channels/NAME/channel.json.
-func ChannelStateRel(name string) string { return channelDir(name) + "channel.json" }
-
-// ChannelLatestRel is the mutable tarball of the current snapshot,
-// channels/NAME/nixexprs.tar.xz: a URL ending in .tar.xz, which nix-channel
-// and fetchTarball unpack directly, so it works on any static host.
-func ChannelLatestRel(name string) string { return channelDir(name) + ChannelTarball }
-
 // channelLocks make the pushes to one channel through one Store take turns,
 // which spares retries of the compare-and-swap on the channel's state; they
 // are not what makes concurrent pushes safe (other processes do not see
@@ -94,37 +28,10 @@ func ChannelLatestRel(name string) string { return channelDir(name) + ChannelTar
 var channelLocks sync.Map
 
 func lockChannel(repo *store.Cache, name string) func() {
-	v, _ := channelLocks.LoadOrStore(fmt.Sprintf("%p %s", repo.Store, repo.Key(channelDir(name))), &sync.Mutex{})
+	v, _ := channelLocks.LoadOrStore(fmt.Sprintf("%p %s", repo.Store(), repo.Key(store.ChannelDir(name))), &sync.Mutex{})
 	m := v.(*sync.Mutex)
 	m.Lock()
 	return m.Unlock
-}
-
-// ReadChannel returns a channel's state; a channel never published is
-// ErrNotFound.
-func ReadChannel(ctx context.Context, repo *store.Cache, name string) (*Channel, error) {
-	b, err := repo.GetLimit(ctx, repo.Key(ChannelStateRel(name)), store.MaxChannelStateSize)
-	if err != nil {
-		return nil, err
-	}
-	var c Channel
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("channel %s: corrupt state: %w", name, err)
-	}
-	return &c, nil
-}
-
-// ListChannels returns the names of the repository's channels.
-func ListChannels(ctx context.Context, repo *store.Cache) ([]string, error) {
-	var names []string
-	err := repo.List(ctx, repo.Key("channels/"), true, func(o store.Object) error {
-		if o.Dir {
-			names = append(names, strings.TrimSuffix(strings.TrimPrefix(o.Key, repo.Key("channels/")), "/"))
-		}
-		return nil
-	})
-	sort.Strings(names)
-	return names, err
 }
 
 // PushOptions describe a snapshot to publish.
@@ -147,11 +54,11 @@ type PushOptions struct {
 
 // PushResult says what PushChannel did.
 type PushResult struct {
-	Snapshot Snapshot `json:"snapshot"`
-	Created  bool     `json:"created"` // false: the identical snapshot existed
-	Latest   string   `json:"latest"`  // the channel's current snapshot afterwards
-	Moved    bool     `json:"moved"`   // the current snapshot changed
-	Pruned   []string `json:"pruned,omitempty"`
+	Snapshot store.Snapshot `json:"snapshot"`
+	Created  bool           `json:"created"` // false: the identical snapshot existed
+	Latest   string         `json:"latest"`  // the channel's current snapshot afterwards
+	Moved    bool           `json:"moved"`   // the current snapshot changed
+	Pruned   []string       `json:"pruned,omitempty"`
 }
 
 // PushChannel validates tarball as Nix will use it (xz; a tar with exactly
@@ -173,8 +80,8 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 		return nil, fmt.Errorf("%w: flavor %q (nixpkgs or nixos)", ErrInvalid, o.Flavor)
 	}
 	for name := range o.Extra {
-		if name == ChannelTarball || !slices.Contains(SnapshotFiles, name) {
-			return nil, fmt.Errorf("%w: a snapshot may carry %s besides the tarball, not %q", ErrInvalid, strings.Join(SnapshotFiles[1:], ", "), name)
+		if name == store.ChannelTarball || !slices.Contains(store.SnapshotFiles, name) {
+			return nil, fmt.Errorf("%w: a snapshot may carry %s besides the tarball, not %q", ErrInvalid, strings.Join(store.SnapshotFiles[1:], ", "), name)
 		}
 	}
 	if o.MaxSize <= 0 {
@@ -204,7 +111,7 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	narHash, err := checkChannelTarball(tmp, o.Tarball)
 	if err != nil {
 		// A tarball past its limits is also ErrTooLarge.
-		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %w", ErrMismatch, ChannelTarball, err)
+		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %w", ErrMismatch, store.ChannelTarball, err)
 	}
 
 	// Within a process, pushes to one channel take turns (fewer retries of
@@ -213,23 +120,22 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	defer unlock()
 	// 1. The snapshot's files, write-once: of two pushes of one ID with
 	// different bytes, through any processes, exactly one creates them.
-	dir := SnapshotRel(o.Channel, o.Flavor, o.Snapshot)
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	if err := putSnapshotTarball(ctx, repo, dir+ChannelTarball, tmp, fileHash); err != nil {
+	if err := putSnapshotTarball(ctx, repo, store.SnapshotFileRel(o.Channel, o.Flavor, o.Snapshot, store.ChannelTarball), tmp, fileHash); err != nil {
 		if errors.Is(err, ErrConflict) {
-			return nil, fmt.Errorf("%w: snapshot %s of channel %s exists with a different %s; snapshots are immutable: publish a new snapshot ID", ErrConflict, o.Snapshot, o.Channel, ChannelTarball)
+			return nil, fmt.Errorf("%w: snapshot %s of channel %s exists with a different %s; snapshots are immutable: publish a new snapshot ID", ErrConflict, o.Snapshot, o.Channel, store.ChannelTarball)
 		}
 		return nil, err
 	}
 	var extras []string
-	for _, name := range SnapshotFiles[1:] {
+	for _, name := range store.SnapshotFiles[1:] {
 		b, ok := o.Extra[name]
 		if !ok {
 			continue
 		}
-		if err := putSnapshotFile(ctx, repo, dir+name, b); err != nil {
+		if err := putSnapshotFile(ctx, repo, store.SnapshotFileRel(o.Channel, o.Flavor, o.Snapshot, name), name, b); err != nil {
 			if errors.Is(err, ErrConflict) {
 				return nil, fmt.Errorf("%w: snapshot %s of channel %s already has a different %s; snapshots are immutable", ErrConflict, o.Snapshot, o.Channel, name)
 			}
@@ -240,7 +146,7 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	// 2. The channel's state, by compare-and-swap: a push through another
 	// process in between is read and kept, never overwritten.
 	res := &PushResult{}
-	ch, err := updateChannel(ctx, repo, o.Channel, func(ch *Channel) error {
+	ch, err := repo.UpdateChannel(ctx, o.Channel, func(ch *store.Channel) error {
 		*res = PushResult{}
 		if old, ok := ch.Snapshot(o.Snapshot); ok {
 			if old.FileHash != fileHash || old.Flavor != o.Flavor {
@@ -248,9 +154,9 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 			}
 			res.Snapshot = *old
 		} else {
-			snap := Snapshot{ID: o.Snapshot, Flavor: o.Flavor, NarHash: narHash, FileHash: fileHash, Size: n,
-				Uploaded: time.Now().UTC().Truncate(time.Second), Files: append([]string{ChannelTarball}, extras...), Source: o.Source}
-			if b, ok := o.Extra[ChannelGitRevision]; ok {
+			snap := store.Snapshot{ID: o.Snapshot, Flavor: o.Flavor, NarHash: narHash, FileHash: fileHash, Size: n,
+				Uploaded: time.Now().UTC().Truncate(time.Second), Files: append([]string{store.ChannelTarball}, extras...), Source: o.Source}
+			if b, ok := o.Extra[store.ChannelGitRevision]; ok {
 				snap.GitRevision = strings.TrimSpace(string(b))
 			}
 			ch.Snapshots = append(ch.Snapshots, snap)
@@ -277,35 +183,9 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 		}
 	}
 	for _, id := range res.Pruned {
-		deleteSnapshot(ctx, repo, o.Channel, id)
+		repo.DeleteSnapshot(ctx, o.Channel, id)
 	}
 	return res, nil
-}
-
-// updateChannel changes channel name's state by compare-and-swap: fn gets
-// the current state (an empty Channel when there is none) and changes it,
-// or returns store.ErrUnchanged to leave it. fn may be called more than
-// once (once per concurrent change of the state) and must only change ch.
-// It returns the state as written, or as read when fn left it unchanged.
-func updateChannel(ctx context.Context, repo *store.Cache, name string, fn func(ch *Channel) error) (*Channel, error) {
-	var result *Channel
-	err := repo.Update(ctx, repo.Key(ChannelStateRel(name)), &store.WriteOptions{ContentType: "application/json"}, func(old []byte) ([]byte, error) {
-		ch := &Channel{Name: name}
-		if old != nil {
-			if len(old) > store.MaxChannelStateSize {
-				return nil, fmt.Errorf("channel %s: its state is %d bytes, more than the %d a state may have", name, len(old), store.MaxChannelStateSize)
-			}
-			if err := json.Unmarshal(old, ch); err != nil {
-				return nil, fmt.Errorf("channel %s: corrupt state: %w", name, err)
-			}
-		}
-		result = ch
-		if err := fn(ch); err != nil {
-			return nil, err
-		}
-		return marshalChannel(ch)
-	})
-	return result, err
 }
 
 // syncChannelTarball copies the channel's current snapshot tarball to the
@@ -315,7 +195,7 @@ func updateChannel(ctx context.Context, repo *store.Cache, name string, fn func(
 func syncChannelTarball(ctx context.Context, repo *store.Cache, name string) error {
 	copied := ""
 	for attempt := 0; attempt < 20; attempt++ {
-		ch, err := ReadChannel(ctx, repo, name)
+		ch, err := repo.ReadChannel(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -323,7 +203,7 @@ func syncChannelTarball(ctx context.Context, repo *store.Cache, name string) err
 		if !ok || cur.ID == copied {
 			return nil
 		}
-		if err := repo.Copy(ctx, repo.Key(ChannelLatestRel(name)), repo.Key(SnapshotRel(name, cur.Flavor, cur.ID)+ChannelTarball)); err != nil {
+		if err := repo.Copy(ctx, store.ChannelLatestRel(name), store.SnapshotFileRel(name, cur.Flavor, cur.ID, store.ChannelTarball)); err != nil {
 			return err
 		}
 		copied = cur.ID
@@ -336,7 +216,7 @@ func syncChannelTarball(ctx context.Context, repo *store.Cache, name string) err
 // bytes (a retried or concurrent push of the same snapshot) that is success;
 // with other bytes, ErrConflict.
 func putSnapshotTarball(ctx context.Context, repo *store.Cache, rel string, r io.Reader, fileHash string) error {
-	w, err := repo.NewWriter(ctx, repo.Key(rel), &store.WriteOptions{ContentType: "application/x-xz", IfNotExist: true})
+	w, err := repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: store.SnapshotContentType(store.ChannelTarball), IfNotExist: true})
 	if err != nil {
 		return err
 	}
@@ -348,7 +228,7 @@ func putSnapshotTarball(ctx context.Context, repo *store.Cache, rel string, r io
 	if !errors.Is(err, store.ErrExists) {
 		return err
 	}
-	old, err := repo.NewReader(ctx, repo.Key(rel))
+	old, err := repo.NewReader(ctx, rel)
 	if err != nil {
 		return err
 	}
@@ -363,14 +243,14 @@ func putSnapshotTarball(ctx context.Context, repo *store.Cache, rel string, r io
 	return nil
 }
 
-// putSnapshotFile stores a small snapshot file write-once: the same bytes
-// again are success, other bytes ErrConflict.
-func putSnapshotFile(ctx context.Context, repo *store.Cache, rel string, data []byte) error {
-	err := repo.Put(ctx, repo.Key(rel), data, &store.WriteOptions{ContentType: contentTypeOf(rel[strings.LastIndexByte(rel, '/')+1:]), IfNotExist: true})
+// putSnapshotFile stores a small snapshot file (name) write-once: the same
+// bytes again are success, other bytes ErrConflict.
+func putSnapshotFile(ctx context.Context, repo *store.Cache, rel, name string, data []byte) error {
+	err := repo.Put(ctx, rel, data, &store.WriteOptions{ContentType: store.SnapshotContentType(name), IfNotExist: true})
 	if !errors.Is(err, store.ErrExists) {
 		return err
 	}
-	old, err := repo.GetLimit(ctx, repo.Key(rel), int64(len(data))+1)
+	old, err := repo.GetLimit(ctx, rel, int64(len(data))+1)
 	if err != nil && !errors.Is(err, store.ErrTooLarge) {
 		return err
 	}
@@ -398,7 +278,7 @@ func looksLikeVersion(s string) bool { return versionish.MatchString(s) }
 
 // prune applies retention: keep the newest keep snapshots (by upload order)
 // plus the current one and pinned ones. It returns the IDs dropped from ch.
-func prune(ch *Channel, keep int, pins []string) []string {
+func prune(ch *store.Channel, keep int, pins []string) []string {
 	if keep <= 0 || len(ch.Snapshots) <= keep {
 		return nil
 	}
@@ -411,7 +291,7 @@ func prune(ch *Channel, keep int, pins []string) []string {
 	for _, s := range ch.Snapshots[len(ch.Snapshots)-keep:] {
 		retained[s.ID] = true
 	}
-	var kept []Snapshot
+	var kept []store.Snapshot
 	var dropped []string
 	for _, s := range ch.Snapshots {
 		if retained[s.ID] {
@@ -424,66 +304,32 @@ func prune(ch *Channel, keep int, pins []string) []string {
 	return dropped
 }
 
-func deleteSnapshot(ctx context.Context, repo *store.Cache, channel, id string) {
-	prefix := repo.Key(channelDir(channel))
-	_ = repo.List(ctx, prefix, false, func(o store.Object) error {
-		rel := strings.TrimPrefix(o.Key, prefix)
-		parts := strings.Split(rel, "/")
-		if len(parts) == 3 && parts[1] == id {
-			_ = repo.Delete(ctx, o.Key)
-		}
-		return nil
-	})
-}
-
-// marshalChannel is the bytes of channel.json for ch.
-func marshalChannel(ch *Channel) ([]byte, error) {
-	b, err := json.MarshalIndent(ch, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if len(b)+1 > store.MaxChannelStateSize {
-		return nil, fmt.Errorf("channel %s: its state would be %d bytes, more than the %d a state may have: keep fewer snapshots (channel_keep)", ch.Name, len(b)+1, store.MaxChannelStateSize)
-	}
-	return append(b, '\n'), nil
-}
-
-func contentTypeOf(name string) string {
-	switch name {
-	case ChannelGitRevision:
-		return "text/plain; charset=utf-8"
-	case ChannelPackages:
-		return "application/json"
-	}
-	return "application/octet-stream"
-}
-
 // AddSnapshotFile adds a metadata file (git-revision, store-paths.xz,
 // packages.json.br) to an existing snapshot. Snapshots are immutable: a file
 // the snapshot already has may only be sent again with the same bytes.
 func AddSnapshotFile(ctx context.Context, repo *store.Cache, channel, flavor, id, name string, data []byte) error {
-	if name == ChannelTarball || !slices.Contains(SnapshotFiles, name) {
-		return fmt.Errorf("%w: a snapshot holds %s; %q is not one of them", ErrInvalid, strings.Join(SnapshotFiles, ", "), name)
+	if name == store.ChannelTarball || !slices.Contains(store.SnapshotFiles, name) {
+		return fmt.Errorf("%w: a snapshot holds %s; %q is not one of them", ErrInvalid, strings.Join(store.SnapshotFiles, ", "), name)
 	}
 	unlock := lockChannel(repo, channel)
 	defer unlock()
-	ch, err := ReadChannel(ctx, repo, channel)
+	ch, err := repo.ReadChannel(ctx, channel)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%w: channel %s has no snapshot %s yet: upload %s first", ErrMismatch, channel, id, ChannelTarball)
+		return fmt.Errorf("%w: channel %s has no snapshot %s yet: upload %s first", ErrMismatch, channel, id, store.ChannelTarball)
 	}
 	if err != nil {
 		return err
 	}
 	if snap, ok := ch.Snapshot(id); !ok || snap.Flavor != flavor {
-		return fmt.Errorf("%w: channel %s has no %s snapshot %s yet: upload %s first", ErrMismatch, channel, flavor, id, ChannelTarball)
+		return fmt.Errorf("%w: channel %s has no %s snapshot %s yet: upload %s first", ErrMismatch, channel, flavor, id, store.ChannelTarball)
 	}
-	if err := putSnapshotFile(ctx, repo, SnapshotRel(channel, flavor, id)+name, data); err != nil {
+	if err := putSnapshotFile(ctx, repo, store.SnapshotFileRel(channel, flavor, id, name), name, data); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return fmt.Errorf("%w: snapshot %s already has a different %s; snapshots are immutable", ErrConflict, id, name)
 		}
 		return err
 	}
-	_, err = updateChannel(ctx, repo, channel, func(ch *Channel) error {
+	_, err = repo.UpdateChannel(ctx, channel, func(ch *store.Channel) error {
 		snap, ok := ch.Snapshot(id)
 		if !ok {
 			return fmt.Errorf("%w: channel %s no longer has snapshot %s", ErrMismatch, channel, id)
@@ -492,7 +338,7 @@ func AddSnapshotFile(ctx context.Context, repo *store.Cache, channel, flavor, id
 			return store.ErrUnchanged
 		}
 		snap.Files = append(snap.Files, name)
-		if name == ChannelGitRevision {
+		if name == store.ChannelGitRevision {
 			snap.GitRevision = strings.TrimSpace(string(data))
 		}
 		return nil

@@ -64,7 +64,7 @@ func MirrorChannel(ctx context.Context, repo *store.Cache, base, channel string,
 	if !nix.ValidChannelName(res.Release) {
 		return nil, fmt.Errorf("mirror %s: upstream release name %q is not a valid snapshot ID", channel, res.Release)
 	}
-	ch, err := ReadChannel(ctx, repo, channel)
+	ch, err := repo.ReadChannel(ctx, channel)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
@@ -79,22 +79,22 @@ func MirrorChannel(ctx context.Context, repo *store.Cache, base, channel string,
 		}
 	}
 	rel := strings.TrimSuffix(releaseURL.String(), "/")
-	tarball, err := fetch(ctx, client, rel+"/"+ChannelTarball, true)
+	tarball, err := fetch(ctx, client, rel+"/"+store.ChannelTarball, true)
 	if err != nil {
 		return nil, fmt.Errorf("mirror %s: %w", channel, err)
 	}
 	res.Bytes += int64(len(tarball))
-	if sum, err := fetch(ctx, client, rel+"/"+ChannelTarball+".sha256", false); err != nil {
+	if sum, err := fetch(ctx, client, rel+"/"+store.ChannelTarball+".sha256", false); err != nil {
 		return nil, fmt.Errorf("mirror %s: %w", channel, err)
 	} else if sum != nil {
 		want := strings.Fields(string(sum))
 		got := sha256.Sum256(tarball)
 		if len(want) == 0 || !strings.EqualFold(want[0], hex.EncodeToString(got[:])) {
-			return nil, fmt.Errorf("mirror %s: %s does not match its published sha256 (%s); not mirrored", channel, ChannelTarball, strings.TrimSpace(string(sum)))
+			return nil, fmt.Errorf("mirror %s: %s does not match its published sha256 (%s); not mirrored", channel, store.ChannelTarball, strings.TrimSpace(string(sum)))
 		}
 	}
 	extra := map[string][]byte{}
-	for _, name := range SnapshotFiles[1:] {
+	for _, name := range store.SnapshotFiles[1:] {
 		b, err := fetch(ctx, client, rel+"/"+name, false)
 		if err != nil {
 			return nil, fmt.Errorf("mirror %s: %w", channel, err)

@@ -221,15 +221,15 @@ func MirrorPaths(ctx context.Context, repo *store.Cache, up *Upstream, roots []n
 // storedMeasurement returns the recorded measurement of ni's NAR file when
 // the file is already stored and its record matches ni's claims.
 func storedMeasurement(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) (Measured, bool) {
-	meta, err := loadMeta(ctx, repo, ni.FileHash.Nix32(), Limits{}.maxListing())
+	meta, err := repo.ReadNarMeta(ctx, ni.FileHash.Nix32(), Limits{}.maxListing())
 	if err != nil || meta == nil {
 		return Measured{}, false
 	}
-	m := meta.measured()
+	m := measuredOf(meta)
 	if CheckClaims(ni, m) != nil {
 		return Measured{}, false
 	}
-	if ok, err := repo.Exists(ctx, repo.Key(nix.NarURL(ni.FileHash, ni.EffectiveCompression()))); err != nil || !ok {
+	if ok, err := repo.Exists(ctx, store.NarFile(ni.FileHash, ni.EffectiveCompression())); err != nil || !ok {
 		return Measured{}, false
 	}
 	return m, true

@@ -36,7 +36,7 @@ func TestRefusedPathLeavesItsStoredNar(t *testing.T) {
 	}
 	for _, h := range []string{libHash, helloHash} {
 		ni := narinfoOf(t, files, h)
-		url := nix.NarURL(ni.FileHash, ni.EffectiveCompression())
+		url := store.NarFile(ni.FileHash, ni.EffectiveCompression())
 		if ok, err := dst.Exists(context.Background(), "r/"+url); err != nil || !ok {
 			t.Errorf("the NAR file %s of refused %s was removed (exists %v, %v)", url, ni.StorePath, ok, err)
 		}
@@ -128,7 +128,7 @@ func writeChain(t *testing.T, dir string, n int) []nix.StorePath {
 		if i > 1 {
 			ni.References = append(ni.References, out[0])
 		}
-		ni.URL = nix.NarURL(ni.FileHash, "none")
+		ni.URL = store.NarFile(ni.FileHash, "none")
 		if err := os.WriteFile(filepath.Join(dir, ni.URL), nar, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +195,7 @@ func TestConcurrentChannelPushesLoseNoSnapshot(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	ch, err := ingest.ReadChannel(context.Background(), sts[0].Repo("r"), "team")
+	ch, err := sts[0].Repo("r").ReadChannel(context.Background(), "team")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestConcurrentChannelPushesLoseNoSnapshot(t *testing.T) {
 		}
 	}
 	cur, _ := ch.Current()
-	got, err := sts[1].Get(context.Background(), "r/"+ingest.ChannelLatestRel("team"))
+	got, err := sts[1].Get(context.Background(), "r/"+store.ChannelLatestRel("team"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,12 +249,12 @@ func TestConcurrentPushesOfOneSnapshotID(t *testing.T) {
 		if same && len(won) != 2 || !same && len(won) != 1 {
 			t.Fatalf("trial %d (same bytes %v): %d pushes acknowledged: %v", trial, same, len(won), errs)
 		}
-		ch, err := ingest.ReadChannel(context.Background(), sts[0].Repo("r"), "team")
+		ch, err := sts[0].Repo("r").ReadChannel(context.Background(), "team")
 		if err != nil {
 			t.Fatal(err)
 		}
 		snap, _ := ch.Snapshot("s1")
-		stored, err := sts[0].Get(context.Background(), "r/"+ingest.SnapshotRel("team", "nixpkgs", "s1")+ingest.ChannelTarball)
+		stored, err := sts[0].Get(context.Background(), "r/"+store.SnapshotFileRel("team", "nixpkgs", "s1", store.ChannelTarball))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +285,7 @@ func TestRacingUploadsListingFollowsWinner(t *testing.T) {
 			sum := sha256.Sum256(narFile)
 			ni := &nix.NarInfo{StorePath: sp, Compression: "none", FileHash: nix.SHA256(sum[:]), FileSize: uint64(len(narFile)),
 				NarHash: nix.SHA256(sum[:]), NarSize: uint64(len(narFile))}
-			ni.URL = nix.NarURL(ni.FileHash, "none")
+			ni.URL = store.NarFile(ni.FileHash, "none")
 			if _, err := ingest.PutNar(ctx, sts[i].Repo("r"), ni.URL, bytes.NewReader(narFile), ingest.UploadOptions{}); err != nil {
 				t.Fatal(err)
 			}

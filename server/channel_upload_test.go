@@ -167,7 +167,7 @@ func TestChannelUploadRefusesUnsafeTarball(t *testing.T) {
 	}
 }
 
-func TestChannelUploadImmutable(t *testing.T) {
+func TestChannelUploadIsWriteOnce(t *testing.T) {
 	hs, st := channelServer(t)
 	u := hs.URL + "/api/nix/r/channels/c/nixpkgs/1.0"
 	if status, body := putChannel(t, u, tinyChannel(t, "c")); status != 200 {
@@ -212,9 +212,9 @@ func TestChannelUploadImmutable(t *testing.T) {
 	}
 }
 
-// TestChannelTruncatedUpload: a client that announces more bytes than it
+// TestChannelTruncatedUploadPublishesNothing: a client that announces more bytes than it
 // sends and hangs up publishes nothing.
-func TestChannelTruncatedUpload(t *testing.T) {
+func TestChannelTruncatedUploadPublishesNothing(t *testing.T) {
 	hs, st := channelServer(t)
 	body := tinyChannel(t, "c")
 	conn, err := net.Dial("tcp", strings.TrimPrefix(hs.URL, "http://"))

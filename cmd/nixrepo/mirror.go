@@ -16,6 +16,7 @@ import (
 	"github.com/nixrepo/nixrepo/internal/compress"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/nix"
+	"github.com/nixrepo/nixrepo/internal/store"
 )
 
 func newMirrorCmd(a *app) *cobra.Command {
@@ -121,15 +122,15 @@ with a progress bar. The exit status is 1 when any path failed.`,
 				text = string(b)
 			case channel != "":
 				repo := st.Repo(r.Name)
-				ch, err := ingest.ReadChannel(ctx, repo, channel)
+				ch, err := repo.ReadChannel(ctx, channel)
 				if err != nil {
 					return fmt.Errorf("mirror paths: channel %s: %w", channel, err)
 				}
 				cur, ok := ch.Current()
-				if !ok || !slices.Contains(cur.Files, ingest.ChannelStorePaths) {
+				if !ok || !slices.Contains(cur.Files, store.ChannelStorePaths) {
 					return fmt.Errorf("mirror paths: channel %s has no store-paths.xz in its current snapshot", channel)
 				}
-				b, err := repo.Get(ctx, repo.Key(ingest.SnapshotRel(channel, cur.Flavor, cur.ID)+ingest.ChannelStorePaths))
+				b, err := repo.Get(ctx, store.SnapshotFileRel(channel, cur.Flavor, cur.ID, store.ChannelStorePaths))
 				if err != nil {
 					return fmt.Errorf("mirror paths: %w", err)
 				}
