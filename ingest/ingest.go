@@ -118,7 +118,7 @@ func (in *ingester) sourceNarProblem(ctx context.Context, c *candidate, err erro
 			c.outcome, c.reason = Present, ""
 			return true
 		}
-		if ok, serr := in.src.Exists(ctx, in.src.Key(store.NarInfoFile(c.hash))); serr == nil && !ok {
+		if ok, serr := in.src.Exists(ctx, store.NarInfoFile(c.hash)); serr == nil && !ok {
 			c.outcome, c.reason = Gone, "the path left the source while it was read"
 			return true
 		}

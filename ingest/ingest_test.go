@@ -175,7 +175,7 @@ func completeNar(t *testing.T, repo *store.Cache, rel string) bool {
 	if !ok {
 		return false
 	}
-	b, err := repo.Get(context.Background(), repo.Key(rel))
+	b, err := repo.Get(context.Background(), rel)
 	if err != nil {
 		t.Fatal(err)
 	}

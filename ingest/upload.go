@@ -322,7 +322,7 @@ func SettleListing(ctx context.Context, repo *store.Cache, hashPart string, lim 
 // exist when listing is empty (too large to keep); it writes only when the
 // stored one differs.
 func ensureListing(ctx context.Context, repo *store.Cache, hashPart string, listing []byte) error {
-	key := repo.Key(store.ListingFile(hashPart))
+	key := store.ListingFile(hashPart)
 	if len(listing) == 0 {
 		if err := repo.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
