@@ -607,13 +607,21 @@ func (in *ingester) commitOne(ctx context.Context, c *candidate) error {
 		c.refuse("cannot sign: %v", err)
 		return nil
 	}
-	if len(c.m.Listing) > 0 {
-		err := in.dst.Put(ctx, store.ListingFile(c.hash), c.m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing})
-		if err != nil {
-			return err
+	// The listing before the narinfo, unless another writer committed the
+	// path meanwhile: then its listing stands.
+	var err error
+	if has, herr := in.dst.HasNarInfo(ctx, c.hash); herr != nil {
+		return herr
+	} else if has {
+		err = store.ErrExists
+	} else {
+		if len(c.m.Listing) > 0 {
+			if err := writeListing(ctx, in.dst, c.hash, c.m.Listing); err != nil {
+				return err
+			}
 		}
+		err = in.dst.PutNarInfo(ctx, &ni)
 	}
-	err := in.dst.PutNarInfo(ctx, &ni)
 	if errors.Is(err, store.ErrExists) {
 		// Another writer got there first: first writer wins, and so does
 		// its listing.

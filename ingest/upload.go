@@ -254,18 +254,19 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	}
 	// The listing computed from the NAR replaces whatever the client sent;
 	// when none was computed (too large) the client's is not kept either:
-	// a listing served next to a narinfo is always the computed one.
-	switch ls := store.ListingFile(hashPart); {
-	case len(m.Listing) > 0:
-		if err := repo.Put(ctx, ls, m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
+	// a listing served next to a narinfo is always the computed one. It is
+	// written before the narinfo, and not at all when another upload of the
+	// path was committed while this one was checked: that one's stands.
+	if has, herr := repo.HasNarInfo(ctx, hashPart); herr != nil {
+		return res, herr
+	} else if has {
+		err = store.ErrExists
+	} else {
+		if err := writeListing(ctx, repo, hashPart, m.Listing); err != nil {
 			return res, err
 		}
-	case m.ListingSkipped:
-		if err := repo.Delete(ctx, ls); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return res, err
-		}
+		err = repo.PutNarInfo(ctx, ni)
 	}
-	err = repo.PutNarInfo(ctx, ni)
 	if errors.Is(err, store.ErrExists) {
 		// A concurrent upload of the same path won; same NarHash is fine.
 		// The listing just written may be this upload's: put back the
@@ -318,25 +319,32 @@ func SettleListing(ctx context.Context, repo *store.Cache, hashPart string, lim 
 	return ensureListing(ctx, repo, hashPart, meta.Listing)
 }
 
-// ensureListing makes hashPart's listing hold exactly listing, or not
-// exist when listing is empty (too large to keep); it writes only when the
-// stored one differs.
-func ensureListing(ctx context.Context, repo *store.Cache, hashPart string, listing []byte) error {
-	key := store.ListingFile(hashPart)
+// writeListing writes hashPart's listing, or removes it when listing is
+// empty (too large to keep).
+func writeListing(ctx context.Context, repo *store.Cache, hashPart string, listing []byte) error {
 	if len(listing) == 0 {
-		if err := repo.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := repo.Delete(ctx, store.ListingFile(hashPart)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		return nil
 	}
-	cur, err := repo.GetLimit(ctx, key, int64(len(listing)))
-	if err == nil && bytes.Equal(cur, listing) {
-		return nil
+	return repo.Put(ctx, store.ListingFile(hashPart), listing, &store.WriteOptions{ContentType: store.ContentTypeListing})
+}
+
+// ensureListing makes hashPart's listing hold exactly listing, or not
+// exist when listing is empty (too large to keep); it writes only when the
+// stored one differs.
+func ensureListing(ctx context.Context, repo *store.Cache, hashPart string, listing []byte) error {
+	if len(listing) > 0 {
+		cur, err := repo.GetLimit(ctx, store.ListingFile(hashPart), int64(len(listing)))
+		if err == nil && bytes.Equal(cur, listing) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrTooLarge) {
+			return err
+		}
 	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrTooLarge) {
-		return err
-	}
-	return repo.Put(ctx, key, listing, &store.WriteOptions{ContentType: store.ContentTypeListing})
+	return writeListing(ctx, repo, hashPart, listing)
 }
 
 // missingReferences lists the references of ni (other than itself) that
