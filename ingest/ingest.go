@@ -615,10 +615,8 @@ func (in *ingester) commitOne(ctx context.Context, c *candidate) error {
 	} else if has {
 		err = store.ErrExists
 	} else {
-		if len(c.m.Listing) > 0 {
-			if err := writeListing(ctx, in.dst, c.hash, c.m.Listing); err != nil {
-				return err
-			}
+		if err := createListing(ctx, in.dst, c.hash, c.m.Listing); err != nil {
+			return err
 		}
 		err = in.dst.PutNarInfo(ctx, &ni)
 	}

@@ -254,15 +254,17 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	}
 	// The listing computed from the NAR replaces whatever the client sent;
 	// when none was computed (too large) the client's is not kept either:
-	// a listing served next to a narinfo is always the computed one. It is
-	// written before the narinfo, and not at all when another upload of the
-	// path was committed while this one was checked: that one's stands.
+	// a listing served next to a narinfo is always the computed one. Before
+	// the narinfo it is only created (never replacing another upload's), and
+	// not at all when another upload of the path was committed while this
+	// one was checked: that one's stands. The narinfo's writer then makes
+	// the listing its own.
 	if has, herr := repo.HasNarInfo(ctx, hashPart); herr != nil {
 		return res, herr
 	} else if has {
 		err = store.ErrExists
 	} else {
-		if err := writeListing(ctx, repo, hashPart, m.Listing); err != nil {
+		if err := createListing(ctx, repo, hashPart, m.Listing); err != nil {
 			return res, err
 		}
 		err = repo.PutNarInfo(ctx, ni)
@@ -317,6 +319,20 @@ func SettleListing(ctx context.Context, repo *store.Cache, hashPart string, lim 
 		return fmt.Errorf("settling the listing of %s: %w", ni.StorePath.Absolute(), err)
 	}
 	return ensureListing(ctx, repo, hashPart, meta.Listing)
+}
+
+// createListing writes hashPart's listing before its narinfo, unless a
+// listing is there already (another upload's, or a client's): the
+// narinfo's writer settles it afterwards (ensureListing).
+func createListing(ctx context.Context, repo *store.Cache, hashPart string, listing []byte) error {
+	if len(listing) == 0 {
+		return nil
+	}
+	err := repo.Put(ctx, store.ListingFile(hashPart), listing, &store.WriteOptions{ContentType: store.ContentTypeListing, IfNotExist: true})
+	if errors.Is(err, store.ErrExists) {
+		return nil
+	}
+	return err
 }
 
 // writeListing writes hashPart's listing, or removes it when listing is
@@ -379,8 +395,9 @@ func missingReferences(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) 
 // listing's JSON ({"version":1,"root":…}), checked while it is stored, in
 // constant memory. Once the path's narinfo exists the stored listing is
 // the one computed from the NAR and the upload is only checked; before
-// that it is kept until PutNarInfo replaces it with the computed one (or
-// removes it, when the NAR's listing is too large to keep). An error
+// that the first listing uploaded is kept (none replaces another) until
+// the narinfo's writer replaces it with the computed one (or removes it,
+// when the NAR's listing is too large to keep). An error
 // reading body is returned as it is.
 func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io.Reader, lim Limits) error {
 	has, err := repo.HasNarInfo(ctx, hashPart)
@@ -390,7 +407,7 @@ func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io
 	var w *store.Writer
 	var copyTo io.Writer = io.Discard
 	if !has {
-		w, err = repo.NewWriter(ctx, store.ListingFile(hashPart), &store.WriteOptions{ContentType: store.ContentTypeListing})
+		w, err = repo.NewWriter(ctx, store.ListingFile(hashPart), &store.WriteOptions{ContentType: store.ContentTypeListing, IfNotExist: true})
 		if err != nil {
 			return err
 		}
@@ -407,7 +424,7 @@ func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io
 	if w == nil {
 		return nil
 	}
-	if err := w.Commit(); err != nil {
+	if err := w.Commit(); err != nil && !errors.Is(err, store.ErrExists) {
 		return err
 	}
 	// The narinfo may have been written while the upload streamed: then
