@@ -57,7 +57,7 @@ const (
 
 // sampleFiles is the sample cache as a map of relative name → bytes.
 var sampleFiles = func() map[string][]byte {
-	root := filepath.Join("..", "..", "testdata", "sample-cache")
+	root := filepath.Join("..", "testdata", "sample-cache")
 	files := map[string][]byte{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -50,7 +50,7 @@ func genKey(t *testing.T, name string) nix.SecretKey {
 func newRemoteFixture(t *testing.T) *remoteFixture {
 	t.Helper()
 	f := &remoteFixture{upKey: genKey(t, "upstream-1"), virtKey: genKey(t, "virtual-1"), localKey: genKey(t, "local-1"),
-		sample: filepath.Join("..", "..", "testdata", "sample-cache")}
+		sample: filepath.Join("..", "testdata", "sample-cache")}
 	f.up = upstreamtest.New(f.sample, f.upKey)
 	t.Cleanup(f.up.Close)
 	st, err := store.Open(context.Background(), "mem://", "", false)
