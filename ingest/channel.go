@@ -141,6 +141,11 @@ type PushOptions struct {
 	Pins []string
 	// Source is recorded for mirrored snapshots.
 	Source string
+	// AdmitUnpack, when set, is called once the tarball is spooled, before
+	// it is unpacked: the unpack starts when it returns and release is
+	// called when the unpack ends. An error refuses the push (it is
+	// returned as it is). The server bounds concurrent unpacks with it.
+	AdmitUnpack func(ctx context.Context) (release func(), err error)
 }
 
 // PushResult says what PushChannel did.
@@ -199,7 +204,14 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
+	release := func() {}
+	if o.AdmitUnpack != nil {
+		if release, err = o.AdmitUnpack(ctx); err != nil {
+			return nil, err
+		}
+	}
 	narHash, err := checkChannelTarball(tmp, o.Tarball)
+	release()
 	if err != nil {
 		// A tarball past its limits is also ErrTooLarge.
 		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %w", ErrMismatch, ChannelTarball, err)

@@ -42,6 +42,7 @@ var (
 	errQueueTimeout = errors.New("no upload slot")
 	errStalled      = errors.New("upload stalled")
 	errTooSlow      = errors.New("upload too slow")
+	errNoUnpackSlot = errors.New("no channel unpack slot")
 )
 
 // admission hands out upload slots fairly across tokens and repositories.
@@ -349,6 +350,24 @@ func (a *readAhead) Read(p []byte) (int, error) {
 		}
 	}
 	return a.r.Read(p)
+}
+
+// admitUnpack is the wait of a channel upload of token to repo for its turn
+// to be unpacked (Options.MaxConcurrentUnpacks), as ingest.PushOptions'
+// AdmitUnpack. The upload keeps its upload slot meanwhile; it waits at most
+// UploadQueueTimeout, then the error wraps errNoUnpackSlot.
+func (s *Server) admitUnpack(token, repo string) func(context.Context) (func(), error) {
+	return func(ctx context.Context) (func(), error) {
+		switch err := s.unpacks.acquire(ctx, token, repo, s.opts.UploadQueueTimeout, nil); err {
+		case nil:
+			return func() { s.unpacks.release(token, repo) }, nil
+		case errQueueTimeout, errQueueFull:
+			return nil, fmt.Errorf("%w within %s (upload_queue_timeout): the server unpacks at most %d channel tarballs at once (max_concurrent_unpacks) and they stayed busy; retry later",
+				errNoUnpackSlot, s.opts.UploadQueueTimeout, s.unpacks.total)
+		default:
+			return nil, err
+		}
+	}
 }
 
 // uploader names the token of an authorized upload (uploads always carry

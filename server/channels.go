@@ -148,6 +148,7 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 		res, err = ingest.PushChannel(r.Context(), repo.cache, &exactReader{r: body, want: r.ContentLength}, ingest.PushOptions{
 			Channel: parts[0], Flavor: parts[1], Snapshot: parts[2], MaxSize: s.opts.MaxObjectSize,
 			Keep: repo.ChannelKeep, Pins: repo.ChannelPins, Tarball: s.opts.ChannelTarball,
+			AdmitUnpack: s.admitUnpack(s.uploader(r), repo.Name),
 		})
 		if err == nil {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
