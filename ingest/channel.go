@@ -132,7 +132,8 @@ type PushOptions struct {
 	Extra map[string][]byte
 	// Force makes the snapshot current even if it is older than the current one.
 	Force bool
-	// MaxSize bounds the tarball (0: 4 GiB).
+	// MaxSize, when positive and below Tarball.MaxSize, bounds the
+	// tarball instead (the server's max_object_size).
 	MaxSize int64
 	// Tarball bounds what the tarball unpacks to (zero fields: defaults).
 	Tarball TarballLimits
@@ -180,8 +181,10 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 			return nil, fmt.Errorf("%w: a snapshot may carry %s besides the tarball, not %q", ErrInvalid, strings.Join(SnapshotFiles[1:], ", "), name)
 		}
 	}
-	if o.MaxSize <= 0 {
-		o.MaxSize = 4 << 30
+	o.Tarball = o.Tarball.withDefaults()
+	maxSize, sizeKey := o.Tarball.MaxSize, "max_tarball_size"
+	if o.MaxSize > 0 && o.MaxSize < maxSize {
+		maxSize, sizeKey = o.MaxSize, "max_object_size"
 	}
 	// Spool the upload to a temporary file while hashing it: it is read
 	// twice (validation, then storage) and must be complete before anything
@@ -193,12 +196,12 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	fh := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, fh), io.LimitReader(tarball, o.MaxSize+1))
+	n, err := io.Copy(io.MultiWriter(tmp, fh), io.LimitReader(tarball, maxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the tarball: %v", ErrInvalid, err)
 	}
-	if n > o.MaxSize {
-		return nil, fmt.Errorf("%w (more than %d bytes)", ErrTooLarge, o.MaxSize)
+	if n > maxSize {
+		return nil, fmt.Errorf("%w: %s is more than %d bytes (%s)", ErrTooLarge, ChannelTarball, maxSize, sizeKey)
 	}
 	fileHash := fmt.Sprintf("%x", fh.Sum(nil))
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {

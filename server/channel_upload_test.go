@@ -349,3 +349,30 @@ func TestChannelUnpackBusyRefused(t *testing.T) {
 		t.Errorf("channel state: %+v, %v; want snapshot 1 only", ch, err)
 	}
 }
+
+// TestChannelUploadTarballSizeLimit: a channel tarball upload past
+// [channels] max_tarball_size is 413 naming it, refused before its body
+// is read when it declares its size and at the first byte past the limit
+// when it does not; nothing is published.
+func TestChannelUploadTarballSizeLimit(t *testing.T) {
+	hs, st := channelServerLimits(t, ingest.TarballLimits{MaxSize: 1000})
+	body := bytes.Repeat([]byte{'x'}, 2000)
+	code, text := putChannel(t, hs.URL+"/api/nix/r/channels/c/nixpkgs/1", body)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(text, "max_tarball_size") {
+		t.Errorf("declared size past the limit: %d %q, want 413 naming max_tarball_size", code, text)
+	}
+	req, _ := http.NewRequest(http.MethodPut, hs.URL+"/api/nix/r/channels/c/nixpkgs/1", io.MultiReader(bytes.NewReader(body))) // no Content-Length
+	req.SetBasicAuth("ci", "secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "max_tarball_size") {
+		t.Errorf("chunked body past the limit: %d %q, want 413 naming max_tarball_size", resp.StatusCode, b)
+	}
+	if k := channelKeys(t, st); len(k) != 0 {
+		t.Errorf("refused uploads left %v", k)
+	}
+}

@@ -136,6 +136,11 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 	if len(parts) == 4 {
 		file = parts[3]
 	}
+	if file == ingest.ChannelTarball && r.ContentLength > s.opts.ChannelTarball.MaxSize && r.ContentLength <= s.opts.MaxObjectSize {
+		s.metrics.upload(kindChannel, "refused")
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload of %d bytes exceeds the limit of %d bytes ([channels] max_tarball_size)", r.ContentLength, s.opts.ChannelTarball.MaxSize))
+		return
+	}
 	body, release, ok := s.beginUpload(w, r, kindChannel, repo)
 	if !ok {
 		return

@@ -256,6 +256,9 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 		}
 	}
 	s.admit = newAdmission(o.MaxUploads, o.MaxUploadsPerToken, o.MaxUploadsPerRepo, o.MaxQueuedUploadsPerToken)
+	if o.ChannelTarball.MaxSize <= 0 {
+		o.ChannelTarball.MaxSize = ingest.DefaultMaxTarballSize
+	}
 	if o.MaxConcurrentUnpacks <= 0 {
 		o.MaxConcurrentUnpacks = DefaultMaxConcurrentUnpacks
 	}
