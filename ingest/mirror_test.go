@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/internal/compress"
 )
 
 // bigUpstream is a channel upstream whose release nixos-25.11.1.aaaaaaa
@@ -124,5 +126,34 @@ func TestMirrorChannelTarballSizeLimit(t *testing.T) {
 		&ingest.MirrorOptions{Tarball: ingest.TarballLimits{MaxSize: 1 << 20}})
 	if err == nil || errors.Is(err, ingest.ErrTooLarge) {
 		t.Fatalf("a tarball of exactly max_tarball_size: %v; want it downloaded, then refused as not xz", err)
+	}
+}
+
+// TestReadStorePaths: a store path list is decoded as it is read, a line
+// that is no store path (or longer than one can be) is a
+// *StorePathListError naming the line, and corrupt xz is an error, never a
+// shorter list.
+func TestReadStorePaths(t *testing.T) {
+	list := "/nix/store/0gm6dydmdwj6mz63yrw4d1sy23lvqc7r-hello-2.12\n# comment\n\n0yw1fcqr630s52wb11bxvh6baxqkjm8i-lib-1.0\n"
+	paths, err := ingest.ReadStorePaths(bytes.NewReader(xzBytes(t, []byte(list))), "xz")
+	if err != nil || len(paths) != 2 {
+		t.Fatalf("got %v, %v; want 2 paths", paths, err)
+	}
+	for _, tc := range []struct {
+		name, text string
+		line       int
+	}{
+		{"not a store path", list + "/etc/passwd\n", 5},
+		{"a line longer than a store path", list + strings.Repeat("a", 64<<10) + "\n", 5},
+	} {
+		_, err := ingest.ReadStorePaths(bytes.NewReader(xzBytes(t, []byte(tc.text))), "xz")
+		var le *ingest.StorePathListError
+		if !errors.As(err, &le) || le.Line != tc.line {
+			t.Errorf("%s: %v; want a StorePathListError at line %d", tc.name, err, tc.line)
+		}
+	}
+	b := xzBytes(t, []byte(list))
+	if _, err := ingest.ReadStorePaths(bytes.NewReader(b[:len(b)-8]), "xz"); !errors.Is(err, compress.ErrCorrupt) {
+		t.Errorf("truncated xz: %v; want ErrCorrupt", err)
 	}
 }
