@@ -37,13 +37,15 @@ var allowed = map[string][]string{
 // project packages it may import. Only test code, benchmark programs and
 // other test-support packages may import them.
 var testSupport = map[string][]string{
-	// Real Nix clients (2.8 on the host, 2.26 in a chroot): no project code,
-	// so every package's tests may use it.
+	// Real Nix clients (2.8 on the host, 2.26 in a chroot) and the rule for
+	// any program a test needs: no project code, so every package's tests
+	// may use it.
 	"internal/nixtest": {},
 	// A fake upstream binary cache serving signed narinfos.
 	"internal/upstreamtest": {"internal/nix"},
-	// A real S3-compatible server (versitygw) for the store's backend tests.
-	"internal/s3test": {},
+	// A real S3-compatible server (versitygw) for the store's backend tests;
+	// a missing server is nixtest's missing-program rule.
+	"internal/s3test": {"internal/nixtest"},
 	// The conformance suite every store backend passes.
 	"internal/store/storetest": {"internal/store"},
 }

@@ -2,7 +2,6 @@ package index
 
 import (
 	"context"
-	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"runtime"
@@ -15,24 +14,21 @@ import (
 	"github.com/nixrepo/nixrepo/internal/work"
 )
 
-// The persisted catalog lives under CatalogPrefix in the store bucket, next
-// to (never inside) the repositories:
+// The persisted catalog lives under store.CatalogPrefix in the store
+// bucket, next to (never inside) the repositories (store names the keys):
 //
-//	_nixrepo/catalog/manifest.json                  JSON: generation, repos, channels, stats, sources
-//	_nixrepo/catalog/packages/<xx>.json.s2          JSON array of Package (sorted by name), xx = ShardOf(name) in hex
-//	_nixrepo/catalog/state/<repo>/<c>.tsv.s2        TSV of the repo's narinfos whose hash starts with c
-//	_nixrepo/catalog/snapshots/<repo>/<channel>/<id>.tsv.s2
-//	                                                TSV "pname\tversion" the snapshot's store-paths.xz carried
-//	_nixrepo/catalog/meta.json.s2                   JSON name → packages.json metadata
+//	manifest.json                  JSON: generation, repos, channels, stats, sources
+//	packages/<xx>.json.s2          JSON array of Package (sorted by name), xx = ShardOf(name) in hex
+//	state/<repo>/<c>.tsv.s2        TSV of the repo's narinfos whose hash starts with c
+//	snapshots/<repo>/<channel>/<id>.tsv.s2
+//	                               TSV "pname\tversion" the snapshot's store-paths.xz carried
+//	meta.json.s2                   JSON name → packages.json metadata
 //
 // All but the manifest are S2 streams (catalog_codec.go).
 // The manifest is written first (marked pending) and last (with the new
 // generation), so a reader never mistakes a half-written update for a
 // complete one and the next Update redoes an interrupted one in full.
 const (
-	CatalogPrefix = store.Reserved + "catalog/"
-	ManifestKey   = CatalogPrefix + "manifest.json"
-	MetaKey       = CatalogPrefix + "meta.json" + catalogExt
 	// PackageShards is the number of package shard objects.
 	PackageShards = 256
 
@@ -40,25 +36,11 @@ const (
 	nix32Alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
 )
 
-// PackageShardKey is the key of package shard i.
-func PackageShardKey(i int) string {
-	return fmt.Sprintf("%spackages/%02x.json%s", CatalogPrefix, i, catalogExt)
-}
-
 // ShardOf is the package shard holding the package name.
 func ShardOf(name string) int {
 	h := fnv.New32a()
 	h.Write([]byte(name))
 	return int(h.Sum32() % PackageShards)
-}
-
-func stateShardKey(repo string, c byte) string {
-	return CatalogPrefix + "state/" + repo + "/" + string(c) + ".tsv" + catalogExt
-}
-
-// snapshotPairsKey is the pairs file of the snapshot key "repo/channel/id".
-func snapshotPairsKey(snapshot string) string {
-	return CatalogPrefix + "snapshots/" + snapshot + ".tsv" + catalogExt
 }
 
 // BuildOptions tune Build and Update. The zero value works.
@@ -104,7 +86,7 @@ func (o *BuildOptions) withDefaults(st *store.Store) BuildOptions {
 	return r
 }
 
-// manifest is _nixrepo/catalog/manifest.json.
+// manifest is the catalog manifest (store.CatalogManifest).
 type manifest struct {
 	Format     int           `json:"format"`
 	Generation int64         `json:"generation"`

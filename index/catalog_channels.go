@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -23,28 +22,9 @@ import (
 // ---------------------------------------------------------------------------
 // Channels and packages.json metadata
 
-// channelJSON is R/channels/NAME/channel.json (written by package ingest;
-// read here with a struct of our own).
-type channelJSON struct {
-	Name      string `json:"name"`
-	Latest    string `json:"latest"`
-	Snapshots []struct {
-		ID       string    `json:"id"`
-		Flavor   string    `json:"flavor"`
-		NarHash  string    `json:"narHash"`
-		Uploaded time.Time `json:"uploaded"`
-		Files    []string  `json:"files"`
-	} `json:"snapshots"`
-}
-
-const (
-	channelStorePaths = "store-paths.xz"
-	channelPackages   = "packages.json.br"
-)
-
-// snapshotFileKey is R/channels/NAME/FLAVOR/ID/FILE.
-func snapshotFileKey(repo, channel, flavor, id, file string) string {
-	return repo + "/channels/" + channel + "/" + flavor + "/" + id + "/" + file
+// snapshotFileKey is the bucket key of a snapshot's file (store.SnapshotFileRel).
+func snapshotFileKey(st *store.Store, repo, channel, flavor, id, file string) string {
+	return st.Repo(repo).Key(store.SnapshotFileRel(channel, flavor, id, file))
 }
 
 type snapshotData struct {
@@ -90,20 +70,13 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 		snapsOf [][]*snapshotData // per cd.infos entry, its snapshots
 	)
 	for _, r := range repos {
-		prefix := r.Name + "/channels/"
-		var names []string
-		err := st.List(ctx, prefix, true, func(ob store.Object) error {
-			if ob.Dir {
-				names = append(names, strings.TrimSuffix(strings.TrimPrefix(ob.Key, prefix), "/"))
-			}
-			return nil
-		})
+		repo := st.Repo(r.Name)
+		names, err := repo.ListChannels(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("index: list channels of %s: %w", r.Name, err)
 		}
-		sort.Strings(names)
 		for _, name := range names {
-			b, err := st.GetLimit(ctx, prefix+name+"/channel.json", store.MaxChannelStateSize)
+			c, err := repo.ReadChannel(ctx, name)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
@@ -111,13 +84,12 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 				o.Logger.Warn("skipping oversized channel state", "repo", r.Name, "channel", name, "err", err)
 				continue
 			}
-			if err != nil {
-				return nil, fmt.Errorf("index: %w", err)
-			}
-			var c channelJSON
-			if err := json.Unmarshal(b, &c); err != nil {
+			if errors.Is(err, store.ErrCorrupt) {
 				o.Logger.Warn("skipping corrupt channel state", "repo", r.Name, "channel", name, "err", err)
 				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("index: %w", err)
 			}
 			ci := ChannelInfo{Repo: r.Name, Name: name, Latest: c.Latest}
 			var newest *snapshotData
@@ -125,7 +97,7 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 				sd := &snapshotData{
 					key: r.Name + "/" + name + "/" + s.ID, repo: r.Name, channel: name,
 					info:     SnapshotInfo{ID: s.ID, Flavor: s.Flavor, NarHash: s.NarHash, Uploaded: s.Uploaded},
-					hasPaths: slices.Contains(s.Files, channelStorePaths),
+					hasPaths: slices.Contains(s.Files, store.ChannelStorePaths),
 				}
 				if k, ok := known[sd.key]; ok && k.Uploaded.Equal(s.Uploaded) {
 					sd.info.Paths, sd.hasPaths = k.Paths, k.HasPairs
@@ -133,7 +105,7 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 					fresh = append(fresh, sd)
 				}
 				cd.snaps = append(cd.snaps, sd)
-				if slices.Contains(s.Files, channelPackages) && (newest == nil || !s.Uploaded.Before(newest.info.Uploaded)) {
+				if slices.Contains(s.Files, store.ChannelPackages) && (newest == nil || !s.Uploaded.Before(newest.info.Uploaded)) {
 					newest = sd
 				}
 			}
@@ -166,7 +138,7 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 	}()
 	work.Each(ctx, 4, len(fresh), func(i int) error {
 		sd := fresh[i]
-		key := snapshotFileKey(sd.repo, sd.channel, sd.info.Flavor, sd.info.ID, channelStorePaths)
+		key := snapshotFileKey(st, sd.repo, sd.channel, sd.info.Flavor, sd.info.ID, store.ChannelStorePaths)
 		pairs, n, err := readStorePaths(ctx, st, key, maxStorePaths)
 		if err != nil {
 			o.Logger.Warn("skipping unreadable store-paths.xz", "key", key, "err", err)
@@ -250,7 +222,7 @@ func (s *snapshotData) load(ctx context.Context, st *store.Store) error {
 	if s.loaded || !s.hasPaths {
 		return nil
 	}
-	b, err := getCompressed(ctx, st, snapshotPairsKey(s.key))
+	b, err := getCompressed(ctx, st, store.CatalogSnapshotPairs(s.key))
 	if err != nil {
 		return err
 	}
@@ -318,7 +290,7 @@ func (c *channelsData) stalePairs(prev []snapshotRec) []string {
 	var keys []string
 	for _, old := range prev {
 		if !now[old.Key] && old.HasPairs {
-			keys = append(keys, snapshotPairsKey(old.Key))
+			keys = append(keys, store.CatalogSnapshotPairs(old.Key))
 		}
 	}
 	return keys
@@ -339,7 +311,7 @@ func (c *channelsData) metaSources() []string {
 func readMeta(ctx context.Context, st *store.Store, cd *channelsData, o *BuildOptions) map[string]pkgMeta {
 	meta := map[string]pkgMeta{}
 	for _, s := range cd.metaSnaps {
-		key := snapshotFileKey(s.repo, s.channel, s.info.Flavor, s.info.ID, channelPackages)
+		key := snapshotFileKey(st, s.repo, s.channel, s.info.Flavor, s.info.ID, store.ChannelPackages)
 		m, err := readPackagesJSON(ctx, st, key)
 		if err != nil {
 			o.Logger.Warn("skipping unreadable packages.json.br", "key", key, "err", err)

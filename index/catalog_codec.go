@@ -10,9 +10,6 @@ import (
 
 // Catalog objects other than the manifest are S2 streams (store.AppendS2).
 
-// catalogExt ends the key of every compressed catalog object.
-const catalogExt = ".s2"
-
 // bufs holds the byte buffers catalog objects are encoded and compressed
 // in, so a build's tens of megabytes of them are not fresh heap for the
 // collector each time.

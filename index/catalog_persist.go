@@ -30,19 +30,19 @@ func splitLines(b []byte) []string {
 }
 
 func readManifest(ctx context.Context, st *store.Store) (*manifest, error) {
-	b, err := st.Get(ctx, ManifestKey)
+	b, err := st.Get(ctx, store.CatalogManifest)
 	if err != nil {
 		return nil, err
 	}
 	var m manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("index: %s: %w", ManifestKey, err)
+		return nil, fmt.Errorf("index: %s: %w", store.CatalogManifest, err)
 	}
 	if m.Format != catalogFormat {
 		// Only the generation carries over (a rebuild continues it, so
 		// readers see the catalog move forward).
 		return &manifest{Format: m.Format, Generation: m.Generation},
-			fmt.Errorf("index: %s: format %d, want %d", ManifestKey, m.Format, catalogFormat)
+			fmt.Errorf("index: %s: format %d, want %d", store.CatalogManifest, m.Format, catalogFormat)
 	}
 	if len(m.ShardStats) != PackageShards {
 		m.ShardStats = make([]shardStat, PackageShards)
@@ -55,7 +55,7 @@ func writeManifest(ctx context.Context, st *store.Store, m *manifest) error {
 	if err != nil {
 		return err
 	}
-	return st.Put(ctx, ManifestKey, b, &store.WriteOptions{ContentType: "application/json"})
+	return st.Put(ctx, store.CatalogManifest, b, &store.WriteOptions{ContentType: "application/json"})
 }
 
 // encodeShard encodes a package shard (packages sorted by name) as a JSON
@@ -65,7 +65,7 @@ func encodeShard(pkgs []Package) []byte {
 }
 
 func readShard(ctx context.Context, st *store.Store, i int) ([]Package, error) {
-	b, err := getCompressed(ctx, st, PackageShardKey(i))
+	b, err := getCompressed(ctx, st, store.CatalogPackageShard(i))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -74,13 +74,13 @@ func readShard(ctx context.Context, st *store.Store, i int) ([]Package, error) {
 	}
 	var pkgs []Package
 	if err := json.Unmarshal(b, &pkgs); err != nil {
-		return nil, fmt.Errorf("index: %s: %w", PackageShardKey(i), err)
+		return nil, fmt.Errorf("index: %s: %w", store.CatalogPackageShard(i), err)
 	}
 	return pkgs, nil
 }
 
 func writeShard(ctx context.Context, st *store.Store, i int, pkgs []Package) error {
-	return putEncoded(ctx, st, PackageShardKey(i), func(b []byte) []byte { return appendPackages(b, pkgs) })
+	return putEncoded(ctx, st, store.CatalogPackageShard(i), func(b []byte) []byte { return appendPackages(b, pkgs) })
 }
 
 // encodeState encodes state lines (see appendState).
@@ -181,20 +181,20 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 	}
 	var jobs []job
 	for i := range PackageShards {
-		jobs = append(jobs, job{PackageShardKey(i), func() error { return writeShard(ctx, st, i, byShard[i]) }})
+		jobs = append(jobs, job{store.CatalogPackageShard(i), func() error { return writeShard(ctx, st, i, byShard[i]) }})
 	}
 	for _, rp := range all {
 		shards := stateShards(rp.recs)
 		for c := range []byte(nix32Alphabet) {
 			ch := nix32Alphabet[c]
 			recs := shards[ch]
-			key := stateShardKey(rp.name, ch)
+			key := store.CatalogState(rp.name, ch)
 			jobs = append(jobs, job{key, func() error { return putEncoded(ctx, st, key, func(b []byte) []byte { return appendState(b, recs) }) }})
 		}
 	}
 	for _, s := range cd.snaps {
 		if s.fresh {
-			key, data := snapshotPairsKey(s.key), s.pairsData()
+			key, data := store.CatalogSnapshotPairs(s.key), s.pairsData()
 			jobs = append(jobs, job{key, func() error { return putCompressed(ctx, st, key, data) }})
 		}
 	}
@@ -202,7 +202,7 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 	if err != nil {
 		return err
 	}
-	jobs = append(jobs, job{MetaKey, func() error { return putCompressed(ctx, st, MetaKey, mb) }})
+	jobs = append(jobs, job{store.CatalogMeta, func() error { return putCompressed(ctx, st, store.CatalogMeta, mb) }})
 	err = work.Each(ctx, max(4, runtime.GOMAXPROCS(0)), len(jobs), func(i int) error {
 		if err := jobs[i].fn(); err != nil {
 			return fmt.Errorf("index: write %s: %w", jobs[i].key, err)
@@ -220,12 +220,12 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 		// under the prefix (an older format's objects, an interrupted
 		// build's) is not part of this one.
 		written := make(map[string]bool, len(jobs)+1)
-		written[ManifestKey] = true
+		written[store.CatalogManifest] = true
 		for _, j := range jobs {
 			written[j.key] = true
 		}
 		for _, s := range cd.snaps {
-			written[snapshotPairsKey(s.key)] = true
+			written[store.CatalogSnapshotPairs(s.key)] = true
 		}
 		sweepCatalog(ctx, st, written)
 		return nil
@@ -238,7 +238,7 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 	if prev != nil {
 		for _, r := range prev.Repos {
 			if !keep[r.Name] {
-				deletePrefix(ctx, st, CatalogPrefix+"state/"+r.Name+"/")
+				deletePrefix(ctx, st, store.CatalogStatePrefix(r.Name))
 			}
 		}
 		for _, key := range cd.stalePairs(prev.Snapshots) {
@@ -248,11 +248,11 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 	return nil
 }
 
-// sweepCatalog deletes every object under CatalogPrefix but those kept.
+// sweepCatalog deletes every object under store.CatalogPrefix but those kept.
 // Failures are left for the next full build.
 func sweepCatalog(ctx context.Context, st *store.Store, keep map[string]bool) {
 	var stale []string
-	_ = st.List(ctx, CatalogPrefix, false, func(ob store.Object) error {
+	_ = st.List(ctx, store.CatalogPrefix, false, func(ob store.Object) error {
 		if !ob.Dir && !keep[ob.Key] {
 			stale = append(stale, ob.Key)
 		}

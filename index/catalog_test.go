@@ -69,7 +69,7 @@ func (f *fixture) add(repo, name, seed string, narSize uint64) string {
 		FileHash: nix.SHA256(fh[:]), FileSize: narSize / 3,
 		NarHash: nix.SHA256(nh[:]), NarSize: narSize,
 	}
-	ni.URL = nix.NarURL(ni.FileHash, ni.Compression)
+	ni.URL = store.NarFile(ni.FileHash, ni.Compression)
 	if err := f.st.Put(f.ctx, repo+"/"+p.HashPart()+".narinfo", ni.Bytes(), nil); err != nil {
 		f.t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func versionsOf(p *Package) []string {
 	return out
 }
 
-func TestBuild(t *testing.T) {
+func TestBuildGroupsPathsIntoPackagesAndVersions(t *testing.T) {
 	f := newFixture(t)
 	for _, n := range []string{
 		"hello-2.12.1", "hello-2.12", "hello-2.10",
@@ -305,7 +305,7 @@ func diffLines(a, b string) string {
 	return "(no line differs)"
 }
 
-func TestChannelsAndMetadata(t *testing.T) {
+func TestBuildRecordsChannelsAndMetadata(t *testing.T) {
 	f := newFixture(t)
 	f.add("main", "hello-2.12", "", 100)
 	f.add("main", "hello-2.12.1", "", 100)
@@ -369,7 +369,7 @@ func TestChannelsAndMetadata(t *testing.T) {
 	}
 }
 
-func TestUpdateIncremental(t *testing.T) {
+func TestUpdateIncrementalEqualsFullBuild(t *testing.T) {
 	f := newFixture(t)
 	dir := t.TempDir()
 	opts := &BuildOptions{IndexDir: dir, IndexShards: 2}
@@ -496,15 +496,15 @@ func TestOldFormatCatalogReplaced(t *testing.T) {
 	f := newFixture(t)
 	f.add("main", "hello-1.0", "", 10)
 	old := []string{
-		CatalogPrefix + "packages/00.json.zst",
-		CatalogPrefix + "state/main/0.tsv.zst",
-		CatalogPrefix + "snapshots/main/nixos/1.tsv.zst",
-		CatalogPrefix + "meta.json.zst",
+		store.CatalogPrefix + "packages/00.json.zst",
+		store.CatalogPrefix + "state/main/0.tsv.zst",
+		store.CatalogPrefix + "snapshots/main/nixos/1.tsv.zst",
+		store.CatalogPrefix + "meta.json.zst",
 	}
 	for _, k := range old {
 		f.put(k, []byte("zstd bytes"))
 	}
-	f.put(ManifestKey, []byte(`{"format":1,"generation":7}`))
+	f.put(store.CatalogManifest, []byte(`{"format":1,"generation":7}`))
 	if _, err := Load(f.ctx, f.st); err == nil || !strings.Contains(err.Error(), "format 1, want 2") {
 		t.Fatalf("Load of a format-1 catalog: err = %v", err)
 	}
@@ -557,13 +557,13 @@ func mustNarInfo(t *testing.T, name string) []byte {
 	}
 	h := sha256.Sum256([]byte(name))
 	ni := nix.NarInfo{StorePath: sp, Compression: "none", FileHash: nix.SHA256(h[:]), FileSize: 1, NarHash: nix.SHA256(h[:]), NarSize: 1}
-	ni.URL = nix.NarURL(ni.FileHash, "none")
+	ni.URL = store.NarFile(ni.FileHash, "none")
 	return ni.Bytes()
 }
 
-// TestFolderBucket runs the folder fast paths (directory listing, direct
+// TestFolderFastPathsMatchGocloudListing runs the folder fast paths (directory listing, direct
 // reads) against the gocloud listing they replace.
-func TestFolderBucket(t *testing.T) {
+func TestFolderFastPathsMatchGocloudListing(t *testing.T) {
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), "file://"+dir, "", false)
 	if err != nil {

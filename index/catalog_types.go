@@ -1,6 +1,10 @@
 package index
 
-import "time"
+import (
+	"time"
+
+	"github.com/nixrepo/nixrepo/internal/store"
+)
 
 // Catalog is the package catalog of all repositories: every store path
 // grouped by package and version, with where it lives and which channel
@@ -42,6 +46,19 @@ type ChannelInfo struct {
 	Name      string         `json:"name"`
 	Latest    string         `json:"latest"`
 	Snapshots []SnapshotInfo `json:"snapshots"`
+}
+
+// Rel is the channel's name in its repository (store.ChannelRel), the
+// server's route to it.
+func (c *ChannelInfo) Rel() string { return store.ChannelRel(c.Name) }
+
+// LatestRel is the current snapshot's tarball copy in the repository
+// (store.ChannelLatestRel), for static hosting.
+func (c *ChannelInfo) LatestRel() string { return store.ChannelLatestRel(c.Name) }
+
+// TarballRel is the tarball of snapshot s of the channel in the repository.
+func (c *ChannelInfo) TarballRel(s SnapshotInfo) string {
+	return store.SnapshotFileRel(c.Name, s.Flavor, s.ID, store.ChannelTarball)
 }
 
 // SnapshotInfo is one channel snapshot.

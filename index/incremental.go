@@ -398,7 +398,7 @@ func (u *updater) loadState(repo string) ([]pathRec, error) {
 	}
 	parts := make([][]pathRec, len(nix32Alphabet))
 	err := work.Each(u.ctx, max(4, runtime.GOMAXPROCS(0)), len(nix32Alphabet), func(i int) error {
-		b, err := getCompressed(u.ctx, u.st, stateShardKey(repo, nix32Alphabet[i]))
+		b, err := getCompressed(u.ctx, u.st, store.CatalogState(repo, nix32Alphabet[i]))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -407,7 +407,7 @@ func (u *updater) loadState(repo string) ([]pathRec, error) {
 		}
 		recs, err := decodeState(b)
 		if err != nil {
-			return fmt.Errorf("index: %s: %w", stateShardKey(repo, nix32Alphabet[i]), err)
+			return fmt.Errorf("index: %s: %w", store.CatalogState(repo, nix32Alphabet[i]), err)
 		}
 		parts[i] = recs
 		return nil
@@ -424,7 +424,7 @@ func (u *updater) loadState(repo string) ([]pathRec, error) {
 
 func (u *updater) loadMeta() (map[string]pkgMeta, error) {
 	meta := map[string]pkgMeta{}
-	b, err := getCompressed(u.ctx, u.st, MetaKey)
+	b, err := getCompressed(u.ctx, u.st, store.CatalogMeta)
 	if errors.Is(err, store.ErrNotFound) {
 		return meta, nil
 	}
@@ -465,7 +465,7 @@ func (u *updater) channelChanges(cd *channelsData, affected map[string]bool) (bo
 			u.rep.Snapshots++
 		}
 		if old.HasPairs {
-			b, err := getCompressed(u.ctx, u.st, snapshotPairsKey(old.Key))
+			b, err := getCompressed(u.ctx, u.st, store.CatalogSnapshotPairs(old.Key))
 			if err == nil {
 				mark(splitLines(b))
 			} else if !errors.Is(err, store.ErrNotFound) {
@@ -576,7 +576,7 @@ func (u *updater) applyPackages(affected map[string]bool, chChanged bool, chans 
 	}
 	err = work.Each(u.ctx, max(4, runtime.GOMAXPROCS(0)), len(ids), func(i int) error {
 		if err := writeShard(u.ctx, u.st, ids[i], writes[ids[i]]); err != nil {
-			return fmt.Errorf("index: write %s: %w", PackageShardKey(ids[i]), err)
+			return fmt.Errorf("index: write %s: %w", store.CatalogPackageShard(ids[i]), err)
 		}
 		return nil
 	})
@@ -663,12 +663,12 @@ func (u *updater) writeState(cd *channelsData, meta map[string]pkgMeta, metaChan
 		}
 		shards := stateShards(u.newState[repo])
 		for c := range d {
-			jobs = append(jobs, job{key: stateShardKey(repo, c), data: encodeState(shards[c])})
+			jobs = append(jobs, job{key: store.CatalogState(repo, c), data: encodeState(shards[c])})
 		}
 	}
 	for _, s := range cd.snaps {
 		if s.fresh { // (read in this run, so it has paths)
-			jobs = append(jobs, job{key: snapshotPairsKey(s.key), data: s.pairsData()})
+			jobs = append(jobs, job{key: store.CatalogSnapshotPairs(s.key), data: s.pairsData()})
 		}
 	}
 	for _, key := range cd.stalePairs(u.m.Snapshots) {
@@ -679,7 +679,7 @@ func (u *updater) writeState(cd *channelsData, meta map[string]pkgMeta, metaChan
 		if err != nil {
 			return err
 		}
-		jobs = append(jobs, job{key: MetaKey, data: b})
+		jobs = append(jobs, job{key: store.CatalogMeta, data: b})
 	}
 	err := work.Each(ctx, max(4, runtime.GOMAXPROCS(0)), len(jobs), func(i int) error {
 		j := jobs[i]
@@ -699,7 +699,7 @@ func (u *updater) writeState(cd *channelsData, meta map[string]pkgMeta, metaChan
 	}
 	for _, repo := range u.names {
 		if len(u.newState[repo]) == 0 && len(u.oldState[repo]) > 0 {
-			deletePrefix(ctx, st, CatalogPrefix+"state/"+repo+"/")
+			deletePrefix(ctx, st, store.CatalogStatePrefix(repo))
 		}
 	}
 	return nil

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nixrepo/nixrepo/internal/nixtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the results in testdata/*.txt with what nix-instantiate says")
@@ -35,13 +37,7 @@ const maxExprLen = 120 << 10
 // "Testing with the real Nix client") and fresh HOME and XDG_CACHE_HOME.
 func nixInstantiate(t *testing.T) (string, []string) {
 	t.Helper()
-	path, err := exec.LookPath("nix-instantiate")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("nix-instantiate is not on PATH, and tests that need Nix must not be skipped in CI (CI=%q)", os.Getenv("CI"))
-		}
-		t.Skip("nix-instantiate is not on PATH; skipping the differential test against Nix")
-	}
+	path := nixtest.RequireTool(t, "nix-instantiate")
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -23,106 +21,15 @@ import (
 // Channel flavors: what the tarball is (nixos channels carry NixOS too).
 var Flavors = []string{"nixpkgs", "nixos"}
 
-// Files a snapshot may carry besides the tarball.
-const (
-	ChannelTarball     = "nixexprs.tar.xz"
-	ChannelGitRevision = "git-revision"
-	ChannelStorePaths  = "store-paths.xz"
-	ChannelPackages    = "packages.json.br"
-)
-
-// SnapshotFiles lists the files of a snapshot, tarball first.
-var SnapshotFiles = []string{ChannelTarball, ChannelGitRevision, ChannelStorePaths, ChannelPackages}
-
-// Snapshot is one immutable published version of a channel.
-type Snapshot struct {
-	ID     string `json:"id"`
-	Flavor string `json:"flavor"`
-	// NarHash is the sha256 (nix32) of the unpacked tree's NAR: what
-	// builtins.fetchTarball's sha256 and nix-prefetch-url --unpack give.
-	NarHash string `json:"narHash"`
-	// FileHash is the sha256 (hex) of nixexprs.tar.xz itself.
-	FileHash    string    `json:"fileHash"`
-	Size        int64     `json:"size"`
-	Uploaded    time.Time `json:"uploaded"`
-	GitRevision string    `json:"gitRevision,omitempty"`
-	Files       []string  `json:"files"`
-	// Source names where a mirrored snapshot came from.
-	Source string `json:"source,omitempty"`
-}
-
-// Channel is a channel's state, kept at R/channels/NAME/channel.json.
-type Channel struct {
-	Name      string     `json:"name"`
-	Latest    string     `json:"latest"`
-	Snapshots []Snapshot `json:"snapshots"` // oldest upload first
-}
-
-// Snapshot returns the snapshot with the given ID.
-func (c *Channel) Snapshot(id string) (*Snapshot, bool) {
-	for i := range c.Snapshots {
-		if c.Snapshots[i].ID == id {
-			return &c.Snapshots[i], true
-		}
-	}
-	return nil, false
-}
-
-// Current returns the latest snapshot, if any.
-func (c *Channel) Current() (*Snapshot, bool) { return c.Snapshot(c.Latest) }
-
-// Channel keys, relative to the repository.
-func channelDir(name string) string { return "channels/" + name + "/" }
-
-// SnapshotRel is the folder of a snapshot: channels/NAME/FLAVOR/SNAPSHOT/.
-func SnapshotRel(name, flavor, id string) string {
-	return channelDir(name) + flavor + "/" + id + "/"
-}
-
-// ChannelStateRel is channels/NAME/channel.json.
-func ChannelStateRel(name string) string { return channelDir(name) + "channel.json" }
-
-// ChannelLatestRel is the mutable tarball of the current snapshot,
-// channels/NAME/nixexprs.tar.xz: a URL ending in .tar.xz, which nix-channel
-// and fetchTarball unpack directly, so it works on any static host.
-func ChannelLatestRel(name string) string { return channelDir(name) + ChannelTarball }
-
 // channel locks serialise writers of one channel within a process; across
 // processes, one writer per channel at a time (like file buckets).
 var channelLocks sync.Map
 
 func lockChannel(repo *store.Cache, name string) func() {
-	v, _ := channelLocks.LoadOrStore(repo.Key(channelDir(name)), &sync.Mutex{})
+	v, _ := channelLocks.LoadOrStore(repo.Key(store.ChannelDir(name)), &sync.Mutex{})
 	m := v.(*sync.Mutex)
 	m.Lock()
 	return m.Unlock
-}
-
-// ReadChannel returns a channel's state; a channel never published is
-// ErrNotFound.
-func ReadChannel(ctx context.Context, repo *store.Cache, name string) (*Channel, error) {
-	b, err := repo.GetLimit(ctx, repo.Key(ChannelStateRel(name)), store.MaxChannelStateSize)
-	if err != nil {
-		return nil, err
-	}
-	var c Channel
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("channel %s: corrupt state: %w", name, err)
-	}
-	return &c, nil
-}
-
-// ListChannels returns the names of the repository's channels.
-func ListChannels(ctx context.Context, repo *store.Cache) ([]string, error) {
-	var names []string
-	err := repo.List(ctx, repo.Key("channels/"), true, func(o store.Object) error {
-		if o.Dir {
-			names = append(names, strings.TrimSuffix(strings.TrimPrefix(o.Key, repo.Key("channels/")), "/"))
-		}
-		return nil
-	})
-	sort.Strings(names)
-	return names, err
 }
 
 // PushOptions describe a snapshot to publish.
@@ -151,11 +58,11 @@ type PushOptions struct {
 
 // PushResult says what PushChannel did.
 type PushResult struct {
-	Snapshot Snapshot `json:"snapshot"`
-	Created  bool     `json:"created"` // false: the identical snapshot existed
-	Latest   string   `json:"latest"`  // the channel's current snapshot afterwards
-	Moved    bool     `json:"moved"`   // the current snapshot changed
-	Pruned   []string `json:"pruned,omitempty"`
+	Snapshot store.Snapshot `json:"snapshot"`
+	Created  bool           `json:"created"` // false: the identical snapshot existed
+	Latest   string         `json:"latest"`  // the channel's current snapshot afterwards
+	Moved    bool           `json:"moved"`   // the current snapshot changed
+	Pruned   []string       `json:"pruned,omitempty"`
 }
 
 // PushChannel validates tarball as Nix will use it (xz; a tar with exactly
@@ -177,8 +84,8 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 		return nil, fmt.Errorf("%w: flavor %q (nixpkgs or nixos)", ErrInvalid, o.Flavor)
 	}
 	for name := range o.Extra {
-		if name == ChannelTarball || !slices.Contains(SnapshotFiles, name) {
-			return nil, fmt.Errorf("%w: a snapshot may carry %s besides the tarball, not %q", ErrInvalid, strings.Join(SnapshotFiles[1:], ", "), name)
+		if name == store.ChannelTarball || !slices.Contains(store.SnapshotFiles, name) {
+			return nil, fmt.Errorf("%w: a snapshot may carry %s besides the tarball, not %q", ErrInvalid, strings.Join(store.SnapshotFiles[1:], ", "), name)
 		}
 	}
 	o.Tarball = o.Tarball.withDefaults()
@@ -201,7 +108,7 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 		return nil, fmt.Errorf("%w: reading the tarball: %v", ErrInvalid, err)
 	}
 	if n > maxSize {
-		return nil, fmt.Errorf("%w: %s is more than %d bytes (%s)", ErrTooLarge, ChannelTarball, maxSize, sizeKey)
+		return nil, fmt.Errorf("%w: %s is more than %d bytes (%s)", ErrTooLarge, store.ChannelTarball, maxSize, sizeKey)
 	}
 	fileHash := fmt.Sprintf("%x", fh.Sum(nil))
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
@@ -217,14 +124,14 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	release()
 	if err != nil {
 		// A tarball past its limits is also ErrTooLarge.
-		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %w", ErrMismatch, ChannelTarball, err)
+		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %w", ErrMismatch, store.ChannelTarball, err)
 	}
 
 	unlock := lockChannel(repo, o.Channel)
 	defer unlock()
-	ch, err := ReadChannel(ctx, repo, o.Channel)
+	ch, err := repo.ReadChannel(ctx, o.Channel)
 	if errors.Is(err, store.ErrNotFound) {
-		ch, err = &Channel{Name: o.Channel}, nil
+		ch, err = &store.Channel{Name: o.Channel}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -236,24 +143,24 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 		}
 		res.Snapshot = *old
 	} else {
-		snap := Snapshot{ID: o.Snapshot, Flavor: o.Flavor, NarHash: narHash, FileHash: fileHash, Size: n,
-			Uploaded: time.Now().UTC().Truncate(time.Second), Files: []string{ChannelTarball}, Source: o.Source}
-		dir := SnapshotRel(o.Channel, o.Flavor, o.Snapshot)
+		snap := store.Snapshot{ID: o.Snapshot, Flavor: o.Flavor, NarHash: narHash, FileHash: fileHash, Size: n,
+			Uploaded: time.Now().UTC().Truncate(time.Second), Files: []string{store.ChannelTarball}, Source: o.Source}
+		dir := store.SnapshotRel(o.Channel, o.Flavor, o.Snapshot)
 		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
-		if err := putStream(ctx, repo, dir+ChannelTarball, tmp, "application/x-xz"); err != nil {
+		if err := putStream(ctx, repo, dir+store.ChannelTarball, tmp, store.SnapshotContentType(store.ChannelTarball)); err != nil {
 			return nil, err
 		}
-		for _, name := range SnapshotFiles[1:] {
+		for _, name := range store.SnapshotFiles[1:] {
 			b, ok := o.Extra[name]
 			if !ok {
 				continue
 			}
-			if name == ChannelGitRevision {
+			if name == store.ChannelGitRevision {
 				snap.GitRevision = strings.TrimSpace(string(b))
 			}
-			if err := repo.Put(ctx, repo.Key(dir+name), b, &store.WriteOptions{ContentType: contentTypeOf(name)}); err != nil {
+			if err := repo.Put(ctx, dir+name, b, &store.WriteOptions{ContentType: store.SnapshotContentType(name)}); err != nil {
 				return nil, err
 			}
 			snap.Files = append(snap.Files, name)
@@ -267,17 +174,17 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	}
 	res.Latest = ch.Latest
 	res.Pruned = prune(ch, o.Keep, o.Pins)
-	if err := writeChannel(ctx, repo, ch); err != nil {
+	if err := repo.WriteChannel(ctx, ch); err != nil {
 		return nil, err
 	}
 	if res.Moved {
 		cur, _ := ch.Current()
-		if err := repo.Copy(ctx, repo.Key(ChannelLatestRel(o.Channel)), repo.Key(SnapshotRel(o.Channel, cur.Flavor, cur.ID)+ChannelTarball)); err != nil {
+		if err := repo.Copy(ctx, store.ChannelLatestRel(o.Channel), store.SnapshotFileRel(o.Channel, cur.Flavor, cur.ID, store.ChannelTarball)); err != nil {
 			return nil, err
 		}
 	}
 	for _, id := range res.Pruned {
-		deleteSnapshot(ctx, repo, o.Channel, id)
+		repo.DeleteSnapshot(ctx, o.Channel, id)
 	}
 	return res, nil
 }
@@ -300,7 +207,7 @@ func looksLikeVersion(s string) bool { return versionish.MatchString(s) }
 
 // prune applies retention: keep the newest keep snapshots (by upload order)
 // plus the current one and pinned ones. It returns the IDs dropped from ch.
-func prune(ch *Channel, keep int, pins []string) []string {
+func prune(ch *store.Channel, keep int, pins []string) []string {
 	if keep <= 0 || len(ch.Snapshots) <= keep {
 		return nil
 	}
@@ -313,7 +220,7 @@ func prune(ch *Channel, keep int, pins []string) []string {
 	for _, s := range ch.Snapshots[len(ch.Snapshots)-keep:] {
 		retained[s.ID] = true
 	}
-	var kept []Snapshot
+	var kept []store.Snapshot
 	var dropped []string
 	for _, s := range ch.Snapshots {
 		if retained[s.ID] {
@@ -326,31 +233,8 @@ func prune(ch *Channel, keep int, pins []string) []string {
 	return dropped
 }
 
-func deleteSnapshot(ctx context.Context, repo *store.Cache, channel, id string) {
-	prefix := repo.Key(channelDir(channel))
-	_ = repo.List(ctx, prefix, false, func(o store.Object) error {
-		rel := strings.TrimPrefix(o.Key, prefix)
-		parts := strings.Split(rel, "/")
-		if len(parts) == 3 && parts[1] == id {
-			_ = repo.Delete(ctx, o.Key)
-		}
-		return nil
-	})
-}
-
-func writeChannel(ctx context.Context, repo *store.Cache, ch *Channel) error {
-	b, err := json.MarshalIndent(ch, "", "  ")
-	if err != nil {
-		return err
-	}
-	if len(b)+1 > store.MaxChannelStateSize {
-		return fmt.Errorf("channel %s: its state would be %d bytes, more than the %d a state may have: keep fewer snapshots (channel_keep)", ch.Name, len(b)+1, store.MaxChannelStateSize)
-	}
-	return repo.Put(ctx, repo.Key(ChannelStateRel(ch.Name)), append(b, '\n'), &store.WriteOptions{ContentType: "application/json"})
-}
-
 func putStream(ctx context.Context, repo *store.Cache, rel string, r io.Reader, contentType string) error {
-	w, err := repo.NewWriter(ctx, repo.Key(rel), &store.WriteOptions{ContentType: contentType})
+	w, err := repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: contentType})
 	if err != nil {
 		return err
 	}
@@ -361,39 +245,29 @@ func putStream(ctx context.Context, repo *store.Cache, rel string, r io.Reader, 
 	return w.Commit()
 }
 
-func contentTypeOf(name string) string {
-	switch name {
-	case ChannelGitRevision:
-		return "text/plain; charset=utf-8"
-	case ChannelPackages:
-		return "application/json"
-	}
-	return "application/octet-stream"
-}
-
 // AddSnapshotFile adds a metadata file (git-revision, store-paths.xz,
 // packages.json.br) to an existing snapshot. Snapshots are immutable: a file
 // the snapshot already has may only be sent again with the same bytes.
 func AddSnapshotFile(ctx context.Context, repo *store.Cache, channel, flavor, id, name string, data []byte) error {
-	if name == ChannelTarball || !slices.Contains(SnapshotFiles, name) {
-		return fmt.Errorf("%w: a snapshot holds %s; %q is not one of them", ErrInvalid, strings.Join(SnapshotFiles, ", "), name)
+	if name == store.ChannelTarball || !slices.Contains(store.SnapshotFiles, name) {
+		return fmt.Errorf("%w: a snapshot holds %s; %q is not one of them", ErrInvalid, strings.Join(store.SnapshotFiles, ", "), name)
 	}
 	unlock := lockChannel(repo, channel)
 	defer unlock()
-	ch, err := ReadChannel(ctx, repo, channel)
+	ch, err := repo.ReadChannel(ctx, channel)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%w: channel %s has no snapshot %s yet: upload %s first", ErrMismatch, channel, id, ChannelTarball)
+		return fmt.Errorf("%w: channel %s has no snapshot %s yet: upload %s first", ErrMismatch, channel, id, store.ChannelTarball)
 	}
 	if err != nil {
 		return err
 	}
 	snap, ok := ch.Snapshot(id)
 	if !ok || snap.Flavor != flavor {
-		return fmt.Errorf("%w: channel %s has no %s snapshot %s yet: upload %s first", ErrMismatch, channel, flavor, id, ChannelTarball)
+		return fmt.Errorf("%w: channel %s has no %s snapshot %s yet: upload %s first", ErrMismatch, channel, flavor, id, store.ChannelTarball)
 	}
-	key := repo.Key(SnapshotRel(channel, flavor, id) + name)
+	rel := store.SnapshotFileRel(channel, flavor, id, name)
 	if slices.Contains(snap.Files, name) {
-		old, err := repo.Get(ctx, key)
+		old, err := repo.Get(ctx, rel)
 		if err != nil {
 			return err
 		}
@@ -402,12 +276,12 @@ func AddSnapshotFile(ctx context.Context, repo *store.Cache, channel, flavor, id
 		}
 		return nil
 	}
-	if err := repo.Put(ctx, key, data, &store.WriteOptions{ContentType: contentTypeOf(name)}); err != nil {
+	if err := repo.Put(ctx, rel, data, &store.WriteOptions{ContentType: store.SnapshotContentType(name)}); err != nil {
 		return err
 	}
 	snap.Files = append(snap.Files, name)
-	if name == ChannelGitRevision {
+	if name == store.ChannelGitRevision {
 		snap.GitRevision = strings.TrimSpace(string(data))
 	}
-	return writeChannel(ctx, repo, ch)
+	return repo.WriteChannel(ctx, ch)
 }

@@ -95,7 +95,7 @@ func push(t *testing.T, repo *store.Cache, data []byte, o ingest.PushOptions) (*
 	return ingest.PushChannel(context.Background(), repo, bytes.NewReader(data), o)
 }
 
-func TestPushChannel(t *testing.T) {
+func TestPushChannelSnapshotsImmutableAndForwardOnly(t *testing.T) {
 	st := memStore(t)
 	repo := st.Repo("r")
 	ctx := context.Background()
@@ -130,11 +130,11 @@ func TestPushChannel(t *testing.T) {
 	if err != nil || !bytes.Equal(latest, channelTarball(t, "team-1.5", "x")) {
 		t.Fatalf("latest tarball: %v", err)
 	}
-	ch, err := ingest.ReadChannel(ctx, repo, "team")
+	ch, err := repo.ReadChannel(ctx, "team")
 	if err != nil || len(ch.Snapshots) != 3 || ch.Latest != "1.5" {
 		t.Fatalf("%+v %v", ch, err)
 	}
-	if names, _ := ingest.ListChannels(ctx, repo); len(names) != 1 || names[0] != "team" {
+	if names, _ := repo.ListChannels(ctx); len(names) != 1 || names[0] != "team" {
 		t.Fatalf("ListChannels = %v", names)
 	}
 }
@@ -146,7 +146,7 @@ func TestPushChannelUploadOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ch, _ := ingest.ReadChannel(context.Background(), repo, "team")
+	ch, _ := repo.ReadChannel(context.Background(), "team")
 	if ch.Latest != "alpha" {
 		t.Fatalf("IDs without numbers follow upload order; latest = %s", ch.Latest)
 	}
@@ -193,7 +193,7 @@ func TestPushChannelRefusals(t *testing.T) {
 	}
 }
 
-func TestChannelRetention(t *testing.T) {
+func TestChannelRetentionKeepsPinnedAndNewest(t *testing.T) {
 	st := memStore(t)
 	repo := st.Repo("r")
 	for i := 1; i <= 5; i++ {
@@ -202,7 +202,7 @@ func TestChannelRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ch, _ := ingest.ReadChannel(context.Background(), repo, "team")
+	ch, _ := repo.ReadChannel(context.Background(), "team")
 	var ids []string
 	for _, s := range ch.Snapshots {
 		ids = append(ids, s.ID)
@@ -269,7 +269,7 @@ func (f *fakeChannels) addRelease(t *testing.T, rel string) {
 	}
 }
 
-func TestMirrorChannel(t *testing.T) {
+func TestMirrorChannelFollowsUpstreamForwardOnly(t *testing.T) {
 	f := &fakeChannels{current: map[string]string{}, releases: map[string]map[string][]byte{}, gets: map[string]int{}}
 	up := httptest.NewServer(f)
 	defer up.Close()
@@ -300,7 +300,7 @@ func TestMirrorChannel(t *testing.T) {
 	if r := mirror(); r.Outcome != "mirrored" || r.Push.Latest != "nixos-25.11.200.bbbbbbb" {
 		t.Fatalf("advance: %+v", r)
 	}
-	ch, _ := ingest.ReadChannel(ctx, repo, "nixos-25.11")
+	ch, _ := repo.ReadChannel(ctx, "nixos-25.11")
 	if len(ch.Snapshots) != 2 || ch.Snapshots[0].GitRevision != "deadbeefnixos-25.11.100.aaaaaaa" {
 		t.Fatalf("old release must be kept with its metadata: %+v", ch)
 	}
@@ -314,7 +314,7 @@ func TestMirrorChannel(t *testing.T) {
 	if r := mirror(); r.Outcome != "behind" {
 		t.Fatalf("backwards to an unknown older release: %+v", r)
 	}
-	ch, _ = ingest.ReadChannel(ctx, repo, "nixos-25.11")
+	ch, _ = repo.ReadChannel(ctx, "nixos-25.11")
 	if ch.Latest != "nixos-25.11.200.bbbbbbb" {
 		t.Fatalf("channel moved backwards to %s", ch.Latest)
 	}

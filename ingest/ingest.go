@@ -86,7 +86,7 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 type candidate struct {
 	hash    string // from the narinfo file name
 	ni      *nix.NarInfo
-	srcNar  string // source key of the NAR file
+	srcNar  string // the NAR file, relative to the source
 	dstNar  string // repository-relative NAR name (canonical)
 	m       Measured
 	stored  bool // this run stored the NAR file
@@ -121,7 +121,7 @@ func (c *candidate) pathName() string {
 	if c.ni != nil && c.ni.StorePath.HashPart() == c.hash {
 		return c.ni.StorePath.Absolute()
 	}
-	return c.hash + ".narinfo"
+	return store.NarInfoFile(c.hash)
 }
 
 // Run ingests every path of the binary cache src into the repository dst.
@@ -168,7 +168,7 @@ func Run(ctx context.Context, dst, src *store.Cache, opts *Options) (*Report, er
 		return nil, err
 	}
 	in.cleanup(ctx, cands)
-	if err := dst.FlushJournal(ctx); err != nil {
+	if err := dst.Store().FlushJournal(ctx); err != nil {
 		// The journal only spares the index stage reading narinfos.
 		in.opts.Logger.Warn("could not write the path journal", "repo", dst.Name(), "err", err)
 	}
@@ -273,7 +273,7 @@ func (in *ingester) load(ctx context.Context) ([]*candidate, error) {
 			c.refuse("narinfo URL: %v (a binary cache's NAR URL must be relative to the cache)", err)
 			return nil
 		}
-		c.srcNar = in.src.Key(ni.URL)
+		c.srcNar = ni.URL
 		existing, err := in.lookup(ctx, c.hash)
 		if err != nil {
 			return err
@@ -367,17 +367,17 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 	// verifying and abort on any mismatch. Without one, verify first.
 	var w *store.Writer
 	if !ni.FileHash.IsZero() {
-		c.dstNar = nix.NarURL(ni.FileHash, compression)
+		c.dstNar = store.NarFile(ni.FileHash, compression)
 		// Paths of the batch sharing a NAR file take turns, so the file is
 		// stored once and the others see it.
 		unlock := in.lockNar(c.dstNar)
 		defer unlock()
-		exists, err := in.dst.Exists(ctx, in.dst.Key(c.dstNar))
+		exists, err := in.dst.Exists(ctx, c.dstNar)
 		if err != nil {
 			return err
 		}
 		if !exists {
-			w, err = in.dst.NewWriter(ctx, in.dst.Key(c.dstNar), &store.WriteOptions{ContentType: store.ContentTypeNar})
+			w, err = in.dst.NewWriter(ctx, c.dstNar, &store.WriteOptions{ContentType: store.ContentTypeNar})
 			if err != nil {
 				return err
 			}
@@ -428,8 +428,8 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 	}
 	if c.dstNar == "" {
 		// No FileHash was claimed: name the file now and copy it.
-		c.dstNar = nix.NarURL(m.FileHash, compression)
-		exists, err := in.dst.Exists(ctx, in.dst.Key(c.dstNar))
+		c.dstNar = store.NarFile(m.FileHash, compression)
+		exists, err := in.dst.Exists(ctx, c.dstNar)
 		if err != nil || exists {
 			return err
 		}
@@ -455,7 +455,7 @@ func (in *ingester) copyFile(ctx context.Context, c *candidate) (refused bool, e
 		return false, err
 	}
 	defer r.Close()
-	w, err := in.dst.NewWriter(ctx, in.dst.Key(c.dstNar), &store.WriteOptions{ContentType: store.ContentTypeNar})
+	w, err := in.dst.NewWriter(ctx, c.dstNar, &store.WriteOptions{ContentType: store.ContentTypeNar})
 	if err != nil {
 		return false, err
 	}
@@ -468,7 +468,7 @@ func (in *ingester) copyFile(ctx context.Context, c *candidate) (refused bool, e
 	case ctx.Err() != nil:
 		return false, ctx.Err()
 	case isStoreWriteError(err):
-		return false, fmt.Errorf("copying %s: %w", c.srcNar, err)
+		return false, fmt.Errorf("copying %s: %w", in.src.Key(c.srcNar), err)
 	case err != nil:
 		c.refuse("NAR file %s changed while it was ingested: %v", c.ni.URL, err)
 	default:
@@ -577,7 +577,7 @@ func (in *ingester) commitOne(ctx context.Context, c *candidate) error {
 		return nil
 	}
 	if len(c.m.Listing) > 0 {
-		err := in.dst.Put(ctx, in.dst.Key(store.ListingFile(c.hash)), c.m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing})
+		err := in.dst.Put(ctx, store.ListingFile(c.hash), c.m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing})
 		if err != nil {
 			return err
 		}
@@ -621,7 +621,7 @@ func (in *ingester) cleanup(ctx context.Context, cands []*candidate) {
 	}
 	for _, c := range cands {
 		if c.stored && c.outcome != Accepted && !used[c.dstNar] {
-			if err := in.dst.Delete(context.WithoutCancel(ctx), in.dst.Key(c.dstNar)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			if err := in.dst.Delete(context.WithoutCancel(ctx), c.dstNar); err != nil && !errors.Is(err, store.ErrNotFound) {
 				in.opts.Logger.Warn("removing an orphaned NAR file", "key", c.dstNar, "err", err)
 			}
 			c.stored = false
@@ -643,9 +643,9 @@ func (in *ingester) consume(ctx context.Context, cands []*candidate) (int, error
 			users[c.srcNar]++
 		}
 	}
-	// remove deletes key; ok is false when it was refused and left in place.
-	remove := func(c *candidate, key string) (ok bool, err error) {
-		err = in.src.Delete(ctx, key)
+	// remove deletes rel; ok is false when it was refused and left in place.
+	remove := func(c *candidate, rel string) (ok bool, err error) {
+		err = in.src.Delete(ctx, rel)
 		switch {
 		case err == nil, errors.Is(err, store.ErrNotFound):
 			return true, nil
@@ -671,7 +671,7 @@ func (in *ingester) consume(ctx context.Context, cands []*candidate) (int, error
 				return n, fmt.Errorf("ingest: consuming %s: %w", c.pathName(), err)
 			}
 		}
-		ok, err := remove(c, in.src.Key(store.NarInfoFile(c.hash)))
+		ok, err := remove(c, store.NarInfoFile(c.hash))
 		if err != nil {
 			return n, err
 		}
@@ -685,7 +685,7 @@ func (in *ingester) consume(ctx context.Context, cands []*candidate) (int, error
 				return n, err
 			}
 		}
-		if _, err := remove(c, in.src.Key(store.ListingFile(c.hash))); err != nil {
+		if _, err := remove(c, store.ListingFile(c.hash)); err != nil {
 			return n, err
 		}
 	}

@@ -129,7 +129,7 @@ func replaceNar(t *testing.T, files map[string][]byte, hash string, data []byte)
 	sum := sha256.Sum256(data)
 	ni.FileHash = nix.SHA256(sum[:])
 	ni.FileSize = uint64(len(data))
-	ni.URL = nix.NarURL(ni.FileHash, ni.EffectiveCompression())
+	ni.URL = store.NarFile(ni.FileHash, ni.EffectiveCompression())
 	files[ni.URL] = data
 	files[hash+".narinfo"] = ni.Bytes()
 }
@@ -174,7 +174,7 @@ func outcomes(rep *ingest.Report) map[string]ingest.PathReport {
 	return m
 }
 
-func TestIngestSample(t *testing.T) {
+func TestIngestSignsAndStoresAsUploaded(t *testing.T) {
 	files := sample(t)
 	dst := memStore(t)
 	rep := run(t, dst, load(t, files), false)
@@ -214,7 +214,7 @@ func TestIngestSample(t *testing.T) {
 	}
 }
 
-func TestIngestRefusals(t *testing.T) {
+func TestIngestRefusesBadPathsWithReasons(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(t *testing.T, files map[string][]byte)
@@ -366,7 +366,7 @@ func dropLine(b []byte, prefix string) []byte {
 	return out
 }
 
-func TestIngestConflict(t *testing.T) {
+func TestIngestRefusesConflictingReupload(t *testing.T) {
 	files := sample(t)
 	dst := memStore(t)
 	run(t, dst, load(t, files), false)
@@ -411,7 +411,7 @@ func TestIngestReferencesAlreadyInRepo(t *testing.T) {
 	assertClean(t, dst)
 }
 
-func TestIngestConsume(t *testing.T) {
+func TestIngestConsumeLeavesOnlyRefused(t *testing.T) {
 	files := sample(t)
 	// Break one path so that something is refused and must stay.
 	f2 := bytes.Clone(files[narinfoOf(t, files, helloHash).URL])
@@ -448,7 +448,7 @@ func TestIngestConsume(t *testing.T) {
 	}
 }
 
-func TestMissingKey(t *testing.T) {
+func TestIngestWithoutKeyFails(t *testing.T) {
 	_, err := ingest.Run(context.Background(), memStore(t).Repo("r"), memStore(t).Root(), &ingest.Options{})
 	if err == nil {
 		t.Fatal("ingest without a key must fail")
@@ -486,7 +486,7 @@ func TestIdenticalNarStoredOnce(t *testing.T) {
 	assertClean(t, dst)
 }
 
-func TestIngestIntoS3(t *testing.T) {
+func TestIngestIntoS3RefusesOnlyTheBadPath(t *testing.T) {
 	backend := s3mem.New()
 	srv := httptest.NewServer(gofakes3.New(backend).Server())
 	defer srv.Close()

@@ -176,7 +176,7 @@ func TestPullNarStopsAtClaimedNarSize(t *testing.T) {
 	if n := served.Load(); n > 64<<20 {
 		t.Errorf("the upstream sent %d MiB before the pull stopped", n>>20)
 	}
-	if ok, _ := repo.Exists(context.Background(), repo.Key(nix.NarURL(ni.FileHash, "none"))); ok {
+	if ok, _ := repo.Exists(context.Background(), store.NarFile(ni.FileHash, "none")); ok {
 		t.Error("the refused NAR is visible")
 	}
 	t.Logf("%v after %s; upstream sent %d KiB", err, time.Since(start), served.Load()>>10)
@@ -233,7 +233,7 @@ func narInfoFor(t *testing.T, hash string, file []byte, compression string, m in
 	sum := sha256.Sum256(file)
 	fh := nix.SHA256(sum[:])
 	return []byte(fmt.Sprintf("StorePath: /nix/store/%s-listing-test\nURL: %s\nCompression: %s\nFileHash: %s\nFileSize: %d\nNarHash: %s\nNarSize: %d\nReferences: \n",
-		hash, nix.NarURL(fh, compression), compression, fh, len(file), m.NarHash, m.NarSize))
+		hash, store.NarFile(fh, compression), compression, fh, len(file), m.NarHash, m.NarSize))
 }
 
 // TestPutNarSkipsOversizeListing: a NAR whose listing exceeds MaxListing
@@ -257,7 +257,7 @@ func TestPutNarSkipsOversizeListing(t *testing.T) {
 			file := zstdBytes(t, &symlinkNAR{n: tc.n, targetLen: 1000})
 			sum := sha256.Sum256(file)
 			fh := nix.SHA256(sum[:])
-			m, err := ingest.PutNar(ctx, repo, nix.NarURL(fh, "zstd"), bytes.NewReader(file), ingest.UploadOptions{Limits: lim})
+			m, err := ingest.PutNar(ctx, repo, store.NarFile(fh, "zstd"), bytes.NewReader(file), ingest.UploadOptions{Limits: lim})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -305,7 +305,7 @@ func TestPutNarInfoIgnoresOversizeNarMeta(t *testing.T) {
 	file := zstdBytes(t, &symlinkNAR{n: 10, targetLen: 10})
 	sum := sha256.Sum256(file)
 	fh := nix.SHA256(sum[:])
-	m, err := ingest.PutNar(ctx, repo, nix.NarURL(fh, "zstd"), bytes.NewReader(file), ingest.UploadOptions{Limits: lim})
+	m, err := ingest.PutNar(ctx, repo, store.NarFile(fh, "zstd"), bytes.NewReader(file), ingest.UploadOptions{Limits: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,11 +337,11 @@ func TestPutNarInfoIgnoresOversizeNarMeta(t *testing.T) {
 	}
 }
 
-// TestPutListingStreamed: a client listing is checked token by token
+// TestPutListingCheckedWhileStreamed: a client listing is checked token by token
 // while it is stored, with tokens of at most 1 MiB and bounded nesting;
 // what is not a listing is refused with ErrInvalid and leaves nothing, and
 // a failing body's error is returned as it is.
-func TestPutListingStreamed(t *testing.T) {
+func TestPutListingCheckedWhileStreamed(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string

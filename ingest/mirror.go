@@ -65,7 +65,7 @@ func MirrorChannel(ctx context.Context, repo *store.Cache, base, channel string,
 	if !nix.ValidChannelName(res.Release) {
 		return nil, fmt.Errorf("mirror %s: upstream release name %q is not a valid snapshot ID", channel, res.Release)
 	}
-	ch, err := ReadChannel(ctx, repo, channel)
+	ch, err := repo.ReadChannel(ctx, channel)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
@@ -81,23 +81,23 @@ func MirrorChannel(ctx context.Context, repo *store.Cache, base, channel string,
 	}
 	rel := strings.TrimSuffix(releaseURL.String(), "/")
 	lim := o.Tarball.withDefaults()
-	tarball, size, got, err := download(ctx, client, rel+"/"+ChannelTarball, lim.MaxSize)
+	tarball, size, got, err := download(ctx, client, rel+"/"+store.ChannelTarball, lim.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("mirror %s: %w", channel, err)
 	}
 	defer os.Remove(tarball.Name())
 	defer tarball.Close()
 	res.Bytes += size
-	if sum, err := fetch(ctx, client, rel+"/"+ChannelTarball+".sha256", false, maxChecksumFile); err != nil {
+	if sum, err := fetch(ctx, client, rel+"/"+store.ChannelTarball+".sha256", false, maxChecksumFile); err != nil {
 		return nil, fmt.Errorf("mirror %s: %w", channel, err)
 	} else if sum != nil {
 		want := strings.Fields(string(sum))
 		if len(want) == 0 || !strings.EqualFold(want[0], hex.EncodeToString(got)) {
-			return nil, fmt.Errorf("mirror %s: %s does not match its published sha256 (%s); not mirrored", channel, ChannelTarball, strings.TrimSpace(string(sum)))
+			return nil, fmt.Errorf("mirror %s: %s does not match its published sha256 (%s); not mirrored", channel, store.ChannelTarball, strings.TrimSpace(string(sum)))
 		}
 	}
 	extra := map[string][]byte{}
-	for _, name := range SnapshotFiles[1:] {
+	for _, name := range store.SnapshotFiles[1:] {
 		b, err := fetch(ctx, client, rel+"/"+name, false, maxMirroredFile)
 		if err != nil {
 			return nil, fmt.Errorf("mirror %s: %w", channel, err)

@@ -224,15 +224,15 @@ func MirrorPaths(ctx context.Context, repo *store.Cache, up *Upstream, roots []n
 // storedMeasurement returns the recorded measurement of ni's NAR file when
 // the file is already stored and its record matches ni's claims.
 func storedMeasurement(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) (Measured, bool) {
-	meta, err := loadMeta(ctx, repo, ni.FileHash.Nix32(), Limits{}.maxListing())
+	meta, err := repo.ReadNarMeta(ctx, ni.FileHash.Nix32(), Limits{}.maxListing())
 	if err != nil || meta == nil {
 		return Measured{}, false
 	}
-	m := meta.measured()
+	m := measuredOf(meta)
 	if CheckClaims(ni, m) != nil {
 		return Measured{}, false
 	}
-	if ok, err := repo.Exists(ctx, repo.Key(nix.NarURL(ni.FileHash, ni.EffectiveCompression()))); err != nil || !ok {
+	if ok, err := repo.Exists(ctx, store.NarFile(ni.FileHash, ni.EffectiveCompression())); err != nil || !ok {
 		return Measured{}, false
 	}
 	return m, true
@@ -313,22 +313,22 @@ func scanStorePaths(r io.Reader) ([]nix.StorePath, error) {
 // SnapshotStorePaths returns the store paths of channel's current snapshot
 // in repo (its store-paths.xz), read as ReadStorePaths does.
 func SnapshotStorePaths(ctx context.Context, repo *store.Cache, channel string) ([]nix.StorePath, error) {
-	ch, err := ReadChannel(ctx, repo, channel)
+	ch, err := repo.ReadChannel(ctx, channel)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: %w", channel, err)
 	}
 	cur, ok := ch.Current()
-	if !ok || !slices.Contains(cur.Files, ChannelStorePaths) {
-		return nil, fmt.Errorf("channel %s has no %s in its current snapshot", channel, ChannelStorePaths)
+	if !ok || !slices.Contains(cur.Files, store.ChannelStorePaths) {
+		return nil, fmt.Errorf("channel %s has no %s in its current snapshot", channel, store.ChannelStorePaths)
 	}
-	rd, err := repo.NewReader(ctx, repo.Key(SnapshotRel(channel, cur.Flavor, cur.ID)+ChannelStorePaths))
+	rd, err := repo.NewReader(ctx, store.SnapshotFileRel(channel, cur.Flavor, cur.ID, store.ChannelStorePaths))
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: %w", channel, err)
 	}
 	defer rd.Close()
 	paths, err := ReadStorePaths(rd, "xz")
 	if err != nil {
-		return nil, fmt.Errorf("channel %s: %s: %w", channel, ChannelStorePaths, err)
+		return nil, fmt.Errorf("channel %s: %s: %w", channel, store.ChannelStorePaths, err)
 	}
 	return paths, nil
 }

@@ -23,7 +23,7 @@ func TestReadChannelRefusesOversizedState(t *testing.T) {
 	if _, err := push(t, repo, channelTarball(t, "team-1.0", "one"), ingest.PushOptions{Snapshot: "1.0"}); err != nil {
 		t.Fatal(err)
 	}
-	key := repo.Key(ingest.ChannelStateRel("team"))
+	key := repo.Key(store.ChannelStateRel("team"))
 	b, err := st.Get(ctx, key)
 	if err != nil {
 		t.Fatal(err)
@@ -33,13 +33,13 @@ func TestReadChannelRefusesOversizedState(t *testing.T) {
 	if err := st.Put(ctx, key, padded, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ingest.ReadChannel(ctx, repo, "team"); !errors.Is(err, store.ErrTooLarge) {
+	if _, err := repo.ReadChannel(ctx, "team"); !errors.Is(err, store.ErrTooLarge) {
 		t.Fatalf("got %v, want ErrTooLarge", err)
 	}
 	if err := st.Put(ctx, key, b, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ingest.ReadChannel(ctx, repo, "team"); err != nil {
+	if _, err := repo.ReadChannel(ctx, "team"); err != nil {
 		t.Fatalf("the state itself: %v", err)
 	}
 }

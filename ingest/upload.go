@@ -26,26 +26,14 @@ var (
 	ErrConflict = errors.New("conflicting upload")
 )
 
-// NarMeta is what verification established about a stored NAR file. It is
-// kept under the reserved prefix so that a narinfo uploaded after its NAR
-// can be checked without reading the NAR again. The listing is embedded;
-// it is at most Limits.MaxListing bytes, and ListingSkipped records that
-// the NAR's listing was larger, so none is kept.
-type NarMeta struct {
-	FileHash       nix.Hash        `json:"fileHash"`
-	FileSize       uint64          `json:"fileSize"`
-	NarHash        nix.Hash        `json:"narHash"`
-	NarSize        uint64          `json:"narSize"`
-	Listing        json.RawMessage `json:"listing,omitempty"`
-	ListingSkipped bool            `json:"listingSkipped,omitempty"`
-}
-
-func (m Measured) meta() NarMeta {
-	return NarMeta{FileHash: m.FileHash, FileSize: m.FileSize, NarHash: m.NarHash, NarSize: m.NarSize,
+// meta is what the store records of a measured NAR file (store.NarMeta):
+// the listing is embedded, at most Limits.MaxListing bytes.
+func (m Measured) meta() store.NarMeta {
+	return store.NarMeta{FileHash: m.FileHash, FileSize: m.FileSize, NarHash: m.NarHash, NarSize: m.NarSize,
 		Listing: m.Listing, ListingSkipped: m.ListingSkipped}
 }
 
-func (meta *NarMeta) measured() Measured {
+func measuredOf(meta *store.NarMeta) Measured {
 	return Measured{FileHash: meta.FileHash, FileSize: meta.FileSize, NarHash: meta.NarHash, NarSize: meta.NarSize,
 		Listing: meta.Listing, ListingSkipped: meta.ListingSkipped}
 }
@@ -65,46 +53,23 @@ func commitMeasured(ctx context.Context, repo *store.Cache, w *store.Writer, m M
 }
 
 func writeMeta(ctx context.Context, repo *store.Cache, m Measured) error {
-	b, err := json.Marshal(m.meta())
-	if err != nil {
-		return err
-	}
-	return repo.Put(ctx, repo.NarMetaKey(m.FileHash.Nix32()), b, &store.WriteOptions{ContentType: "application/json"})
-}
-
-// loadMeta reads the recorded measurement of the NAR file with the given
-// FileHash (nix32). It returns nil when there is no usable record: none,
-// one that does not decode, or one larger than a listing of maxListing
-// bytes can make (an earlier version embedded listings of any size), which
-// is never read whole. err is only a failure of the store.
-func loadMeta(ctx context.Context, repo *store.Cache, fileHash string, maxListing int) (*NarMeta, error) {
-	b, err := repo.GetLimit(ctx, repo.NarMetaKey(fileHash), int64(maxListing)+4<<10)
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTooLarge) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var m NarMeta
-	if json.Unmarshal(b, &m) != nil || m.NarHash.IsZero() {
-		return nil, nil
-	}
-	return &m, nil
+	meta := m.meta()
+	return repo.PutNarMeta(ctx, &meta)
 }
 
 // readMeta returns the recorded measurement of the NAR file rel, measuring
 // the stored file again when no usable record exists (a NAR stored by an
 // older version or a crash between the two writes). narSize is the NarSize
 // the narinfo being checked claims: measuring stops past it.
-func readMeta(ctx context.Context, repo *store.Cache, rel, compression string, narSize uint64, lim Limits) (*NarMeta, error) {
+func readMeta(ctx context.Context, repo *store.Cache, rel, compression string, narSize uint64, lim Limits) (*store.NarMeta, error) {
 	fileHash, _, ok := ParseNarName(rel)
 	if ok {
-		m, err := loadMeta(ctx, repo, fileHash, lim.maxListing())
+		m, err := repo.ReadNarMeta(ctx, fileHash, lim.maxListing())
 		if err != nil || m != nil {
 			return m, err
 		}
 	}
-	r, err := repo.NewReader(ctx, repo.Key(rel))
+	r, err := repo.NewReader(ctx, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -173,14 +138,14 @@ func PutNar(ctx context.Context, repo *store.Cache, rel string, body io.Reader, 
 	if !ok {
 		return Measured{}, fmt.Errorf("%w: %q is not a NAR file name (want nar/<52-character nix32 sha256>.nar[.xz|.zst|.bz2])", ErrInvalid, rel)
 	}
-	exists, err := repo.Exists(ctx, repo.Key(rel))
+	exists, err := repo.Exists(ctx, rel)
 	if err != nil {
 		return Measured{}, err
 	}
 	var w *store.Writer
 	var copyTo io.Writer
 	if !exists {
-		w, err = repo.NewWriter(ctx, repo.Key(rel), &store.WriteOptions{ContentType: store.ContentTypeNar})
+		w, err = repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: store.ContentTypeNar})
 		if err != nil {
 			return Measured{}, err
 		}
@@ -270,7 +235,7 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	if err != nil {
 		return res, err
 	}
-	m := meta.measured()
+	m := measuredOf(meta)
 	if err := CheckClaims(ni, m); err != nil {
 		return res, fmt.Errorf("%w: %s", ErrMismatch, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
@@ -291,11 +256,11 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	// a listing served next to a narinfo is always the computed one.
 	switch ls := store.ListingFile(hashPart); {
 	case len(m.Listing) > 0:
-		if err := repo.Put(ctx, repo.Key(ls), m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
+		if err := repo.Put(ctx, ls, m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
 			return res, err
 		}
 	case m.ListingSkipped:
-		if err := repo.Delete(ctx, repo.Key(ls)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := repo.Delete(ctx, ls); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return res, err
 		}
 	}
@@ -359,7 +324,7 @@ func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io
 	var w *store.Writer
 	var copyTo io.Writer = io.Discard
 	if !has {
-		w, err = repo.NewWriter(ctx, repo.Key(store.ListingFile(hashPart)), &store.WriteOptions{ContentType: store.ContentTypeListing})
+		w, err = repo.NewWriter(ctx, store.ListingFile(hashPart), &store.WriteOptions{ContentType: store.ContentTypeListing})
 		if err != nil {
 			return err
 		}

@@ -78,12 +78,12 @@ func (u *Upstream) get(ctx context.Context, rel string) (*http.Response, error) 
 // name its NAR file with a safe relative URL. A missing path wraps
 // store.ErrNotFound.
 func (u *Upstream) NarInfo(ctx context.Context, hashPart string) (*nix.NarInfo, error) {
-	resp, err := u.get(ctx, hashPart+".narinfo")
+	resp, err := u.get(ctx, store.NarInfoFile(hashPart))
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := store.ReadLimit(resp.Body, hashPart+".narinfo", nix.MaxNarInfoSize)
+	b, err := store.ReadLimit(resp.Body, store.NarInfoFile(hashPart), nix.MaxNarInfoSize)
 	if errors.Is(err, store.ErrTooLarge) {
 		return nil, fmt.Errorf("%w: upstream %w", ErrMismatch, err)
 	}
@@ -115,20 +115,20 @@ func (u *Upstream) NarInfo(ctx context.Context, hashPart string) (*nix.NarInfo, 
 // client being served). Nothing is stored unless everything matches;
 // decoding stops at the first byte past the narinfo's NarSize.
 func PullNar(ctx context.Context, repo *store.Cache, up *Upstream, ni *nix.NarInfo, tee io.Writer) (Measured, error) {
-	rel := nix.NarURL(ni.FileHash, ni.EffectiveCompression())
+	rel := store.NarFile(ni.FileHash, ni.EffectiveCompression())
 	resp, err := up.get(ctx, ni.URL)
 	if err != nil {
 		return Measured{}, err
 	}
 	defer resp.Body.Close()
-	exists, err := repo.Exists(ctx, repo.Key(rel))
+	exists, err := repo.Exists(ctx, rel)
 	if err != nil {
 		return Measured{}, err
 	}
 	var w *store.Writer
 	var copyTo io.Writer
 	if !exists {
-		if w, err = repo.NewWriter(ctx, repo.Key(rel), &store.WriteOptions{ContentType: store.ContentTypeNar}); err != nil {
+		if w, err = repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: store.ContentTypeNar}); err != nil {
 			return Measured{}, err
 		}
 		defer w.Abort()
@@ -183,7 +183,7 @@ func CommitPulled(ctx context.Context, repo *store.Cache, ni *nix.NarInfo, m Mea
 	}
 	out := *ni
 	out.Compression = ni.EffectiveCompression()
-	out.URL = nix.NarURL(m.FileHash, out.Compression)
+	out.URL = store.NarFile(m.FileHash, out.Compression)
 	out.FileHash, out.FileSize = m.FileHash, m.FileSize
 	out.Sigs = append([]string(nil), ni.Sigs...)
 	if key.Name != "" {
@@ -193,7 +193,7 @@ func CommitPulled(ctx context.Context, repo *store.Cache, ni *nix.NarInfo, m Mea
 	}
 	hash := ni.StorePath.HashPart()
 	if len(m.Listing) > 0 { // none when it was skipped (Limits.MaxListing)
-		if err := repo.Put(ctx, repo.Key(store.ListingFile(hash)), m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
+		if err := repo.Put(ctx, store.ListingFile(hash), m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
 			return err
 		}
 	}

@@ -112,7 +112,7 @@ func workers(n int) int { return max(n, 1) }
 // verifyPath checks one path; ni and readErr are the result of reading its
 // narinfo (a parse error or a narinfo deleted meanwhile).
 func verifyPath(ctx context.Context, repo *store.Cache, hash string, ni *nix.NarInfo, readErr error, have map[string]nix.StorePath, keys []nix.PublicKey, bytes *atomic.Int64) (string, []string, error) {
-	name := hash + ".narinfo"
+	name := store.NarInfoFile(hash)
 	if err := readErr; err != nil {
 		var pe *nix.ParseError
 		if errors.As(err, &pe) {
@@ -144,8 +144,7 @@ func verifyPath(ctx context.Context, repo *store.Cache, hash string, ni *nix.Nar
 		add("URL: %v", err)
 		return name, problems, nil
 	}
-	key := repo.Key(ni.URL)
-	r, err := repo.NewReader(ctx, key)
+	r, err := repo.NewReader(ctx, ni.URL)
 	if errors.Is(err, store.ErrNotFound) {
 		add("NAR file %s is missing", ni.URL)
 		return name, problems, nil

@@ -28,7 +28,7 @@ type Plan struct {
 	Virtual []Virtual
 	// Index, when set, updates (or with Rebuild rebuilds) the catalog.
 	Index *IndexStep
-	// Site, when set, writes the static site under SitePrefix.
+	// Site, when set, writes the static site under store.SitePrefix.
 	Site *site.Options
 }
 

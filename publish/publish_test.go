@@ -82,7 +82,7 @@ func ingestSample(t *testing.T, st *store.Store, name string, key nix.SecretKey,
 	}
 }
 
-func TestMaterializeVirtual(t *testing.T) {
+func TestMaterializeVirtualTakesMembersInOrder(t *testing.T) {
 	st := memStore(t)
 	ctx := context.Background()
 	keyA, _ := nix.GenerateKey("a-1", rand.Reader)

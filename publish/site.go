@@ -15,18 +15,13 @@ import (
 	"github.com/nixrepo/nixrepo/site"
 )
 
-// SitePrefix is the reserved top-level prefix of the bucket that holds the
-// static site: <base>/_site/index.html is its home page. Repository names
-// start with [a-z0-9], so it never collides with a repository.
-const SitePrefix = "_site/"
-
 // siteWorkers is how many objects Site compares and writes at once.
 const siteWorkers = 16
 
 // Site renders the static site of cat (see package site) and writes it under
-// SitePrefix. An object whose bytes are unchanged is not rewritten, so a CDN
+// store.SitePrefix. An object whose bytes are unchanged is not rewritten, so a CDN
 // keeps its cache; pages of packages that left the catalog, and any other
-// object under SitePrefix the site no longer has, are deleted. Pages are
+// object under store.SitePrefix the site no longer has, are deleted. Pages are
 // written before the pages that link to them (the home page, the package
 // list and the search manifest last), so a visitor never follows a link
 // to a page that is not there yet. written counts the objects written or
@@ -35,7 +30,7 @@ const siteWorkers = 16
 // of what the site no longer has.
 func Site(ctx context.Context, st *store.Store, cat *index.Catalog, opts site.Options) (written int, err error) {
 	existing := map[string]int64{}
-	err = st.List(ctx, SitePrefix, false, func(o store.Object) error {
+	err = st.List(ctx, store.SitePrefix, false, func(o store.Object) error {
 		if !o.Dir {
 			existing[o.Key] = o.Size
 		}
@@ -55,7 +50,7 @@ func Site(ctx context.Context, st *store.Store, cat *index.Catalog, opts site.Op
 		had  bool
 	}
 	put := func(j job) error {
-		key := SitePrefix + j.f.Path
+		key := store.SitePrefix + j.f.Path
 		if j.had && j.size == int64(len(j.f.Data)) { // maybe unchanged: compare
 			changed, err := putIfChanged(ctx, st, key, j.f.Data, j.f.ContentType)
 			if changed {
@@ -87,7 +82,7 @@ func Site(ctx context.Context, st *store.Store, cat *index.Catalog, opts site.Op
 	var late []job
 	genErr := site.Generate(cat, opts, func(f site.File) error {
 		// What stays in existing once all is rendered is stale.
-		key := SitePrefix + f.Path
+		key := store.SitePrefix + f.Path
 		size, had := existing[key]
 		delete(existing, key)
 		j := job{f, size, had}

@@ -36,7 +36,7 @@ func TestSiteOfPublicRepositoriesHasNothingPrivate(t *testing.T) {
 
 	read := func() map[string]string {
 		objs := map[string]string{}
-		err := st.List(ctx, SitePrefix, false, func(o store.Object) error {
+		err := st.List(ctx, store.SitePrefix, false, func(o store.Object) error {
 			b, err := st.Get(ctx, o.Key)
 			objs[o.Key] = string(b)
 			return err
@@ -73,10 +73,10 @@ func TestSiteOfPublicRepositoriesHasNothingPrivate(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(objs[SitePrefix+site.PackagePath("hello")], "0c9w0lp3wi8hmyyk8h5gg2hqvkljmw6j-hello-1.0") {
+	if !strings.Contains(objs[store.SitePrefix+site.PackagePath("hello")], "0c9w0lp3wi8hmyyk8h5gg2hqvkljmw6j-hello-1.0") {
 		t.Errorf("hello's page lost its public path")
 	}
-	if _, ok := objs[SitePrefix+site.PackagePath("sealedpkg")]; ok {
+	if _, ok := objs[store.SitePrefix+site.PackagePath("sealedpkg")]; ok {
 		t.Errorf("the page of sealedpkg (only in the private repository) was not deleted")
 	}
 }

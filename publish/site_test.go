@@ -50,7 +50,7 @@ func siteKeys(t *testing.T, st *store.Store) map[string]bool {
 	return keys
 }
 
-func TestSite(t *testing.T) {
+func TestSiteWritesChangesAndDeletesStale(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := store.Open(ctx, "file://"+dir, "", false)
@@ -151,7 +151,7 @@ func TestSite(t *testing.T) {
 	}
 }
 
-func TestSiteContentTypes(t *testing.T) {
+func TestSiteObjectsCarryContentTypes(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "mem://", "", false)
 	if err != nil {
@@ -179,7 +179,7 @@ func TestSiteContentTypes(t *testing.T) {
 	}
 }
 
-func TestSiteCanceled(t *testing.T) {
+func TestSiteFailsWhenCanceled(t *testing.T) {
 	st, err := store.Open(context.Background(), "mem://", "", false)
 	if err != nil {
 		t.Fatal(err)

@@ -142,17 +142,16 @@ func copyPath(ctx context.Context, st *store.Store, dst *store.Cache, mp memberP
 	if err := store.CheckRel(ni.URL); err != nil {
 		return err
 	}
-	narDst := dst.Key(ni.URL)
-	if ok, err := dst.Exists(ctx, narDst); err != nil {
+	if ok, err := dst.Exists(ctx, ni.URL); err != nil {
 		return err
 	} else if !ok {
-		if err := st.Copy(ctx, narDst, src.Key(ni.URL)); err != nil {
+		if err := dst.CopyFrom(ctx, ni.URL, src, ni.URL); err != nil {
 			return err
 		}
 		rep.Copied++
 	}
 	h := ni.StorePath.HashPart()
-	if err := st.Copy(ctx, dst.Key(store.ListingFile(h)), src.Key(store.ListingFile(h))); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := dst.CopyFrom(ctx, store.ListingFile(h), src, store.ListingFile(h)); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	ni.Sigs = append([]string(nil), mp.ni.Sigs...)

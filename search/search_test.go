@@ -66,7 +66,7 @@ func names(rs []Result) []string {
 	return out
 }
 
-func TestSearchOrdering(t *testing.T) {
+func TestSearchRanksExactPrefixWordFuzzy(t *testing.T) {
 	tests := []struct {
 		query string
 		opts  Options
@@ -146,7 +146,7 @@ func TestSearchWordTierShortestFirst(t *testing.T) {
 	}
 }
 
-func TestSearchResultFields(t *testing.T) {
+func TestSearchResultFieldsFollowRepoFilter(t *testing.T) {
 	x := buildTestIndex(t, 2)
 	got, err := Search(x, "openssl", nil)
 	if err != nil {

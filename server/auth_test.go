@@ -121,10 +121,10 @@ func checkChallenge(t testing.TB, what string, r resp) {
 	}
 }
 
-// TestAuthMatrix: every principal × GET/HEAD/PUT × every object kind, on a
+// TestAuthStatusForEveryPrincipalMethodAndKind: every principal × GET/HEAD/PUT × every object kind, on a
 // private and on a public repository, with exact statuses; denied PUTs
 // write nothing.
-func TestAuthMatrix(t *testing.T) {
+func TestAuthStatusForEveryPrincipalMethodAndKind(t *testing.T) {
 	principals := []cred{anonymous, reader, writer, stranger, wrongPass}
 	for _, public := range []bool{false, true} {
 		name := "private"
@@ -225,9 +225,9 @@ func TestAuthMatrix(t *testing.T) {
 	}
 }
 
-// TestAuthAnyUserName: the token is the password; any user name works,
+// TestAuthAcceptsAnyUserName: the token is the password; any user name works,
 // including an empty one (Cachix-style netrc).
-func TestAuthAnyUserName(t *testing.T) {
+func TestAuthAcceptsAnyUserName(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	authFixture(t, e.st)
 	for _, user := range []string{"", "nix", "alice", "ü-ser", strings.Repeat("x", 300)} {
@@ -247,10 +247,10 @@ func TestAuthAnyUserName(t *testing.T) {
 	}
 }
 
-// TestAuthBearer: Nix only speaks Basic; a Bearer header (even carrying a
+// TestAuthBearerIs401WithBasicChallenge: Nix only speaks Basic; a Bearer header (even carrying a
 // valid token) is 401 with a Basic challenge, on private and public
 // repositories, and writes nothing.
-func TestAuthBearer(t *testing.T) {
+func TestAuthBearerIs401WithBasicChallenge(t *testing.T) {
 	for _, public := range []bool{false, true} {
 		o := defaultOptions()
 		o.Repos[0].Public = public

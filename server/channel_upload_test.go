@@ -168,7 +168,7 @@ func TestChannelUploadRefusesUnsafeTarball(t *testing.T) {
 	}
 }
 
-func TestChannelUploadImmutable(t *testing.T) {
+func TestChannelUploadIsWriteOnce(t *testing.T) {
 	hs, st := channelServer(t)
 	u := hs.URL + "/api/nix/r/channels/c/nixpkgs/1.0"
 	if status, body := putChannel(t, u, tinyChannel(t, "c")); status != 200 {
@@ -213,9 +213,9 @@ func TestChannelUploadImmutable(t *testing.T) {
 	}
 }
 
-// TestChannelTruncatedUpload: a client that announces more bytes than it
+// TestChannelTruncatedUploadPublishesNothing: a client that announces more bytes than it
 // sends and hangs up publishes nothing.
-func TestChannelTruncatedUpload(t *testing.T) {
+func TestChannelTruncatedUploadPublishesNothing(t *testing.T) {
 	hs, st := channelServer(t)
 	body := tinyChannel(t, "c")
 	conn, err := net.Dial("tcp", strings.TrimPrefix(hs.URL, "http://"))
@@ -296,7 +296,7 @@ func TestConcurrentChannelUnpacksBounded(t *testing.T) {
 	} else if most == 0 {
 		t.Errorf("no unpack folder seen in %s", tmp)
 	}
-	ch, err := ingest.ReadChannel(context.Background(), st.Repo("r"), "c")
+	ch, err := st.Repo("r").ReadChannel(context.Background(), "c")
 	if err != nil || len(ch.Snapshots) != uploads {
 		t.Errorf("channel state after %d uploads: %+v, %v", uploads, ch, err)
 	}
@@ -344,7 +344,7 @@ func TestChannelUnpackBusyRefused(t *testing.T) {
 	if r := <-first; !strings.HasPrefix(r, "200 ") {
 		t.Errorf("the upload holding the slot: %s", r)
 	}
-	ch, err := ingest.ReadChannel(context.Background(), st.Repo("r"), "c")
+	ch, err := st.Repo("r").ReadChannel(context.Background(), "c")
 	if err != nil || len(ch.Snapshots) != 1 || ch.Snapshots[0].ID != "1" {
 		t.Errorf("channel state: %+v, %v; want snapshot 1 only", ch, err)
 	}

@@ -22,7 +22,7 @@ import (
 //	NAME/FLAVOR/SNAPSHOT         200 release page; PUT = publish nixexprs.tar.xz as this snapshot
 //	NAME/FLAVOR/SNAPSHOT/FILE    the snapshot's files (immutable); PUT nixexprs.tar.xz or metadata
 func (s *Server) serveChannel(w http.ResponseWriter, r *http.Request, repo *repoState, rel string) {
-	parts := strings.Split(strings.TrimPrefix(rel, "channels/"), "/")
+	parts := strings.Split(strings.TrimPrefix(rel, store.ChannelsDir), "/")
 	for _, p := range parts {
 		if !nix.ValidChannelName(p) {
 			s.channelError(w, r, http.StatusBadRequest, http.StatusNotFound, fmt.Sprintf("%q is not a valid channel path segment", p))
@@ -34,7 +34,7 @@ func (s *Server) serveChannel(w http.ResponseWriter, r *http.Request, repo *repo
 		s.putChannel(w, r, repo, parts)
 		return
 	}
-	ch, err := ingest.ReadChannel(r.Context(), repo.cache, name)
+	ch, err := repo.cache.ReadChannel(r.Context(), name)
 	if errors.Is(err, store.ErrNotFound) {
 		httpError(w, http.StatusNotFound, "no channel "+name)
 		return
@@ -51,7 +51,7 @@ func (s *Server) serveChannel(w http.ResponseWriter, r *http.Request, repo *repo
 	base := s.opts.PublicURL + "/api/nix/" + repo.Name // path-absolute without a public URL
 	h := w.Header()
 	switch {
-	case len(parts) == 1, len(parts) == 2 && parts[1] == ingest.ChannelTarball:
+	case len(parts) == 1, len(parts) == 2 && parts[1] == store.ChannelTarball:
 		// The mutable channel URL: redirect to the current snapshot, with
 		// Nix ≥ 2.17's lockable tarball Link and an ETag. The Location is
 		// relative to the request (".../channels/NAME" → "NAME/FLAVOR/ID",
@@ -60,19 +60,19 @@ func (s *Server) serveChannel(w http.ResponseWriter, r *http.Request, repo *repo
 		// sent when the server knows its public URL.
 		target := fmt.Sprintf("%s/%s/%s", name, cur.Flavor, cur.ID)
 		if len(parts) == 2 {
-			target = fmt.Sprintf("%s/%s/%s", cur.Flavor, cur.ID, ingest.ChannelTarball)
+			target = fmt.Sprintf("%s/%s/%s", cur.Flavor, cur.ID, store.ChannelTarball)
 		}
 		if s.opts.PublicURL != "" {
-			h.Set("Link", fmt.Sprintf(`<%s/channels/%s/%s/%s/%s>; rel="immutable"`, base, name, cur.Flavor, cur.ID, ingest.ChannelTarball))
+			h.Set("Link", fmt.Sprintf(`<%s/%s>; rel="immutable"`, base, store.SnapshotFileRel(name, cur.Flavor, cur.ID, store.ChannelTarball)))
 		}
 		h.Set("ETag", `"`+cur.ID+`"`)
 		h.Set("Cache-Control", "no-cache")
 		h.Set("Location", target)
 		w.WriteHeader(http.StatusFound)
-	case len(parts) == 2 && parts[1] == "channel.json":
-		h.Set("Content-Type", "application/json")
+	case len(parts) == 2 && parts[1] == store.ChannelStateFile:
+		h.Set("Content-Type", store.ContentTypeJSON)
 		h.Set("Cache-Control", "no-cache")
-		s.serveObject(w, r, repo, ingest.ChannelStateRel(name))
+		s.serveObject(w, r, repo, store.ChannelStateRel(name))
 	case len(parts) == 3:
 		snap, ok := ch.Snapshot(parts[2])
 		if !ok || snap.Flavor != parts[1] {
@@ -82,7 +82,7 @@ func (s *Server) serveChannel(w http.ResponseWriter, r *http.Request, repo *repo
 		// nix-channel stores this body; any 200 will do. Make it useful.
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		releasePage.Execute(w, map[string]any{"Channel": name, "Snapshot": snap,
-			"Tarball": fmt.Sprintf("%s/channels/%s/%s/%s/%s", base, name, snap.Flavor, snap.ID, ingest.ChannelTarball)})
+			"Tarball": base + "/" + store.SnapshotFileRel(name, snap.Flavor, snap.ID, store.ChannelTarball)})
 	case len(parts) == 4:
 		snap, ok := ch.Snapshot(parts[2])
 		if !ok || snap.Flavor != parts[1] || !slices.Contains(snap.Files, parts[3]) {
@@ -90,10 +90,10 @@ func (s *Server) serveChannel(w http.ResponseWriter, r *http.Request, repo *repo
 			return
 		}
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
-		if parts[3] == ingest.ChannelTarball {
+		if parts[3] == store.ChannelTarball {
 			h.Set("Content-Type", "application/x-xz")
 		}
-		s.serveObject(w, r, repo, ingest.SnapshotRel(name, snap.Flavor, snap.ID)+parts[3])
+		s.serveObject(w, r, repo, store.SnapshotFileRel(name, snap.Flavor, snap.ID, parts[3]))
 	default:
 		httpError(w, http.StatusNotFound, "not found")
 	}
@@ -132,11 +132,11 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 		httpError(w, http.StatusBadRequest, "upload a channel snapshot to channels/NAME/FLAVOR/SNAPSHOT (the body is nixexprs.tar.xz)")
 		return
 	}
-	file := ingest.ChannelTarball
+	file := store.ChannelTarball
 	if len(parts) == 4 {
 		file = parts[3]
 	}
-	if file == ingest.ChannelTarball && r.ContentLength > s.opts.ChannelTarball.MaxSize && r.ContentLength <= s.opts.MaxObjectSize {
+	if file == store.ChannelTarball && r.ContentLength > s.opts.ChannelTarball.MaxSize && r.ContentLength <= s.opts.MaxObjectSize {
 		s.metrics.upload(kindChannel, "refused")
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload of %d bytes exceeds the limit of %d bytes ([channels] max_tarball_size)", r.ContentLength, s.opts.ChannelTarball.MaxSize))
 		return
@@ -148,7 +148,7 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 	defer release()
 	defer func() { s.metrics.received(kindChannel, body.n) }()
 	var err error
-	if file == ingest.ChannelTarball {
+	if file == store.ChannelTarball {
 		var res *ingest.PushResult
 		res, err = ingest.PushChannel(r.Context(), repo.cache, &exactReader{r: body, want: r.ContentLength}, ingest.PushOptions{
 			Channel: parts[0], Flavor: parts[1], Snapshot: parts[2], MaxSize: s.opts.MaxObjectSize,

@@ -216,10 +216,10 @@ func TestPutLogGzipBombStreamed(t *testing.T) {
 	}
 }
 
-// TestPutLogOnce: a log (or realisation) is written once: the same
+// TestPutLogIsWriteOnce: a log (or realisation) is written once: the same
 // decoded bytes again are accepted, whatever their encoding; different
 // bytes are 409 and leave the first.
-func TestPutLogOnce(t *testing.T) {
+func TestPutLogIsWriteOnce(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	logText := []byte(strings.Repeat("building greeting-lib\n", 1000))
 	put := func(body []byte, enc string) resp {
@@ -300,7 +300,7 @@ func TestPutNarLongSymlinksBoundedListing(t *testing.T) {
 	file := nar.Bytes()
 	fsum := sha256.Sum256(file)
 	fh := nix.SHA256(fsum[:])
-	rel := nix.NarURL(fh, "zstd")
+	rel := store.NarFile(fh, "zstd")
 
 	e := newEnv(t, nil, nil)
 	const hash = "0000000000000000000000000000000a"
@@ -341,7 +341,7 @@ func TestPutNarPastMaxNarSize(t *testing.T) {
 	io.Copy(zw, &symlinkNAR{n: 100, targetLen: 64 << 10})
 	zw.Close()
 	fsum := sha256.Sum256(nar.Bytes())
-	rel := nix.NarURL(nix.SHA256(fsum[:]), "zstd")
+	rel := store.NarFile(nix.SHA256(fsum[:]), "zstd")
 	o := defaultOptions()
 	o.MaxNarSize = 1 << 20
 	e := newEnv(t, nil, o)

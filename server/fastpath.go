@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/nixrepo/nixrepo/internal/store"
 )
 
 // The read fast path.
@@ -350,7 +352,7 @@ func (s *Server) fastRequest(c net.Conn, br *bufio.Reader, out *[]byte, started 
 	if k == kindCacheInfo {
 		body = repo.cacheInfo
 	} else {
-		hash := rel[:len(rel)-len(".narinfo")]
+		hash, _ := store.NarInfoHash(rel)
 		var (
 			b   []byte
 			hit bool

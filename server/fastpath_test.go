@@ -189,7 +189,7 @@ func TestFastPathLargeNar(t *testing.T) {
 	big := make([]byte, 9<<20+123)
 	rand.Read(big)
 	sum := sha256.Sum256(big)
-	rel := nix.NarURL(nix.SHA256(sum[:]), "zstd")
+	rel := store.NarFile(nix.SHA256(sum[:]), "zstd")
 	if err := st.Put(context.Background(), "r/"+rel, big, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -258,9 +258,9 @@ func (h *httptraceConn) context(ctx context.Context) context.Context {
 	})
 }
 
-// TestJournal: accepted uploads reach the repository's path journal within
+// TestJournalNotesAcceptedUploadsOnly: accepted uploads reach the repository's path journal within
 // a few seconds (Serve flushes it), refused ones never do.
-func TestJournal(t *testing.T) {
+func TestJournalNotesAcceptedUploadsOnly(t *testing.T) {
 	opts := defaultOptions()
 	opts.JournalFlushInterval = 100 * time.Millisecond
 	e := newEnv(t, fileStore(t), opts)

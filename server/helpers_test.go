@@ -320,7 +320,7 @@ func snapshot(t testing.TB, st *store.Store) map[string]string {
 	out := map[string]string{}
 	err := st.List(ctx, "", false, func(o store.Object) error {
 		if isJournal(o.Key) {
-			return nil // written asynchronously: see TestJournal
+			return nil // written asynchronously: see TestJournalNotesAcceptedUploadsOnly
 		}
 		b, err := st.Get(ctx, o.Key)
 		if err != nil {
@@ -565,7 +565,7 @@ func genPaths(t testing.TB, n int) []*genPath {
 		nar := makeNar(contents, i%3 == 0)
 		sum := sha256.Sum256(nar)
 		hash := nix.SHA256(sum[:])
-		g := &genPath{hash: h, path: sp, nar: nar, narRel: nix.NarURL(hash, "none")}
+		g := &genPath{hash: h, path: sp, nar: nar, narRel: store.NarFile(hash, "none")}
 		refs := map[int]bool{}
 		for j := 0; j < 3 && i > 0; j++ {
 			var r [1]byte

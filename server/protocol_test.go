@@ -25,8 +25,8 @@ func storeKinds(t *testing.T, f func(t *testing.T, st *store.Store)) {
 	t.Run("file", func(t *testing.T) { f(t, fileStore(t)) })
 }
 
-// TestHeadEveryKind: HEAD answers like GET without a body, for every kind.
-func TestHeadEveryKind(t *testing.T) {
+// TestHeadAnswersLikeGetForEveryKind: HEAD answers like GET without a body, for every kind.
+func TestHeadAnswersLikeGetForEveryKind(t *testing.T) {
 	storeKinds(t, func(t *testing.T, st *store.Store) {
 		e := newEnv(t, st, nil)
 		authFixture(t, e.st)
@@ -68,8 +68,8 @@ func TestHeadEveryKind(t *testing.T) {
 	})
 }
 
-// TestNarRange: NARs support Range (Nix resumes interrupted downloads).
-func TestNarRange(t *testing.T) {
+// TestNarServesByteRanges: NARs support Range (Nix resumes interrupted downloads).
+func TestNarServesByteRanges(t *testing.T) {
 	storeKinds(t, func(t *testing.T, st *store.Store) {
 		e := newEnv(t, st, nil)
 		authFixture(t, e.st)
@@ -152,9 +152,9 @@ func TestNarInfoServedAsStored(t *testing.T) {
 	})
 }
 
-// TestCacheInfo: nix-cache-info is served although nothing wrote it, with
+// TestCacheInfoAnswersStoreDirAndPriority: nix-cache-info is served although nothing wrote it, with
 // the configured priority.
-func TestCacheInfo(t *testing.T) {
+func TestCacheInfoAnswersStoreDirAndPriority(t *testing.T) {
 	o := defaultOptions()
 	o.Repos = append(o.Repos, server.Repo{Name: "pub", Public: true, Priority: 7})
 	e := newEnv(t, nil, o)
@@ -237,9 +237,9 @@ func TestUploadedNarInfoSigned(t *testing.T) {
 	}
 }
 
-// TestReuploadIdentical: uploading a present path again (what a second
+// TestReuploadOfPresentPathChangesNothing: uploading a present path again (what a second
 // nix copy with a cold disk cache may do) answers 200 and changes nothing.
-func TestReuploadIdentical(t *testing.T) {
+func TestReuploadOfPresentPathChangesNothing(t *testing.T) {
 	storeKinds(t, func(t *testing.T, st *store.Store) {
 		e := newEnv(t, st, nil)
 		e.uploadSample(dataHash, libHash, helloHash)
@@ -305,7 +305,7 @@ func TestNixCopySequence(t *testing.T) {
 	}, []string{dataNar, libNar, helloNar})
 }
 
-func TestHealthz(t *testing.T) {
+func TestHealthzAnswersGetAndHead(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	r := e.get("/healthz", anonymous)
 	if r.status != 200 {
@@ -316,7 +316,7 @@ func TestHealthz(t *testing.T) {
 	}
 }
 
-func TestMethodNotAllowed(t *testing.T) {
+func TestOtherMethodsAre405AndWriteNothing(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	authFixture(t, e.st)
 	before := snapshot(t, e.st)
@@ -329,8 +329,8 @@ func TestMethodNotAllowed(t *testing.T) {
 	sameSnapshot(t, "other methods", before, snapshot(t, e.st))
 }
 
-// TestMetrics: the counters count what happened.
-func TestMetrics(t *testing.T) {
+// TestMetricsCountWhatHappened: the counters count what happened.
+func TestMetricsCountWhatHappened(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	e.uploadSample(dataHash)                                                       // nar accepted, narinfo accepted
 	e.uploadSample(dataHash)                                                       // nar accepted (again), narinfo present
@@ -471,9 +471,9 @@ func TestInternalErrorBody(t *testing.T) {
 	}
 }
 
-// TestReadUnknown: reads of names that are no binary-cache object, or of
+// TestReadOfNonCacheNameIs404: reads of names that are no binary-cache object, or of
 // unknown repositories, are 404.
-func TestReadUnknown(t *testing.T) {
+func TestReadOfNonCacheNameIs404(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	authFixture(t, e.st)
 	for _, p := range []string{

@@ -34,7 +34,8 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 		h["Content-Type"] = hdrCacheInfo
 		writeBytes(w, r, repo.cacheInfo)
 	case kindNarInfo:
-		b, ok, err := s.lookupNarInfo(r.Context(), repo, rel[:len(rel)-len(".narinfo")])
+		hash, _ := store.NarInfoHash(rel)
+		b, ok, err := s.lookupNarInfo(r.Context(), repo, hash)
 		if err != nil {
 			s.internalError(w, r, err)
 			return
@@ -91,7 +92,7 @@ func (s *Server) lookupNarInfo(ctx context.Context, repo *repoState, hash string
 		}
 		return nil, false, nil
 	}
-	b, err := repo.cache.Get(ctx, repo.cache.Key(store.NarInfoFile(hash)))
+	b, err := repo.cache.Get(ctx, store.NarInfoFile(hash))
 	if errors.Is(err, store.ErrNotFound) {
 		if repo.remote != nil {
 			b, ok := s.remoteNarInfo(ctx, repo, hash)
@@ -114,7 +115,7 @@ func (s *Server) getNar(w http.ResponseWriter, r *http.Request, repo *repoState,
 		candidates = repo.members
 	}
 	for _, c := range candidates {
-		ok, err := c.cache.Exists(r.Context(), c.cache.Key(rel))
+		ok, err := c.cache.Exists(r.Context(), rel)
 		if err != nil {
 			s.internalError(w, r, err)
 			return
@@ -131,7 +132,7 @@ func (s *Server) getNar(w http.ResponseWriter, r *http.Request, repo *repoState,
 		if s.remoteNar(w, r, c, rel) {
 			return
 		}
-		if ok, _ := c.cache.Exists(r.Context(), c.cache.Key(rel)); ok {
+		if ok, _ := c.cache.Exists(r.Context(), rel); ok {
 			s.serveObject(w, r, c, rel)
 			return
 		}
@@ -143,14 +144,12 @@ func (s *Server) getNar(w http.ResponseWriter, r *http.Request, repo *repoState,
 // virtual repository its first member that has it.
 func (s *Server) holder(ctx context.Context, repo *repoState, rel string) *repoState {
 	for _, m := range repo.members {
-		if ok, err := m.cache.Exists(ctx, m.cache.Key(rel)); err == nil && ok {
+		if ok, err := m.cache.Exists(ctx, rel); err == nil && ok {
 			return m
 		}
 	}
 	return repo
 }
-
-func rel2key(repo *repoState, rel string) string { return repo.cache.Key(rel) }
 
 // writeBytes answers with a whole small body (HEAD: headers only). No
 // Content-Encoding is ever set: Nix ≤ 2.33 decodes bodies itself and
@@ -170,7 +169,7 @@ var errNotRegular = errors.New("not a regular file")
 // local folder (local false otherwise). err is the open's error
 // (os.ErrNotExist for a missing object) or errNotRegular.
 func (s *Server) openLocal(repo *repoState, rel string) (f *os.File, fi os.FileInfo, local bool, err error) {
-	p, local := s.st.LocalPath(repo.cache.Key(rel))
+	p, local := repo.cache.LocalPath(rel)
 	if !local {
 		return nil, nil, false, nil
 	}
@@ -191,7 +190,6 @@ func (s *Server) openLocal(repo *repoState, rel string) (f *os.File, fi os.FileI
 // bucket's object is served from its file (sendfile); other buckets stream
 // through a seekable reader.
 func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, repo *repoState, rel string) {
-	key := repo.cache.Key(rel)
 	w.Header()["Accept-Ranges"] = hdrBytes
 	if f, fi, local, err := s.openLocal(repo, rel); local {
 		if err == nil {
@@ -204,7 +202,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, repo *repoS
 			return
 		}
 	}
-	rd, err := repo.cache.NewReader(r.Context(), key)
+	rd, err := repo.cache.NewReader(r.Context(), rel)
 	if errors.Is(err, store.ErrNotFound) {
 		httpError(w, http.StatusNotFound, "not found")
 		return

@@ -73,7 +73,7 @@ func (s *Server) remoteNarInfo(ctx context.Context, repo *repoState, hash string
 		}
 		served := *ni
 		served.Compression = ni.EffectiveCompression()
-		served.URL = nix.NarURL(ni.FileHash, served.Compression)
+		served.URL = store.NarFile(ni.FileHash, served.Compression)
 		served.Sigs = append([]string(nil), ni.Sigs...)
 		if repo.Key.Name != "" {
 			if err := served.Sign(repo.Key); err != nil {

@@ -166,7 +166,7 @@ func TestRemoteLocalRepoNeverPullsThrough(t *testing.T) {
 	}
 }
 
-func TestRemoteFaults(t *testing.T) {
+func TestRemoteFaultyUpstreamLooksMissingAndStoresNothing(t *testing.T) {
 	tests := []struct {
 		name  string
 		fault upstreamtest.Fault
@@ -240,7 +240,7 @@ func TestRemoteCoalescesConcurrentMisses(t *testing.T) {
 	}
 }
 
-func TestVirtualRepo(t *testing.T) {
+func TestVirtualRepoServesMembersSignedWithItsKey(t *testing.T) {
 	f := newRemoteFixture(t)
 	ctx := context.Background()
 	// greeting-data lives in the local repository, the rest upstream.

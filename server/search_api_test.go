@@ -27,7 +27,7 @@ func putPath(t *testing.T, st *store.Store, name string, repos ...string) string
 		t.Fatal(err)
 	}
 	ni := nix.NarInfo{StorePath: sp, Compression: "none", FileHash: nix.SHA256(d[:]), FileSize: 10, NarHash: nix.SHA256(d[:]), NarSize: 10}
-	ni.URL = nix.NarURL(ni.FileHash, "none")
+	ni.URL = store.NarFile(ni.FileHash, "none")
 	for _, r := range repos {
 		if err := st.Put(context.Background(), r+"/"+sp.HashPart()+".narinfo", ni.Bytes(), nil); err != nil {
 			t.Fatal(err)

@@ -32,7 +32,7 @@ func addNarInfo(t *testing.T, st *store.Store, repo, name string) {
 		t.Fatal(err)
 	}
 	ni := nix.NarInfo{StorePath: sp, Compression: "none", FileHash: nix.SHA256(d[:]), FileSize: 10, NarHash: nix.SHA256(d[:]), NarSize: 10}
-	ni.URL = nix.NarURL(ni.FileHash, "none")
+	ni.URL = store.NarFile(ni.FileHash, "none")
 	if err := st.Put(context.Background(), repo+"/"+sp.HashPart()+".narinfo", ni.Bytes(), nil); err != nil {
 		t.Fatal(err)
 	}

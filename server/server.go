@@ -329,7 +329,7 @@ const (
 	kindChannel
 )
 
-var kindNames = [...]string{"unknown", "nix-cache-info", "narinfo", "ls", "nar", "log", "realisation", "channel"}
+var kindNames = [...]string{"unknown", store.CacheInfoFile, "narinfo", "ls", "nar", "log", "realisation", "channel"}
 
 func (k kind) String() string { return kindNames[k] }
 
@@ -338,9 +338,9 @@ func classify(rel string) kind {
 	switch {
 	case rel == store.CacheInfoFile:
 		return kindCacheInfo
-	case strings.HasSuffix(rel, ".narinfo") && nix.IsHashPart(strings.TrimSuffix(rel, ".narinfo")):
+	case isNarInfo(rel):
 		return kindNarInfo
-	case strings.HasSuffix(rel, ".ls") && nix.IsHashPart(strings.TrimSuffix(rel, ".ls")):
+	case isListing(rel):
 		return kindListing
 	case strings.HasPrefix(rel, store.NarDir):
 		if _, _, ok := ingest.ParseNarName(rel); ok {
@@ -350,15 +350,18 @@ func classify(rel string) kind {
 		if _, err := nix.ParseStorePathBase(strings.TrimPrefix(rel, store.LogDir)); err == nil {
 			return kindLog
 		}
-	case strings.HasPrefix(rel, "channels/"):
+	case strings.HasPrefix(rel, store.ChannelsDir):
 		return kindChannel
 	case strings.HasPrefix(rel, store.RealisationDir):
-		if isRealisationID(strings.TrimSuffix(strings.TrimPrefix(rel, store.RealisationDir), ".doi")) && strings.HasSuffix(rel, ".doi") {
+		if id, ok := store.RealisationID(rel); ok && isRealisationID(id) {
 			return kindRealisation
 		}
 	}
 	return kindUnknown
 }
+
+func isNarInfo(rel string) bool { _, ok := store.NarInfoHash(rel); return ok }
+func isListing(rel string) bool { _, ok := store.ListingHash(rel); return ok }
 
 // isRealisationID matches "sha256:<64 hex>!<output name>".
 func isRealisationID(id string) bool {

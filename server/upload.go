@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/compress"
@@ -60,7 +59,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 		if data, err = s.readBody(r, body, nix.MaxNarInfoSize); err != nil {
 			break
 		}
-		hash := strings.TrimSuffix(rel, ".narinfo")
+		hash, _ := store.NarInfoHash(rel)
 		var res ingest.PutResult
 		res, err = ingest.PutNarInfo(ctx, repo.cache, hash, data, repo.Key, s.narLimits())
 		if err == nil {
@@ -84,7 +83,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 		}
 	case kindListing:
 		err = s.streamBody(r, body, maxSmallObject, func(dec io.Reader) error {
-			return ingest.PutListing(ctx, repo.cache, strings.TrimSuffix(rel, ".ls"), dec)
+			return ingest.PutListing(ctx, repo.cache, listingHash(rel), dec)
 		})
 		if err == nil {
 			outcome = "present"
@@ -120,9 +119,8 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 // replaced). The comparison is by SHA-256, streamed too, so a log is never
 // held in memory.
 func putOnce(ctx context.Context, repo *store.Cache, rel string, src io.Reader, contentType string) error {
-	key := repo.Key(rel)
 	h := sha256.New()
-	w, err := repo.NewWriter(ctx, key, &store.WriteOptions{ContentType: contentType, IfNotExist: true})
+	w, err := repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: contentType, IfNotExist: true})
 	switch {
 	case err == nil:
 		defer w.Abort()
@@ -140,7 +138,7 @@ func putOnce(ctx context.Context, repo *store.Cache, rel string, src io.Reader, 
 	default:
 		return err
 	}
-	old, err := repo.NewReader(ctx, key)
+	old, err := repo.NewReader(ctx, rel)
 	if err != nil {
 		return err
 	}
@@ -154,6 +152,8 @@ func putOnce(ctx context.Context, repo *store.Cache, rel string, src io.Reader, 
 	}
 	return nil
 }
+
+func listingHash(rel string) string { h, _ := store.ListingHash(rel); return h }
 
 // narLimits bound verifying an uploaded or pulled NAR file.
 func (s *Server) narLimits() ingest.Limits {

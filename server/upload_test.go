@@ -107,10 +107,10 @@ func TestPutNarInfoMissingReference(t *testing.T) {
 	checkVisible(t, e.st, "r", []string{libNar}, []string{libNar})
 }
 
-// TestPutTraversal: ".." and other escapes in the object name, sent as raw
+// TestPutTraversalIsRefusedAndWritesNothing: ".." and other escapes in the object name, sent as raw
 // bytes so no client cleans them. Never 2xx/3xx/5xx, and nothing is written
 // anywhere.
-func TestPutTraversal(t *testing.T) {
+func TestPutTraversalIsRefusedAndWritesNothing(t *testing.T) {
 	paths := []string{
 		"/api/nix/r/nar/../x",
 		"/api/nix/r/../other/nix-cache-info",
@@ -166,9 +166,9 @@ func firstLine(s string) string {
 	return s
 }
 
-// TestPutOversize: a body larger than MaxObjectSize is 413, whether the
+// TestPutOversizeIs413: a body larger than MaxObjectSize is 413, whether the
 // size is declared or only discovered while reading.
-func TestPutOversize(t *testing.T) {
+func TestPutOversizeIs413(t *testing.T) {
 	narBody := sample(t, libNar) // 448 bytes
 	o := defaultOptions()
 	o.MaxObjectSize = 420
@@ -227,10 +227,10 @@ func TestPutOversizeChunkedSmallObjects(t *testing.T) {
 	sameSnapshot(t, "oversize small objects", before, snapshot(t, e.st))
 }
 
-// TestPutTruncatedBody: a client declares Content-Length N, sends fewer
+// TestPutTruncatedBodyPublishesNothing: a client declares Content-Length N, sends fewer
 // bytes and closes. Nothing may become visible; when the client only
 // half-closes, it gets a 4xx.
-func TestPutTruncatedBody(t *testing.T) {
+func TestPutTruncatedBodyPublishesNothing(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		rel  string
@@ -298,9 +298,9 @@ func TestPutTruncatedBody(t *testing.T) {
 	}
 }
 
-// TestPutStalled: a client that sends half its body and then nothing gets a
+// TestPutStalledTimesOutAndWritesNothing: a client that sends half its body and then nothing gets a
 // 4xx after UploadStallTimeout, not a hang, and nothing is written.
-func TestPutStalled(t *testing.T) {
+func TestPutStalledTimesOutAndWritesNothing(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		rel  string
@@ -541,9 +541,9 @@ func TestPutStoreFailure(t *testing.T) {
 	}
 }
 
-// TestRepoIsolation: what one repository holds does not satisfy another's
+// TestRepoContentsDoNotServeAnotherRepo: what one repository holds does not satisfy another's
 // uploads or reads.
-func TestRepoIsolation(t *testing.T) {
+func TestRepoContentsDoNotServeAnotherRepo(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	for _, h := range []string{dataHash} {
 		ni := sampleNarInfo(t, h)

@@ -19,21 +19,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// chromium returns the path of Debian's chromium, skipping the test when it
-// is missing (failing it under CI, which installs it).
-func chromium(t testing.TB) string {
-	t.Helper()
-	p, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is not installed (Debian package chromium); CI must install it")
-		}
-		t.Skip("chromium is not installed (apt-get install chromium)")
-	}
-	return p
-}
+	"github.com/nixrepo/nixrepo/internal/nixtest"
+)
 
 // chromiumFlags keep headless Chromium quiet and self-contained.
 func chromiumFlags(profile string) []string {
@@ -104,12 +92,12 @@ func dumpDOM(t testing.TB, bin, u string) string {
 
 var resultsRE = regexp.MustCompile(`(?s)<div id="results"[^>]*>.*?</div>`)
 
-// TestChromium serves the rendered site statically and checks it in
+// TestChromiumShowsVersionsAndSearchFinds serves the rendered site statically and checks it in
 // headless Chromium: the package page lists the versions, and the search
 // box (JavaScript over the sharded index) finds packages by exact name,
 // substring and typo, and from ?q= in the page URL.
-func TestChromium(t *testing.T) {
-	bin := chromium(t)
+func TestChromiumShowsVersionsAndSearchFinds(t *testing.T) {
+	bin := nixtest.RequireTool(t, "chromium") // Debian package chromium
 	// ShardSize 1 splits the search index as deep as it goes, so that the
 	// queries below cross split prefixes and exact-key shards.
 	files, err := Render(loadCatalog(t), Options{BaseURL: "https://cache.example.org", ShardSize: 1})
@@ -210,7 +198,7 @@ func TestChromium(t *testing.T) {
 // (go test, CI) it is a quick run of the same harness: 2000 packages, one
 // run per query, every query finding its package.
 func TestSearchBenchmark(t *testing.T) {
-	bin := chromium(t)
+	bin := nixtest.RequireTool(t, "chromium") // Debian package chromium
 	n, runs := 100_000, 5
 	if os.Getenv("NIXREPO_BENCH") != "1" {
 		n, runs = 2000, 1

@@ -274,11 +274,11 @@ func newGen(cat *index.Catalog, opts Options) (*gen, error) {
 		cv := &channelView{
 			Repo: c.Repo, Name: c.Name, Latest: c.Latest,
 			Anchor: anchor("ch-", c.Repo, c.Name),
-			Static: fmt.Sprintf("%s/%s/channels/%s/nixexprs.tar.xz", opts.BaseURL, c.Repo, c.Name),
-			Server: fmt.Sprintf("%s/api/nix/%s/channels/%s", opts.ServerURL, c.Repo, c.Name),
+			Static: fmt.Sprintf("%s/%s/%s", opts.BaseURL, c.Repo, c.LatestRel()),
+			Server: fmt.Sprintf("%s/api/nix/%s/%s", opts.ServerURL, c.Repo, c.Rel()),
 		}
 		for _, s := range c.Snapshots {
-			rel := fmt.Sprintf("%s/channels/%s/%s/%s/nixexprs.tar.xz", c.Repo, c.Name, s.Flavor, s.ID)
+			rel := c.Repo + "/" + c.TarballRel(s)
 			sv := snapView{
 				SnapshotInfo: s,
 				Anchor:       anchor("s-", c.Repo, c.Name, s.ID),

@@ -68,9 +68,9 @@ var goldenCases = []struct {
 	{"paged", Options{BaseURL: "https://cache.example.org/", ServerURL: "https://nix.example.org:8443", Title: "Example", PageSize: 2, ShardSize: 1}},
 }
 
-// TestGolden compares every rendered page and search file (not the
+// TestRenderMatchesGolden compares every rendered page and search file (not the
 // embedded assets) with testdata/golden; go test ./site -update rewrites them.
-func TestGolden(t *testing.T) {
+func TestRenderMatchesGolden(t *testing.T) {
 	cat := loadCatalog(t)
 	for _, gc := range goldenCases {
 		t.Run(gc.name, func(t *testing.T) {
@@ -140,7 +140,7 @@ func firstDiff(a, b []byte) string {
 	return "(no line differs)"
 }
 
-func TestPages(t *testing.T) {
+func TestPagesListVersionsHighestFirst(t *testing.T) {
 	files := render(t, loadCatalog(t), Options{BaseURL: "https://cache.example.org"})
 	for _, p := range []string{
 		"index.html", "packages/index.html", "channels.html", "setup/nix-local.html", "setup/upstream.html",
@@ -224,7 +224,7 @@ func TestSearchKey(t *testing.T) {
 	}
 }
 
-func TestDeterministic(t *testing.T) {
+func TestRenderIsDeterministic(t *testing.T) {
 	a := render(t, loadCatalog(t), Options{})
 	b := render(t, loadCatalog(t), Options{})
 	for p, f := range a {
@@ -255,9 +255,9 @@ func hostileCatalog() *index.Catalog {
 	}
 }
 
-// TestEscaping renders hostile names and metadata: nothing may come out as
+// TestHostileNamesAreEscaped renders hostile names and metadata: nothing may come out as
 // markup, a javascript: URL, or a path outside the site.
-func TestEscaping(t *testing.T) {
+func TestHostileNamesAreEscaped(t *testing.T) {
 	files := render(t, hostileCatalog(), Options{BaseURL: `https://x.example/"><script>alert(3)</script>`})
 	for p, f := range files {
 		if strings.HasPrefix(p, "assets/") {
@@ -369,7 +369,7 @@ func checkLinks(t *testing.T, files map[string]File) {
 	}
 }
 
-func TestInternalLinks(t *testing.T) {
+func TestInternalLinksResolve(t *testing.T) {
 	for _, gc := range goldenCases {
 		t.Run(gc.name, func(t *testing.T) {
 			checkLinks(t, render(t, loadCatalog(t), gc.opts))
@@ -377,9 +377,9 @@ func TestInternalLinks(t *testing.T) {
 	}
 }
 
-// TestLargeCatalog checks pagination, the letter index and the shard sizes
+// TestLargeCatalogPaginatesAndShards checks pagination, the letter index and the shard sizes
 // on a few thousand packages.
-func TestLargeCatalog(t *testing.T) {
+func TestLargeCatalogPaginatesAndShards(t *testing.T) {
 	cat := SyntheticCatalog(2500, 1)
 	files := render(t, cat, Options{PageSize: 400, ShardSize: 150})
 	checkLinks(t, files)
@@ -433,7 +433,7 @@ func TestLargeCatalog(t *testing.T) {
 	}
 }
 
-func TestLate(t *testing.T) {
+func TestLateFilesComeLast(t *testing.T) {
 	files, err := Render(loadCatalog(t), Options{PageSize: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -455,7 +455,7 @@ func TestLate(t *testing.T) {
 	}
 }
 
-func TestDuplicatePackage(t *testing.T) {
+func TestDuplicatePackageNameRefused(t *testing.T) {
 	cat := loadCatalog(t)
 	cat.Packages = append(cat.Packages, cat.Packages[0])
 	if _, err := Render(cat, Options{}); err == nil {

@@ -213,7 +213,7 @@ func gen(args []string) {
 				}
 				ni := nix.NarInfo{StorePath: sp, Compression: "xz", FileHash: nix.SHA256(fh[:]), FileSize: p.narSize / 3,
 					NarHash: nix.SHA256(nh[:]), NarSize: p.narSize, Sigs: []string{"main-1:" + sig}}
-				ni.URL = nix.NarURL(ni.FileHash, "xz")
+				ni.URL = store.NarFile(ni.FileHash, "xz")
 				if i > 0 {
 					for n := r.IntN(8); n > 0; n-- {
 						j := r.IntN(i)

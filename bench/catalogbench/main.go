@@ -222,7 +222,7 @@ func median(xs []float64) float64 {
 // dropCatalog deletes the persisted catalog, so a build writes it all.
 func dropCatalog(ctx context.Context, st *store.Store) error {
 	var keys []string
-	err := st.List(ctx, index.CatalogPrefix, false, func(ob store.Object) error {
+	err := st.List(ctx, store.CatalogPrefix, false, func(ob store.Object) error {
 		if !ob.Dir {
 			keys = append(keys, ob.Key)
 		}
@@ -286,7 +286,7 @@ func incr(args []string) {
 			fail(err)
 		}
 		ni := nix.NarInfo{StorePath: sp, Compression: "xz", FileHash: nix.SHA256(d[:]), FileSize: 100, NarHash: nix.SHA256(d[:]), NarSize: 300}
-		ni.URL = nix.NarURL(ni.FileHash, "xz")
+		ni.URL = store.NarFile(ni.FileHash, "xz")
 		if err := st.Put(ctx, "main/"+sp.HashPart()+".narinfo", ni.Bytes(), nil); err != nil {
 			fail(err)
 		}

@@ -76,7 +76,7 @@ one is refused.`,
 			}
 			defer f.Close()
 			extra := map[string][]byte{}
-			for name, file := range map[string]string{ingest.ChannelGitRevision: gitRev, ingest.ChannelStorePaths: storePaths} {
+			for name, file := range map[string]string{store.ChannelGitRevision: gitRev, store.ChannelStorePaths: storePaths} {
 				if file == "" {
 					continue
 				}
@@ -196,7 +196,7 @@ type channelView struct {
 }
 
 type snapshotView struct {
-	ingest.Snapshot
+	store.Snapshot
 	URL       string `json:"url"`       // server form
 	StaticURL string `json:"staticUrl"` // static-hosting form
 	Current   bool   `json:"current"`
@@ -207,7 +207,7 @@ func (a *app) channelViews(ctx context.Context, repoName, channel, base string, 
 	if err != nil {
 		return nil, err
 	}
-	st, err := a.openStore(ctx)
+	st, err := a.openStoreToRead(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -221,26 +221,26 @@ func (a *app) channelViews(ctx context.Context, repoName, channel, base string, 
 		repo := st.Repo(r.Name)
 		names := []string{channel}
 		if channel == "" {
-			if names, err = ingest.ListChannels(ctx, repo); err != nil {
+			if names, err = repo.ListChannels(ctx); err != nil {
 				return nil, err
 			}
 		}
 		for _, n := range names {
-			ch, err := ingest.ReadChannel(ctx, repo, n)
+			ch, err := repo.ReadChannel(ctx, n)
 			if errors.Is(err, store.ErrNotFound) && channel != "" {
 				return nil, fmt.Errorf("repository %s has no channel %q", r.Name, n)
 			}
 			if err != nil {
 				return nil, err
 			}
-			srv := fmt.Sprintf("%s/api/nix/%s/channels/%s", base, r.Name, n)
-			static := fmt.Sprintf("%s/%s/channels/%s/%s", base, r.Name, n, ingest.ChannelTarball)
+			srv := fmt.Sprintf("%s/api/nix/%s/%s", base, r.Name, store.ChannelRel(n))
+			static := fmt.Sprintf("%s/%s/%s", base, r.Name, store.ChannelLatestRel(n))
 			v := channelView{Repo: r.Name, Channel: n, Latest: ch.Latest,
 				NixChannel: "nix-channel --add " + srv + " " + n, NixChannelStatic: "nix-channel --add " + static + " " + n}
 			if withSnapshots {
 				for i := len(ch.Snapshots) - 1; i >= 0; i-- {
 					s := ch.Snapshots[i]
-					rel := ingest.SnapshotRel(n, s.Flavor, s.ID) + ingest.ChannelTarball
+					rel := store.SnapshotFileRel(n, s.Flavor, s.ID, store.ChannelTarball)
 					v.Snapshots = append(v.Snapshots, snapshotView{Snapshot: s, Current: s.ID == ch.Latest,
 						URL: fmt.Sprintf("%s/api/nix/%s/%s", base, r.Name, rel), StaticURL: fmt.Sprintf("%s/%s/%s", base, r.Name, rel)})
 				}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nixrepo/nixrepo/internal/config"
+	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/publish"
 	"github.com/nixrepo/nixrepo/site"
 )
@@ -78,7 +79,7 @@ func (a *app) publish(ctx context.Context, cfg *config.Config, index *publish.In
 func printPublishReport(a *app, rep *publish.AllReport) {
 	fmt.Fprintf(a.stdout, "published: %d object(s) written, %d up to date\n", rep.Written, len(rep.Objects)-rep.Written)
 	if rep.Site >= 0 {
-		fmt.Fprintf(a.stdout, "site: %d object(s) written or removed under %s\n", rep.Site, publish.SitePrefix)
+		fmt.Fprintf(a.stdout, "site: %d object(s) written or removed under %s\n", rep.Site, store.SitePrefix)
 	}
 	for _, v := range rep.Virtual {
 		fmt.Fprintf(a.stdout, "virtual %s: %d paths (%d added, %d NAR files copied)\n", v.Repo, v.Paths, v.Added, v.Copied)

@@ -116,10 +116,22 @@ func startTemp(cfg *config.Config) (*tmpdir.Dir, error) {
 	return tmpdir.Start(root)
 }
 
-// openStore opens the repository store of the config, first starting the
-// process's temporary folder (every temporary file comes from working with
-// the store), which clears what crashed processes left there.
+// openStore opens the repository store of the config for a command that
+// writes it, first starting the process's temporary folder (every
+// temporary file comes from working with the store), which clears what
+// crashed processes left there. A bucket of a newer layout is refused; one
+// that has not recorded its layout version gets it (store.CheckLayout).
 func (a *app) openStore(ctx context.Context) (*store.Store, error) {
+	return a.openStoreFor(ctx, true)
+}
+
+// openStoreToRead is openStore for a command that only reads the store:
+// it records no layout version.
+func (a *app) openStoreToRead(ctx context.Context) (*store.Store, error) {
+	return a.openStoreFor(ctx, false)
+}
+
+func (a *app) openStoreFor(ctx context.Context, write bool) (*store.Store, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, err
@@ -129,7 +141,15 @@ func (a *app) openStore(ctx context.Context) (*store.Store, error) {
 			return nil, err
 		}
 	}
-	return store.Open(ctx, cfg.Store.URL, cfg.Dir, false)
+	st, err := store.Open(ctx, cfg.Store.URL, cfg.Dir, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.CheckLayout(ctx, write); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 // printJSON writes v as indented JSON.

@@ -37,7 +37,7 @@ when nothing was refused and 1 otherwise (publish still runs).`,
 				Channels []*ingest.MirrorResult `json:"channels"`
 				Ingest   []*ingest.Report       `json:"ingest"`
 				Index    *index.UpdateReport    `json:"index"`
-				Publish  *publish.AllReport      `json:"publish"`
+				Publish  *publish.AllReport     `json:"publish"`
 			}{Ingest: []*ingest.Report{}}
 			out.Channels, err = a.mirrorChannels(ctx, cfg, "")
 			if err != nil {

@@ -67,7 +67,7 @@ bucket first.`,
 				}
 				opts.Repos = []string{repo}
 			}
-			st, err := a.openStore(cmd.Context())
+			st, err := a.openStoreToRead(cmd.Context())
 			if err != nil {
 				return err
 			}

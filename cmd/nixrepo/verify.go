@@ -35,7 +35,7 @@ The exit status is 1 when any path fails.`,
 				}
 				repos = []config.Repo{*r}
 			}
-			st, err := a.openStore(ctx)
+			st, err := a.openStoreToRead(ctx)
 			if err != nil {
 				return err
 			}

@@ -21,6 +21,8 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/nixrepo/nixrepo/internal/nixtest"
 )
 
 // payload returns n bytes of deterministic, moderately compressible data.
@@ -88,27 +90,13 @@ func compressData(t testing.TB, method string, data []byte) []byte {
 	return buf.Bytes()
 }
 
-// needTool skips the test when a program it needs is missing, except in CI
-// (CI set), where every tool is installed by .ci/run and a skip would hide
-// a gap.
-func needTool(t testing.TB, tool, why string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed (%s); tests never skip in CI", tool, why)
-	}
-	t.Skipf("%s is not installed: %s", tool, why)
-}
-
 // bzip2Fixture is used when the bzip2 program is missing: the Go standard
 // library has no bzip2 encoder. testdata/payload.bz2 is payload(300000)
 // compressed by bzip2 1.0.8.
 func bzip2Fixture(t testing.TB, data []byte) []byte {
 	t.Helper()
 	if !bytes.Equal(data, payload(len(data))) || len(data) != 300000 {
-		needTool(t, "bzip2", "no fixture for this payload")
+		nixtest.RequireTool(t, "bzip2") // no fixture for this payload
 	}
 	b, err := os.ReadFile("testdata/payload.bz2")
 	if err != nil {
@@ -190,7 +178,7 @@ func noLeaks(t *testing.T) {
 	})
 }
 
-func TestRoundTrip(t *testing.T) {
+func TestDecodersRoundTrip(t *testing.T) {
 	noLeaks(t)
 	data := payload(300000)
 	for _, v := range variants(t) {
@@ -233,9 +221,9 @@ func TestRoundTrip(t *testing.T) {
 	})
 }
 
-// TestConcatenatedXZ checks that both xz decoders accept what xz itself
+// TestConcatenatedXZAccepted checks that both xz decoders accept what xz itself
 // accepts: concatenated streams and stream padding.
-func TestConcatenatedXZ(t *testing.T) {
+func TestConcatenatedXZAccepted(t *testing.T) {
 	noLeaks(t)
 	a, b := payload(1000), payload(2000)
 	comp := append(compressData(t, "xz", a), 0, 0, 0, 0)
@@ -255,7 +243,7 @@ func TestConcatenatedXZ(t *testing.T) {
 	}
 }
 
-func TestCorruptInput(t *testing.T) {
+func TestCorruptInputIsStickyErrCorrupt(t *testing.T) {
 	noLeaks(t)
 	data := payload(300000)
 	garbage := make([]byte, 4096)
@@ -311,7 +299,7 @@ func TestCorruptInput(t *testing.T) {
 }
 
 func TestXZProcessMessage(t *testing.T) {
-	needTool(t, "xz", "the xz program decoder")
+	nixtest.RequireTool(t, "xz") // the xz program decoder
 	p := xzPath()
 	comp := compressData(t, "xz", payload(100000))
 	rc := newXZProcess(bytes.NewReader(comp[:len(comp)/2]), p, DefaultMaxMemory)
@@ -322,7 +310,7 @@ func TestXZProcessMessage(t *testing.T) {
 	}
 }
 
-func TestSourceError(t *testing.T) {
+func TestSourceErrorPassesThrough(t *testing.T) {
 	noLeaks(t)
 	boom := errors.New("connection reset by peer")
 	data := payload(300000)
@@ -342,7 +330,7 @@ func TestSourceError(t *testing.T) {
 	}
 }
 
-func TestUnsupported(t *testing.T) {
+func TestUnsupportedMethodIsErrUnsupported(t *testing.T) {
 	for _, m := range []string{"lz4", "br", "lzip", "lzma", "compress", "XZ", "zst", "bz2"} {
 		rc, err := NewReader(strings.NewReader("x"), m)
 		if rc != nil || !errors.Is(err, ErrUnsupported) {
@@ -355,8 +343,8 @@ func TestUnsupported(t *testing.T) {
 	}
 }
 
-func TestDecoderChoice(t *testing.T) {
-	needTool(t, "xz", "the xz program decoder")
+func TestDecoderChoiceBySize(t *testing.T) {
+	nixtest.RequireTool(t, "xz") // the xz program decoder
 	r := strings.NewReader("")
 	choose := func(size int64) string {
 		rc, err := NewReaderSize(r, "xz", size)
@@ -391,7 +379,7 @@ func TestDecoderChoice(t *testing.T) {
 // TestXZProcessLifecycle checks that the xz process is reaped and no
 // goroutine survives, whatever the consumer does.
 func TestXZProcessLifecycle(t *testing.T) {
-	needTool(t, "xz", "the xz program decoder")
+	nixtest.RequireTool(t, "xz") // the xz program decoder
 	path := xzPath()
 	data := payload(4 << 20)
 	comp := compressData(t, "xz", data)
@@ -494,7 +482,7 @@ func TestXZProcessLifecycle(t *testing.T) {
 	})
 }
 
-func TestGoDecoderCloseEarly(t *testing.T) {
+func TestGoDecoderReadAfterCloseFails(t *testing.T) {
 	noLeaks(t)
 	data := payload(1 << 20)
 	for _, v := range variants(t) {
@@ -511,10 +499,10 @@ func TestGoDecoderCloseEarly(t *testing.T) {
 	}
 }
 
-// TestEveryTruncation cuts small compressed streams at every offset: no
+// TestEveryTruncationFailsToDecode cuts small compressed streams at every offset: no
 // prefix may decode cleanly. The xz input has several blocks, since
 // ulikunitz/xz on its own accepts a cut at a block boundary.
-func TestEveryTruncation(t *testing.T) {
+func TestEveryTruncationFailsToDecode(t *testing.T) {
 	noLeaks(t)
 	data := payload(2000)
 	for _, v := range variants(t) {
@@ -561,9 +549,9 @@ func withXZDict(t *testing.T, comp []byte, props byte) []byte {
 	return out
 }
 
-func TestXZDictLimit(t *testing.T) {
+func TestXZDictionaryOverLimitIsErrMemoryLimit(t *testing.T) {
 	noLeaks(t)
-	needTool(t, "xz", "makes the xz -6 input")
+	nixtest.RequireTool(t, "xz") // makes the xz -6 input
 	data := payload(10000)
 	comp := compressData(t, "xz", data)
 	for _, tc := range []struct {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/nixrepo/nixrepo/internal/nixtest"
 )
 
 // xzRegressions are inputs on which the two xz decoders once disagreed.
@@ -65,7 +67,7 @@ func FuzzXZGo(f *testing.F) {
 // fail, or both succeed with the same output.
 func TestXZDecodersAgree(t *testing.T) {
 	noLeaks(t)
-	needTool(t, "xz", "the xz program decoder")
+	nixtest.RequireTool(t, "xz") // the xz program decoder
 	p := xzPath()
 	seeds := [][]byte{
 		compressData(t, "xz", payload(3000)),

@@ -15,6 +15,8 @@ import (
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/nixrepo/nixrepo/internal/nixtest"
 )
 
 // readAllSmall reads rc in reads of at most n bytes, so that the output
@@ -178,7 +180,7 @@ func TestOutputCapStopsDecodingABomb(t *testing.T) {
 			continue
 		}
 		if v.method == "bzip2" {
-			needTool(t, "bzip2", "makes the bzip2 input")
+			nixtest.RequireTool(t, "bzip2") // makes the bzip2 input
 		}
 		for _, limit := range []int64{120, 10 << 20} {
 			t.Run(fmt.Sprintf("%s/limit=%d", v.name, limit), func(t *testing.T) {
@@ -291,10 +293,10 @@ func TestXZBombRefusedBeforeAllocating(t *testing.T) {
 	}
 }
 
-// TestMemoryCap: MaxMemory bounds the window of every format that has
+// TestMemoryCapBoundsEveryWindow: MaxMemory bounds the window of every format that has
 // one: a stream declaring a window above it is refused with
 // ErrMemoryLimit, one at or below it decodes.
-func TestMemoryCap(t *testing.T) {
+func TestMemoryCapBoundsEveryWindow(t *testing.T) {
 	noLeaks(t)
 	data := payload(100000)
 	// The zstd encoder shrinks the window to the content: it needs more
@@ -327,7 +329,7 @@ func TestMemoryCap(t *testing.T) {
 			return buf.Bytes()
 		},
 		"xz": func(t *testing.T, window int) []byte {
-			needTool(t, "xz", "makes the xz input")
+			nixtest.RequireTool(t, "xz") // makes the xz input
 			cmd := exec.Command("xz", "-T1", fmt.Sprintf("--lzma2=preset=6,dict=%d", window), "-c")
 			cmd.Stdin = bytes.NewReader(data)
 			out, err := cmd.Output()
@@ -370,9 +372,9 @@ func TestMemoryCap(t *testing.T) {
 	}
 }
 
-// TestBrotliWindowBits checks the WBITS decoding against the reference
+// TestBrotliWindowBitsMatchEncoder checks the WBITS decoding against the reference
 // encoder's output for every window size it writes.
-func TestBrotliWindowBits(t *testing.T) {
+func TestBrotliWindowBitsMatchEncoder(t *testing.T) {
 	for lg := 10; lg <= 24; lg++ {
 		var buf bytes.Buffer
 		// Quality 0 and 1 raise the window to 18 bits.

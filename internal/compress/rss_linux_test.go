@@ -15,7 +15,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// TestMain runs a TestPeakRSS child (NIXREPO_RSS_CHILD set) instead of
+// TestMain runs a TestPeakRSSIsBounded child (NIXREPO_RSS_CHILD set) instead of
 // the tests.
 func TestMain(m *testing.M) {
 	if spec := os.Getenv("NIXREPO_RSS_CHILD"); spec != "" {
@@ -28,10 +28,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestPeakRSS decodes a 1 GiB stream with each decoder, each in a fresh
+// TestPeakRSSIsBounded decodes a 1 GiB stream with each decoder, each in a fresh
 // child process, and checks the peak resident memory (of the test process,
 // and of the xz process where one is used). About 20 s; -short skips it.
-func TestPeakRSS(t *testing.T) {
+func TestPeakRSSIsBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("decodes 1 GiB per decoder")
 	}

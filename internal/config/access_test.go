@@ -34,7 +34,7 @@ members = ["nix-local", "pub"]
 
 const token = "\n[[token]]\nname = \"ci\"\nsha256 = \"" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" + "\"\n"
 
-func TestAccessRules(t *testing.T) {
+func TestAccessRulesValidated(t *testing.T) {
 	tests := []struct {
 		name string
 		toml string
@@ -99,7 +99,7 @@ func TestSiteReposArePublicByDefault(t *testing.T) {
 	}
 }
 
-func TestIngestAndChannelTargets(t *testing.T) {
+func TestIngestAndChannelTargetsRefuseWrongRepos(t *testing.T) {
 	c, err := config.Parse([]byte(repos), "x.toml", "/d")
 	if err != nil {
 		t.Fatal(err)

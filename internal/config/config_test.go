@@ -32,7 +32,7 @@ priority = 30
 signing_key_file = "a.sec"
 `
 
-func TestErrors(t *testing.T) {
+func TestInvalidConfigRefusedWithReason(t *testing.T) {
 	tests := []struct {
 		name string
 		toml string
@@ -169,7 +169,7 @@ func TestChannelLimitsAndTempDir(t *testing.T) {
 	}
 }
 
-func TestRepoLookup(t *testing.T) {
+func TestRepoLookupRefusesUnknownName(t *testing.T) {
 	c, err := config.Parse([]byte(valid), "x.toml", "/d")
 	if err != nil {
 		t.Fatal(err)

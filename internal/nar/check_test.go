@@ -17,7 +17,7 @@ import (
 	"github.com/nixrepo/nixrepo/internal/nar"
 )
 
-func TestCheckValid(t *testing.T) {
+func TestCheckAcceptsValidNars(t *testing.T) {
 	big := strings.Repeat("0123456789abcdef", 40000) + "xyz" // 640003 bytes: spans buffers
 	tests := []struct {
 		name    string
@@ -121,7 +121,7 @@ func TestCheckGoNixDump(t *testing.T) {
 	}
 }
 
-func TestCheckInvalid(t *testing.T) {
+func TestCheckRefusesInvalidNarsAtOffset(t *testing.T) {
 	file := fileT("abc", false)
 	setByte := func(b []byte, i int, v byte) []byte {
 		b = bytes.Clone(b)
@@ -363,7 +363,7 @@ func TestCheckInvalid(t *testing.T) {
 	}
 }
 
-func TestCheckDepthLimit(t *testing.T) {
+func TestCheckRefusesNestingPastMaxDepth(t *testing.T) {
 	node := fileT("", false)
 	for range nar.MaxDepth {
 		node = dirT(entryT("d", node))
@@ -378,9 +378,9 @@ func TestCheckDepthLimit(t *testing.T) {
 	}
 }
 
-// TestCheckTruncated cuts a valid NAR at every offset: each prefix must be
+// TestCheckRefusesEveryTruncation cuts a valid NAR at every offset: each prefix must be
 // rejected as truncated, at the offset where the data ends.
-func TestCheckTruncated(t *testing.T) {
+func TestCheckRefusesEveryTruncation(t *testing.T) {
 	full := sampleNAR()
 	if _, err := nar.Check(bytes.NewReader(full), nar.Options{}); err != nil {
 		t.Fatal(err)
@@ -401,7 +401,7 @@ func TestCheckTruncated(t *testing.T) {
 	}
 }
 
-func TestCheckReaderErrors(t *testing.T) {
+func TestCheckReturnsReaderErrors(t *testing.T) {
 	full := sampleNAR()
 	boom := errors.New("boom")
 	tests := []struct {
@@ -509,7 +509,7 @@ func TestCheckConstantMemory(t *testing.T) {
 	}
 }
 
-func TestErrorFormatting(t *testing.T) {
+func TestErrorMessageFormat(t *testing.T) {
 	e := &nar.Error{Offset: 1234, Path: "/bin", Msg: `entries not sorted ("b" after "c")`, Err: nar.ErrInvalid}
 	if got, want := e.Error(), `nar: offset 1234: /bin: entries not sorted ("b" after "c")`; got != want {
 		t.Errorf("got %s, want %s", got, want)

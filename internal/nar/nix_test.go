@@ -13,6 +13,7 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 
 	"github.com/nixrepo/nixrepo/internal/nar"
+	"github.com/nixrepo/nixrepo/internal/nixtest"
 )
 
 // nixEnv returns the environment for running Nix commands in a test, or
@@ -20,12 +21,7 @@ import (
 func nixEnv(t *testing.T) []string {
 	t.Helper()
 	for _, tool := range []string{"nix", "nix-build", "nix-store"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not on PATH: Nix tests never skip in CI", tool)
-			}
-			t.Skipf("%s not on PATH", tool)
-		}
+		nixtest.RequireTool(t, tool)
 	}
 	return append(os.Environ(),
 		"NIX_CONFIG=experimental-features = nix-command\nbuild-users-group =\nsandbox = false\nsubstituters =\nrequire-sigs = true",

@@ -53,7 +53,8 @@
 // writes what Nix's writer writes, so a narinfo made by Nix survives
 // ParseNarInfo → Bytes byte for byte. FileHash/FileSize describe the
 // compressed file at URL, NarHash/NarSize the uncompressed NAR; Nix names
-// NAR files after FileHash (NarURL, NarExtension).
+// NAR files after FileHash, with NarExtension's extension (the bucket
+// layout, and so the URL nixrepo writes, is package store's).
 //
 // # Signatures
 //

@@ -59,7 +59,7 @@ func ExampleNarInfo_Sign() {
 		NarHash:     nix.SHA256(sum[:]),
 		NarSize:     uint64(len(nar)),
 	}
-	n.URL = nix.NarURL(n.FileHash, n.Compression)
+	n.URL = "nar/" + n.FileHash.Nix32() + ".nar" + nix.NarExtension(n.Compression)
 	if err := n.Sign(key); err != nil {
 		fmt.Println(err)
 		return

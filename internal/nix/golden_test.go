@@ -56,7 +56,7 @@ func testKeys(t *testing.T) ([]nix.SecretKey, []nix.PublicKey) {
 // (the file was edited by hand and then re-signed by Nix with the other key).
 var staleSigs = map[string]string{"nix-rewritten-system-ca.narinfo": "test-1"}
 
-func TestGoldenRoundTrip(t *testing.T) {
+func TestGoldenNarInfosRoundTripAndVerify(t *testing.T) {
 	secs, pubs := testKeys(t)
 	files, _ := filepath.Glob(filepath.Join("testdata", "golden", "*.narinfo"))
 	if len(files) < 5 {
@@ -72,8 +72,8 @@ func TestGoldenRoundTrip(t *testing.T) {
 			if out := n.Bytes(); !bytes.Equal(out, in) {
 				t.Fatalf("Parse→Bytes changed the file:\n--- Nix\n%s--- ours\n%s", in, out)
 			}
-			if n.URL != nix.NarURL(n.FileHash, n.Compression) {
-				t.Errorf("URL %q is not NarURL(FileHash, Compression) = %q", n.URL, nix.NarURL(n.FileHash, n.Compression))
+			if n.URL != "nar/"+n.FileHash.Nix32()+".nar"+nix.NarExtension(n.Compression) {
+				t.Errorf("URL %q is not nar/<FileHash>.nar<ext> = %q", n.URL, "nar/"+n.FileHash.Nix32()+".nar"+nix.NarExtension(n.Compression))
 			}
 			// Every signature by one of our test keys verifies, and re-signing
 			// reproduces it byte for byte.
@@ -110,7 +110,7 @@ func TestGoldenRoundTrip(t *testing.T) {
 	}
 }
 
-func TestGoldenNormalize(t *testing.T) {
+func TestGoldenNormalizeMatchesNix(t *testing.T) {
 	secs, _ := testKeys(t)
 	files, _ := filepath.Glob(filepath.Join("testdata", "normalize", "*.in"))
 	if len(files) == 0 {
@@ -133,7 +133,7 @@ func TestGoldenNormalize(t *testing.T) {
 	}
 }
 
-func TestGoldenCacheInfo(t *testing.T) {
+func TestGoldenCacheInfoRoundTrips(t *testing.T) {
 	in := readFile(t, filepath.Join("testdata", "golden", "nix-cache-info"))
 	c, err := nix.ParseCacheInfo(in)
 	if err != nil {

@@ -140,7 +140,7 @@ func TestParseHashErrors(t *testing.T) {
 	}
 }
 
-func TestHashHelpers(t *testing.T) {
+func TestHashHelpersCopyCompareAndRoundTrip(t *testing.T) {
 	sum := sha256.Sum256([]byte("abc"))
 	h := SHA256(sum[:])
 	if h.String() != "sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s" {

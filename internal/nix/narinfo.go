@@ -89,11 +89,6 @@ func NarExtension(compression string) string {
 	return ""
 }
 
-// NarURL is the URL Nix writes for a NAR file: "nar/<nix32 filehash>.nar<ext>".
-func NarURL(fileHash Hash, compression string) string {
-	return "nar/" + fileHash.Nix32() + ".nar" + NarExtension(compression)
-}
-
 // The narinfo keys Nix 2.8 understands.
 const (
 	keyStorePath   = "StorePath"

@@ -74,8 +74,8 @@ func TestParseNarInfoReal(t *testing.T) {
 	if n.EffectiveCompression() != "xz" {
 		t.Error("EffectiveCompression")
 	}
-	if got := NarURL(n.FileHash, n.Compression); got != n.URL {
-		t.Errorf("NarURL = %q, want %q", got, n.URL)
+	if got := "nar/" + n.FileHash.Nix32() + ".nar" + NarExtension(n.Compression); got != n.URL {
+		t.Errorf("NAR URL = %q, want %q", got, n.URL)
 	}
 }
 
@@ -378,8 +378,8 @@ func TestNarExtension(t *testing.T) {
 		}
 	}
 	h := mustHash(t, "sha256:1c0swkdm98crlpd6zcc7c8vl4wvzwfi7yz4wky5s59y2qc2nrfnx")
-	if got := NarURL(h, "none"); got != "nar/1c0swkdm98crlpd6zcc7c8vl4wvzwfi7yz4wky5s59y2qc2nrfnx.nar" {
-		t.Errorf("NarURL = %q", got)
+	if got := "nar/" + h.Nix32() + ".nar" + NarExtension("none"); got != "nar/1c0swkdm98crlpd6zcc7c8vl4wvzwfi7yz4wky5s59y2qc2nrfnx.nar" {
+		t.Errorf("NAR URL = %q", got)
 	}
 }
 

@@ -31,7 +31,7 @@ func mustSec(t testing.TB, s string) SecretKey {
 	return k
 }
 
-func TestKeyFormats(t *testing.T) {
+func TestKeyFormatsParseAndErrorsLeakNoKey(t *testing.T) {
 	sk := mustSec(t, realSec1+"\n") // key files may end in a newline
 	if sk.Name != "test-1" || sk.String() != realSec1 {
 		t.Errorf("ParseSecretKey: %q", sk.String())
@@ -73,7 +73,7 @@ type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
-func TestGenerateKey(t *testing.T) {
+func TestGenerateKeyFromSeedAndRefusesBadNames(t *testing.T) {
 	k, err := GenerateKey("nixrepo-1", zeroReader{})
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestSignAndVerify(t *testing.T) {
 	}
 }
 
-func TestCheckSignature(t *testing.T) {
+func TestCheckSignatureAcceptsNixsAndNamesFaults(t *testing.T) {
 	good := "test-1:u+wHyY8Kytn2G0XtsyqW/qSU73mvdNcTuqg5GBd9B1GDHD2xG74nTJeOJfsokQm7IYzWiz90e7Kee/AX94q1DQ=="
 	if err := CheckSignature(good); err != nil {
 		t.Errorf("CheckSignature(Nix's sig): %v", err)

@@ -1,5 +1,6 @@
 // Package nixtest holds helpers for tests that drive the real Nix client (nix, nix-build,
-// nix-store; single-user as root, no daemon).
+// nix-store; single-user as root, no daemon), and the rule for tests needing any program that
+// may not be installed: skip, except under CI, where that fails.
 //
 // A test starts with
 //
@@ -8,6 +9,15 @@
 // which skips the test when the chosen Nix client is not installed, except when the environment
 // variable CI is non-empty: there a missing client fails the test, so CI never passes by silently
 // skipping. Require logs the client and its version.
+//
+// # Programs the tests run themselves
+//
+// The same rule holds for every other program a test needs: RequireTool(t, "xz") returns the
+// program's path on the host's PATH, or skips the test, and under CI fails it. RequireTool
+// ignores NIXTEST_CLIENT, so a Nix tool it finds is the host's Nix (2.8 on CI machines); the
+// tests that call Nix tools that way are differential tests against the host's Nix, and only
+// the tests that use Require are run again with Nix 2.26 (.ci/run). Missing is the rule itself,
+// for a test support package that finds what it needs in its own way.
 //
 // # Clients
 //

@@ -90,6 +90,36 @@ func TestRequireRefusesUnknownClient(t *testing.T) {
 	}
 }
 
+// TestRequireToolMissingSkipsExceptInCI: RequireTool returns the path PATH gives; a missing
+// program skips the test, and fails it when CI is set, naming the program.
+func TestRequireToolMissingSkipsExceptInCI(t *testing.T) {
+	found := func(p string) (string, error) { return "/usr/bin/" + p, nil }
+	missing := func(p string) (string, error) { return "", errors.New("executable file not found in $PATH") }
+	for _, ci := range []string{"", "true", "1"} {
+		getenv := func(k string) string { return map[string]string{"CI": ci}[k] }
+		if p := requireTool(t, found, getenv, "xz"); p != "/usr/bin/xz" {
+			t.Errorf("CI=%q: requireTool = %q, want /usr/bin/xz", ci, p)
+		}
+		f := &fakeTB{}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			requireTool(f, missing, getenv, "bzip2")
+			t.Errorf("CI=%q: requireTool returned instead of skipping/failing", ci)
+		}()
+		<-done
+		if ci == "" && (f.skipped == "" || f.fatal != "") {
+			t.Errorf("CI unset: skipped=%q fatal=%q, want a skip", f.skipped, f.fatal)
+		}
+		if ci != "" && (f.fatal == "" || f.skipped != "") {
+			t.Errorf("CI=%q: skipped=%q fatal=%q, want a failure", ci, f.skipped, f.fatal)
+		}
+		if msg := f.skipped + f.fatal; !strings.Contains(msg, "bzip2") {
+			t.Errorf("CI=%q: message %q does not name bzip2", ci, msg)
+		}
+	}
+}
+
 func TestResolveClient(t *testing.T) {
 	folder := t.TempDir() // a client folder: bin/ and root/
 	for _, d := range []string{"bin", "root"} {
@@ -187,7 +217,7 @@ func TestCheckSharedNeedsSameFolders(t *testing.T) {
 	}
 }
 
-func TestVersions(t *testing.T) {
+func TestParseVersionAndAtLeast(t *testing.T) {
 	for _, c := range []struct{ banner, version string }{
 		{"nix (Nix) 2.8.0", "2.8.0"},
 		{"nix (Nix) 2.26.3\n", "2.26.3"},
@@ -261,7 +291,7 @@ func TestRequireReportsClient(t *testing.T) {
 	}
 }
 
-func TestEnvIsolation(t *testing.T) {
+func TestEnvIsolatesConfigAndCaches(t *testing.T) {
 	e1, e2 := Require(t), Require(t)
 	if e1.Dir == e2.Dir {
 		t.Fatalf("two Envs share %s", e1.Dir)
@@ -299,7 +329,7 @@ func TestEnvIsolation(t *testing.T) {
 	}
 }
 
-func TestRunErr(t *testing.T) {
+func TestRunErrReturnsStderr(t *testing.T) {
 	e := Require(t)
 	stdout, stderr, err := e.RunErr("nix-store", "-q", "--references", "/nix/store/00000000000000000000000000000000-nixtest-missing")
 	if err == nil {
@@ -364,8 +394,8 @@ func TestClosureExprPanicsForSmallN(t *testing.T) {
 	ClosureExpr("x", 2)
 }
 
-// TestSubstitute proves Substitute only succeeds for a cache signed by a trusted key.
-func TestSubstitute(t *testing.T) {
+// TestSubstituteNeedsTrustedSignature proves Substitute only succeeds for a cache signed by a trusted key.
+func TestSubstituteNeedsTrustedSignature(t *testing.T) {
 	t.Parallel()
 	e := Require(t)
 	top := e.Build(t, ClosureExpr("nixtest-substitute", 3))
@@ -470,9 +500,9 @@ func TestSampleCache(t *testing.T) {
 	}
 }
 
-// TestParallelBuilds builds distinct closures and the same closure from several goroutines at
+// TestParallelBuildsAgree builds distinct closures and the same closure from several goroutines at
 // once through Build.
-func TestParallelBuilds(t *testing.T) {
+func TestParallelBuildsAgree(t *testing.T) {
 	t.Parallel()
 	e := Require(t)
 	shared := fmt.Sprintf("nixtest-parallel-%d", time.Now().UnixNano())

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestCompressRoundTrip(t *testing.T) {
+func TestCompressRoundTripDetectsDamage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	random := make([]byte, 3<<20) // more than one S2 block, incompressible
 	for i := range random {

@@ -1,5 +1,7 @@
 // Package store is the one place that knows the bucket layout and the only
-// importer of gocloud.dev/blob.
+// importer of gocloud.dev/blob: every key name and every object schema
+// nixrepo persists is defined here, and a test fails on a layout name
+// spelled anywhere else. docs/layout.md is the normative description.
 //
 // # Layout
 //
@@ -9,17 +11,29 @@
 //
 //	R/nix-cache-info                   StoreDir, WantMassQuery, Priority (written by publish)
 //	R/<hash>.narinfo                   signed path metadata; written last, write-once
-//	R/nar/<FileHash-nix32>.nar[.ext]   the NAR file as uploaded (.xz, .zst, .bz2, none);
+//	R/nar/<FileHash-nix32>.nar[.ext]   the NAR file as uploaded (.xz, .zst, .bz2, none; NarFile);
 //	                                   content-addressed, written once, before any narinfo
 //	R/<hash>.ls                        NAR listing (JSON), written before the narinfo
 //	R/log/<drv basename>               build logs
 //	R/realisations/<id>.doi            content-addressed derivation realisations
-//	_nixrepo/…                         reserved for nixrepo's own bookkeeping
+//	R/channels/NAME/…                  channel snapshots, channel.json (Channel), the current tarball (channel.go)
+//	_site/…                            the static site (SitePrefix)
+//	_nixrepo/layout                    the layout version (CheckLayout)
+//	_nixrepo/repos/R/nar-meta/…        NAR measurements (NarMeta)
+//	_nixrepo/repos/R/journal/…         the path journal (journal.go)
+//	_nixrepo/catalog/…                 the package catalog (CatalogPrefix; its content is package index's)
+//	_nixrepo/tmp/, _nixrepo/locks/     folder buckets' writes in progress and update locks (folder.go)
 //
 // <hash> is the 32-character nix32 hash part of the store path. Repository
 // names start with a lower-case letter or digit, so the reserved "_nixrepo/"
-// prefix can never collide with one. docs/layout.md is the normative
-// description.
+// and "_site/" prefixes can never collide with one.
+//
+// A Cache is one binary cache in the bucket (a repository, or a source
+// bucket's root); its methods take names relative to it ("nar/…",
+// NarInfoFile(h)) and List gives them back relative. Store's methods take
+// bucket keys, for what spans repositories (the catalog, the site, the
+// journal). The layout's version is recorded in the bucket: writers record
+// it when absent, and a nixrepo that finds a newer one refuses the bucket.
 //
 // # Semantics
 //

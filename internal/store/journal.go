@@ -64,7 +64,7 @@ const (
 )
 
 // JournalPrefix is where repository repo keeps its journal.
-func JournalPrefix(repo string) string { return Reserved + "repos/" + repo + "/journal/" }
+func JournalPrefix(repo string) string { return reposDir + repo + "/journal/" }
 
 type journal struct {
 	mu      sync.Mutex
@@ -74,7 +74,7 @@ type journal struct {
 // PutNarInfo writes a narinfo as ni.Bytes() (write-once: ErrExists when the path is
 // already there) and notes it in the repository's journal.
 func (c *Cache) PutNarInfo(ctx context.Context, ni *nix.NarInfo) error {
-	err := c.Put(ctx, c.Key(NarInfoFile(ni.StorePath.HashPart())), ni.Bytes(), &WriteOptions{ContentType: ContentTypeNarInfo, IfNotExist: true})
+	err := c.Put(ctx, NarInfoFile(ni.StorePath.HashPart()), ni.Bytes(), &WriteOptions{ContentType: ContentTypeNarInfo, IfNotExist: true})
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func (c *Cache) Note(r JournalRecord) {
 	if c.prefix == "" {
 		return
 	}
-	j := &c.Store.journal
+	j := &c.st.journal
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.pending == nil {

@@ -21,10 +21,10 @@ func narInfoFor(t *testing.T, base string, narSize uint64) *nix.NarInfo {
 	return &nix.NarInfo{StorePath: sp, URL: "nar/x.nar", Compression: "none", NarSize: narSize, FileSize: narSize}
 }
 
-// TestJournal: notes are written by FlushJournal (or Close), read back with
+// TestJournalNotesReadBackAndCompacted: notes are written by FlushJournal (or Close), read back with
 // the newest note of a path winning, compacted into one object; root
 // caches keep none; a narinfo that already exists is not noted again.
-func TestJournal(t *testing.T) {
+func TestJournalNotesReadBackAndCompacted(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "mem://", "", false)
 	if err != nil {

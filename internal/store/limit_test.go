@@ -136,7 +136,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestReadLimit(t *testing.T) {
+func TestReadLimitRefusesLongerStream(t *testing.T) {
 	cr := &countingReader{}
 	_, err := store.ReadLimit(cr, "upstream x.narinfo", 4096)
 	if !errors.Is(err, store.ErrTooLarge) || !strings.Contains(err.Error(), "upstream x.narinfo") {

@@ -20,7 +20,7 @@ import (
 	"github.com/nixrepo/nixrepo/internal/store/storetest"
 )
 
-func TestMem(t *testing.T) {
+func TestMemPassesConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) *store.Store {
 		s, err := store.Open(context.Background(), "mem://", "", false)
 		if err != nil {
@@ -31,7 +31,7 @@ func TestMem(t *testing.T) {
 	})
 }
 
-func TestFile(t *testing.T) {
+func TestFilePassesConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) *store.Store {
 		dir := t.TempDir()
 		s, err := store.Open(context.Background(), "file://"+dir, "", false)
@@ -52,7 +52,7 @@ func TestFile(t *testing.T) {
 	})
 }
 
-func TestMemShared(t *testing.T) {
+func TestMemSharedPassesConformance(t *testing.T) {
 	storetest.RunShared(t, func(t *testing.T) (*store.Store, *store.Store) {
 		s, err := store.Open(context.Background(), "mem://", "", false)
 		if err != nil {
@@ -63,9 +63,9 @@ func TestMemShared(t *testing.T) {
 	})
 }
 
-// TestFileShared opens every folder twice: two handles share nothing but
+// TestFileSharedPassesConformance opens every folder twice: two handles share nothing but
 // the folder, as two processes would.
-func TestFileShared(t *testing.T) {
+func TestFileSharedPassesConformance(t *testing.T) {
 	storetest.RunShared(t, func(t *testing.T) (*store.Store, *store.Store) {
 		dir := t.TempDir()
 		var ss [2]*store.Store
@@ -81,8 +81,8 @@ func TestFileShared(t *testing.T) {
 	})
 }
 
-// TestVersityGW runs the conformance suites on a real S3-compatible server.
-func TestVersityGW(t *testing.T) {
+// TestVersityGWPassesConformance runs the conformance suites on a real S3-compatible server.
+func TestVersityGWPassesConformance(t *testing.T) {
 	srv := s3test.Start(t)
 	open := func(t *testing.T) *store.Store {
 		s, err := store.Open(context.Background(), srv.Bucket(t), "", false)
@@ -110,7 +110,7 @@ func TestVersityGW(t *testing.T) {
 	})
 }
 
-func TestS3(t *testing.T) {
+func TestGofakes3PassesConformance(t *testing.T) {
 	backend := s3mem.New()
 	srv := httptest.NewServer(gofakes3.New(backend).Server())
 	t.Cleanup(srv.Close)

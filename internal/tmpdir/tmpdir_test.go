@@ -175,9 +175,9 @@ func TestSweepLocklessFolders(t *testing.T) {
 	}
 }
 
-// TestSweepLegacy: what earlier versions left in the system's temporary
+// TestSweepLegacyRemovesOldLeftovers: what earlier versions left in the system's temporary
 // folder goes once older than LegacyAge; younger ones and other names stay.
-func TestSweepLegacy(t *testing.T) {
+func TestSweepLegacyRemovesOldLeftovers(t *testing.T) {
 	sys := withSystemTemp(t)
 	leftovers(t, sys)
 	young := filepath.Join(sys, "nixrepo-channel-999.tar.xz")
@@ -201,10 +201,10 @@ func TestSweepLegacy(t *testing.T) {
 	}
 }
 
-// TestRoot: temp_dir when configured; else tmp beside a file bucket's
+// TestRootPrefersTempDirThenBucketFolder: temp_dir when configured; else tmp beside a file bucket's
 // folder; else (or when that cannot be made) nixrepo-UID in the system's
 // temporary folder, private to the user.
-func TestRoot(t *testing.T) {
+func TestRootPrefersTempDirThenBucketFolder(t *testing.T) {
 	sys := withSystemTemp(t)
 	base := t.TempDir()
 	blocker := filepath.Join(base, "file")
