@@ -23,7 +23,10 @@ import (
 // MaxQueuedUploadsPerToken waiting, then it is refused); a freed slot goes
 // to the tokens with waiting uploads in turn (round robin), each token's
 // uploads in arrival order, skipping an upload whose repository is at its
-// cap. An upload waits at most UploadQueueTimeout.
+// cap. An upload waits at most UploadQueueTimeout, and leaves the queue as
+// soon as its client goes away (see readAhead). A channel upload then waits
+// in a second admission, of MaxConcurrentUnpacks slots, before its tarball
+// is unpacked (admitUnpack).
 //
 // Once admitted, an upload has UploadTimeout to send its body; past that
 // its average rate, counted over the time the server waited for its
