@@ -1,7 +1,7 @@
 package index
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +14,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/nixrepo/nixrepo/internal/compress"
+	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/internal/work"
 )
@@ -138,7 +139,7 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 	work.Each(ctx, 4, len(fresh), func(i int) error {
 		sd := fresh[i]
 		key := snapshotFileKey(st, sd.repo, sd.channel, sd.info.Flavor, sd.info.ID, store.ChannelStorePaths)
-		pairs, n, err := readStorePaths(ctx, st, key)
+		pairs, n, err := readStorePaths(ctx, st, key, maxStorePaths)
 		if err != nil {
 			o.Logger.Warn("skipping unreadable store-paths.xz", "key", key, "err", err)
 			sd.hasPaths = false
@@ -160,26 +161,37 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 	return cd, nil
 }
 
+// maxStorePaths bounds a store-paths.xz as decoded (a variable so that
+// tests can lower it).
+var maxStorePaths int64 = nix.MaxStorePathsSize
+
+// maxStorePathLine bounds one of its lines (a store path is at most 255
+// bytes).
+const maxStorePathLine = 4096
+
 // readStorePaths reads a store-paths.xz and returns the (pname, version)
-// pairs of its package paths, and the number of store paths it lists.
-func readStorePaths(ctx context.Context, st *store.Store, key string) ([]string, int, error) {
-	b, err := st.Get(ctx, key)
+// pairs of its package paths, and the number of store paths it lists. It
+// streams: past limit decoded bytes it fails with an error wrapping
+// compress.ErrTooLarge, so a list is read whole or not at all (the caller
+// then skips the snapshot's store paths with a warning), never cut short.
+func readStorePaths(ctx context.Context, st *store.Store, key string, limit int64) ([]string, int, error) {
+	rd, err := st.NewReader(ctx, key)
 	if err != nil {
 		return nil, 0, err
 	}
-	r, err := compress.NewReaderSize(bytes.NewReader(b), "xz", int64(len(b)))
+	defer rd.Close()
+	r, err := compress.NewReaderOptions(rd, "xz", compress.Options{SizeHint: rd.Size(), MaxOutput: limit})
 	if err != nil {
 		return nil, 0, err
 	}
 	defer r.Close()
-	data, err := io.ReadAll(io.LimitReader(r, 1<<30))
-	if err != nil {
-		return nil, 0, err
-	}
 	set := map[string]struct{}{}
-	n := 0
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSpace(line)
+	n, lines := 0, 0
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxStorePathLine)
+	for sc.Scan() {
+		lines++
+		line := strings.TrimSpace(sc.Text())
 		if line == "" {
 			continue
 		}
@@ -189,6 +201,12 @@ func readStorePaths(ctx context.Context, st *store.Store, key string) ([]string,
 			continue
 		}
 		set[e.Package+"\t"+e.Version] = struct{}{}
+	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		return nil, 0, fmt.Errorf("line %d is longer than %d bytes, more than a store path can be", lines+1, maxStorePathLine)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, 0, err
 	}
 	pairs := make([]string, 0, len(set))
 	for k := range set {

@@ -41,7 +41,8 @@ type PushOptions struct {
 	Extra map[string][]byte
 	// Force makes the snapshot current even if it is older than the current one.
 	Force bool
-	// MaxSize bounds the tarball (0: 4 GiB).
+	// MaxSize, when positive and below Tarball.MaxSize, bounds the
+	// tarball instead (the server's max_object_size).
 	MaxSize int64
 	// Tarball bounds what the tarball unpacks to (zero fields: defaults).
 	Tarball TarballLimits
@@ -50,6 +51,11 @@ type PushOptions struct {
 	Pins []string
 	// Source is recorded for mirrored snapshots.
 	Source string
+	// AdmitUnpack, when set, is called once the tarball is spooled, before
+	// it is unpacked: the unpack starts when it returns and release is
+	// called when the unpack ends. An error refuses the push (it is
+	// returned as it is). The server bounds concurrent unpacks with it.
+	AdmitUnpack func(ctx context.Context) (release func(), err error)
 }
 
 // PushResult says what PushChannel did.
@@ -84,8 +90,10 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 			return nil, fmt.Errorf("%w: a snapshot may carry %s besides the tarball, not %q", ErrInvalid, strings.Join(store.SnapshotFiles[1:], ", "), name)
 		}
 	}
-	if o.MaxSize <= 0 {
-		o.MaxSize = 4 << 30
+	o.Tarball = o.Tarball.withDefaults()
+	maxSize, sizeKey := o.Tarball.MaxSize, "max_tarball_size"
+	if o.MaxSize > 0 && o.MaxSize < maxSize {
+		maxSize, sizeKey = o.MaxSize, "max_object_size"
 	}
 	// Spool the upload to a temporary file while hashing it: it is read
 	// twice (validation, then storage) and must be complete before anything
@@ -97,18 +105,25 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	fh := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, fh), io.LimitReader(tarball, o.MaxSize+1))
+	n, err := io.Copy(io.MultiWriter(tmp, fh), io.LimitReader(tarball, maxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the tarball: %v", ErrInvalid, err)
 	}
-	if n > o.MaxSize {
-		return nil, fmt.Errorf("%w (more than %d bytes)", ErrTooLarge, o.MaxSize)
+	if n > maxSize {
+		return nil, fmt.Errorf("%w: %s is more than %d bytes (%s)", ErrTooLarge, store.ChannelTarball, maxSize, sizeKey)
 	}
 	fileHash := fmt.Sprintf("%x", fh.Sum(nil))
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
+	release := func() {}
+	if o.AdmitUnpack != nil {
+		if release, err = o.AdmitUnpack(ctx); err != nil {
+			return nil, err
+		}
+	}
 	narHash, err := checkChannelTarball(tmp, o.Tarball)
+	release()
 	if err != nil {
 		// A tarball past its limits is also ErrTooLarge.
 		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %w", ErrMismatch, store.ChannelTarball, err)

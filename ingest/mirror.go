@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strings"
 
@@ -79,23 +80,25 @@ func MirrorChannel(ctx context.Context, repo *store.Cache, base, channel string,
 		}
 	}
 	rel := strings.TrimSuffix(releaseURL.String(), "/")
-	tarball, err := fetch(ctx, client, rel+"/"+store.ChannelTarball, true)
+	lim := o.Tarball.withDefaults()
+	tarball, size, got, err := download(ctx, client, rel+"/"+store.ChannelTarball, lim.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("mirror %s: %w", channel, err)
 	}
-	res.Bytes += int64(len(tarball))
-	if sum, err := fetch(ctx, client, rel+"/"+store.ChannelTarball+".sha256", false); err != nil {
+	defer os.Remove(tarball.Name())
+	defer tarball.Close()
+	res.Bytes += size
+	if sum, err := fetch(ctx, client, rel+"/"+store.ChannelTarball+".sha256", false, maxChecksumFile); err != nil {
 		return nil, fmt.Errorf("mirror %s: %w", channel, err)
 	} else if sum != nil {
 		want := strings.Fields(string(sum))
-		got := sha256.Sum256(tarball)
-		if len(want) == 0 || !strings.EqualFold(want[0], hex.EncodeToString(got[:])) {
+		if len(want) == 0 || !strings.EqualFold(want[0], hex.EncodeToString(got)) {
 			return nil, fmt.Errorf("mirror %s: %s does not match its published sha256 (%s); not mirrored", channel, store.ChannelTarball, strings.TrimSpace(string(sum)))
 		}
 	}
 	extra := map[string][]byte{}
 	for _, name := range store.SnapshotFiles[1:] {
-		b, err := fetch(ctx, client, rel+"/"+name, false)
+		b, err := fetch(ctx, client, rel+"/"+name, false, maxMirroredFile)
 		if err != nil {
 			return nil, fmt.Errorf("mirror %s: %w", channel, err)
 		}
@@ -108,7 +111,10 @@ func MirrorChannel(ctx context.Context, repo *store.Cache, base, channel string,
 	if strings.HasPrefix(channel, "nixos") {
 		flavor = "nixos"
 	}
-	push, err := PushChannel(ctx, repo, bytes.NewReader(tarball), PushOptions{
+	if _, err := tarball.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	push, err := PushChannel(ctx, repo, tarball, PushOptions{
 		Channel: channel, Flavor: flavor, Snapshot: res.Release, Extra: extra,
 		Keep: o.Keep, Pins: o.Pins, Source: rel, Tarball: o.Tarball,
 	})
@@ -155,9 +161,18 @@ func resolveRelease(ctx context.Context, client *http.Client, u string) (*url.UR
 	return nil, fmt.Errorf("%s: too many redirects", u)
 }
 
-// fetch downloads u whole. A 404 is (nil, nil) unless required. The body
-// must be as long as Content-Length says.
-func fetch(ctx context.Context, client *http.Client, u string, required bool) ([]byte, error) {
+// Bounds of what MirrorChannel downloads besides the tarball, which it
+// streams to a temporary file (TarballLimits.MaxSize): the other snapshot
+// files are held in memory, at most maxMirroredFile each (what the server
+// accepts for one), and the tarball's .sha256 at most maxChecksumFile.
+const (
+	maxMirroredFile = 256 << 20
+	maxChecksumFile = 64 << 10
+)
+
+// get requests u; a 404 is (nil, nil) unless required. A Content-Length
+// above limit is refused before anything is read.
+func get(ctx context.Context, client *http.Client, u string, required bool, limit int64, key string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -166,19 +181,73 @@ func fetch(ctx context.Context, client *http.Client, u string, required bool) ([
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound && !required {
+	switch {
+	case resp.StatusCode == http.StatusNotFound && !required:
+		resp.Body.Close()
 		return nil, nil
-	}
-	if resp.StatusCode != http.StatusOK {
+	case resp.StatusCode != http.StatusOK:
+		resp.Body.Close()
 		return nil, fmt.Errorf("%s: HTTP %d", u, resp.StatusCode)
+	case resp.ContentLength > limit:
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: %s is %d bytes, more than %d (%s); not mirrored", ErrTooLarge, u, resp.ContentLength, limit, key)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<30))
+	return resp, nil
+}
+
+// readBody reads resp's body, at most limit bytes, and checks it is as long
+// as its Content-Length says.
+func readBody(resp *http.Response, u string, w io.Writer, limit int64, key string) (int64, error) {
+	n, err := io.Copy(w, io.LimitReader(resp.Body, limit+1))
+	switch {
+	case err != nil:
+		return n, fmt.Errorf("%s: %v", u, err)
+	case n > limit:
+		return n, fmt.Errorf("%w: %s is more than %d bytes (%s); not mirrored", ErrTooLarge, u, limit, key)
+	case resp.ContentLength >= 0 && n != resp.ContentLength:
+		return n, fmt.Errorf("%s: got %d bytes of %d", u, n, resp.ContentLength)
+	}
+	return n, nil
+}
+
+// fetch downloads u whole, at most limit bytes (past it, an error wrapping
+// ErrTooLarge). A 404 is (nil, nil) unless required. The body must be as
+// long as Content-Length says.
+func fetch(ctx context.Context, client *http.Client, u string, required bool, limit int64) ([]byte, error) {
+	resp, err := get(ctx, client, u, required, limit, "the most nixrepo mirrors of a snapshot file other than the tarball")
+	if err != nil || resp == nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	if _, err := readBody(resp, u, &b, limit, "the most nixrepo mirrors of a snapshot file other than the tarball"); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// download streams u (required) into a new temporary file, at most limit
+// bytes ([channels] max_tarball_size; past it, an error wrapping
+// ErrTooLarge), and returns the file, the bytes and their sha256. The file
+// is created in os.TempDir(), which nixrepo points at its own temporary
+// folder (internal/tmpdir), like the spool of a channel push; the caller
+// closes and removes it. On error nothing is left behind.
+func download(ctx context.Context, client *http.Client, u string, limit int64) (f *os.File, n int64, sum []byte, err error) {
+	resp, err := get(ctx, client, u, true, limit, "[channels] max_tarball_size")
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", u, err)
+		return nil, 0, nil, err
 	}
-	if resp.ContentLength >= 0 && int64(len(b)) != resp.ContentLength {
-		return nil, fmt.Errorf("%s: got %d bytes of %d", u, len(b), resp.ContentLength)
+	defer resp.Body.Close()
+	f, err = os.CreateTemp("", "nixrepo-channel-*.tar.xz")
+	if err != nil {
+		return nil, 0, nil, err
 	}
-	return b, nil
+	h := sha256.New()
+	n, err = readBody(resp, u, io.MultiWriter(f, h), limit, "[channels] max_tarball_size")
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, 0, nil, err
+	}
+	return f, n, h.Sum(nil), nil
 }

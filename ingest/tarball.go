@@ -20,10 +20,12 @@ import (
 
 // Defaults of TarballLimits. nixpkgs' own nixexprs.tar.xz (nixos-25.11)
 // holds about 50,000 entries and unpacks to a few hundred MB; these leave
-// room for four times the entries and five times the bytes.
+// room for four times the entries and five times the bytes. The tarball
+// itself (about 40 MB) is bounded by 4 GiB.
 const (
 	DefaultMaxTarballEntries      = 200_000
 	DefaultMaxTarballUnpackedSize = 2 << 30
+	DefaultMaxTarballSize         = 4 << 30
 )
 
 // Fixed bounds of one tar entry, those of Linux: a path name or a symlink
@@ -47,6 +49,9 @@ type TarballLimits struct {
 	// MaxUnpackedSize bounds the decompressed tar stream, and so the bytes
 	// of the files it unpacks to.
 	MaxUnpackedSize int64
+	// MaxSize bounds the tarball itself, as pushed, uploaded or downloaded
+	// from a channel upstream.
+	MaxSize int64
 }
 
 func (l TarballLimits) withDefaults() TarballLimits {
@@ -55,6 +60,9 @@ func (l TarballLimits) withDefaults() TarballLimits {
 	}
 	if l.MaxUnpackedSize <= 0 {
 		l.MaxUnpackedSize = DefaultMaxTarballUnpackedSize
+	}
+	if l.MaxSize <= 0 {
+		l.MaxSize = DefaultMaxTarballSize
 	}
 	return l
 }

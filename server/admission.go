@@ -23,7 +23,10 @@ import (
 // MaxQueuedUploadsPerToken waiting, then it is refused); a freed slot goes
 // to the tokens with waiting uploads in turn (round robin), each token's
 // uploads in arrival order, skipping an upload whose repository is at its
-// cap. An upload waits at most UploadQueueTimeout.
+// cap. An upload waits at most UploadQueueTimeout, and leaves the queue as
+// soon as its client goes away (see readAhead). A channel upload then waits
+// in a second admission, of MaxConcurrentUnpacks slots, before its tarball
+// is unpacked (admitUnpack).
 //
 // Once admitted, an upload has UploadTimeout to send its body; past that
 // its average rate, counted over the time the server waited for its
@@ -42,6 +45,7 @@ var (
 	errQueueTimeout = errors.New("no upload slot")
 	errStalled      = errors.New("upload stalled")
 	errTooSlow      = errors.New("upload too slow")
+	errNoUnpackSlot = errors.New("no channel unpack slot")
 )
 
 // admission hands out upload slots fairly across tokens and repositories.
@@ -71,8 +75,10 @@ func newAdmission(total, perToken, perRepo, queuedPerToken int) *admission {
 }
 
 // acquire takes a slot for an upload of token to repo, waiting at most
-// timeout. It fails with errQueueFull, errQueueTimeout or ctx's error.
-func (a *admission) acquire(ctx context.Context, token, repo string, timeout time.Duration) error {
+// timeout. It fails with errQueueFull, errQueueTimeout or ctx's error; an
+// upload whose ctx ends leaves the queue at once. queued, when not nil, is
+// called (without the lock) once the upload has to wait.
+func (a *admission) acquire(ctx context.Context, token, repo string, timeout time.Duration, queued func()) error {
 	a.mu.Lock()
 	// Waiting uploads are served first: a free slot coexists with waiting
 	// uploads only when none of them may take it.
@@ -92,6 +98,9 @@ func (a *admission) acquire(ctx context.Context, token, repo string, timeout tim
 	}
 	a.queues[token] = append(q, w)
 	a.mu.Unlock()
+	if queued != nil {
+		queued()
+	}
 
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -225,8 +234,11 @@ func (s *Server) beginUpload(w http.ResponseWriter, r *http.Request, k kind, rep
 		return nil, nil, false
 	}
 	token := s.uploader(r)
-	err := s.admit.acquire(r.Context(), token, repo.Name, s.opts.UploadQueueTimeout)
+	rc := http.NewResponseController(w)
+	ahead := &readAhead{r: r.Body}
+	err := s.admit.acquire(r.Context(), token, repo.Name, s.opts.UploadQueueTimeout, ahead.start)
 	if err != nil {
+		ahead.abandon(rc)
 		var msg string
 		switch err {
 		case errQueueFull:
@@ -242,9 +254,123 @@ func (s *Server) beginUpload(w http.ResponseWriter, r *http.Request, k kind, rep
 		httpError(w, http.StatusBadRequest, msg)
 		return nil, nil, false
 	}
-	body = &uploadBody{r: r.Body, rc: http.NewResponseController(w), stall: s.opts.UploadStallTimeout,
+	ahead.stop()
+	body = &uploadBody{r: ahead, rc: rc, stall: s.opts.UploadStallTimeout,
 		grace: s.opts.UploadTimeout, rate: s.opts.UploadMinRate}
 	return body, func() { s.admit.release(token, repo.Name) }, true
+}
+
+// readAheadMax bounds what a waiting upload's body is read ahead.
+const readAheadMax = 16 << 10
+
+// readAhead reads an upload's body while the upload waits for a slot, so
+// that a client that goes away takes its upload out of the queue at once.
+// net/http notices a closed connection only while it reads from it, and
+// with a request body it reads only when the handler does: a waiting
+// upload's context would stay alive until the queue timeout. A body read
+// that fails cancels the request's context (net/http does that on any read
+// error of the connection), and a body read to its end makes net/http
+// watch the connection, which cancels the context when the client closes
+// it later. Reading also answers "Expect: 100-continue", so such a client
+// sends its body while it waits.
+//
+// At most readAheadMax bytes are read ahead: an upload whose client goes
+// away after sending more than that keeps its place until its turn (or the
+// queue timeout), and is then refused at once when its body fails.
+//
+// Once the upload is admitted, Read returns what was read ahead, then the
+// result of the read in flight when the wait ended, then reads the body
+// itself; the caller's read deadlines apply to the read in flight too.
+type readAhead struct {
+	r io.Reader
+
+	mu      sync.Mutex
+	stopped bool
+
+	// done is closed when the reading goroutine has ended (nil: it never
+	// started); buf and err are set before and read after.
+	done chan struct{}
+	buf  []byte
+	off  int
+	err  error
+}
+
+// start reads the body ahead, until it ends, fails, fills readAheadMax or
+// stop is called.
+func (a *readAhead) start() {
+	a.done = make(chan struct{})
+	go func() {
+		defer close(a.done)
+		buf := make([]byte, readAheadMax)
+		n := 0
+		for n < len(buf) && !a.isStopped() {
+			m, err := a.r.Read(buf[n:])
+			n += m
+			if err != nil {
+				a.err = err
+				break
+			}
+		}
+		a.buf = buf[:n]
+	}()
+}
+
+func (a *readAhead) isStopped() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stopped
+}
+
+// stop ends the reading ahead after the read in flight, if any.
+func (a *readAhead) stop() {
+	a.mu.Lock()
+	a.stopped = true
+	a.mu.Unlock()
+}
+
+// abandon stops the reading ahead of an upload that is not admitted: the
+// read in flight is cut off (moving the connection's read deadline) and
+// waited for, so that nothing reads the body once the handler returns.
+func (a *readAhead) abandon(rc *http.ResponseController) {
+	a.stop()
+	if a.done == nil {
+		return
+	}
+	_ = rc.SetReadDeadline(time.Now())
+	<-a.done
+}
+
+func (a *readAhead) Read(p []byte) (int, error) {
+	if a.done != nil {
+		<-a.done
+		if a.off < len(a.buf) {
+			n := copy(p, a.buf[a.off:])
+			a.off += n
+			return n, nil
+		}
+		if a.err != nil {
+			return 0, a.err
+		}
+	}
+	return a.r.Read(p)
+}
+
+// admitUnpack is the wait of a channel upload of token to repo for its turn
+// to be unpacked (Options.MaxConcurrentUnpacks), as ingest.PushOptions'
+// AdmitUnpack. The upload keeps its upload slot meanwhile; it waits at most
+// UploadQueueTimeout, then the error wraps errNoUnpackSlot.
+func (s *Server) admitUnpack(token, repo string) func(context.Context) (func(), error) {
+	return func(ctx context.Context) (func(), error) {
+		switch err := s.unpacks.acquire(ctx, token, repo, s.opts.UploadQueueTimeout, nil); err {
+		case nil:
+			return func() { s.unpacks.release(token, repo) }, nil
+		case errQueueTimeout, errQueueFull:
+			return nil, fmt.Errorf("%w within %s (upload_queue_timeout): the server unpacks at most %d channel tarballs at once (max_concurrent_unpacks) and they stayed busy; retry later",
+				errNoUnpackSlot, s.opts.UploadQueueTimeout, s.unpacks.total)
+		default:
+			return nil, err
+		}
+	}
 }
 
 // uploader names the token of an authorized upload (uploads always carry

@@ -16,7 +16,7 @@ func queueUp(t *testing.T, a *admission, uploads []string) <-chan string {
 	for i, u := range uploads {
 		token, repo, _ := strings.Cut(u, "/")
 		go func() {
-			if err := a.acquire(context.Background(), token, repo, time.Minute); err != nil {
+			if err := a.acquire(context.Background(), token, repo, time.Minute, nil); err != nil {
 				t.Errorf("%s: %v", u, err)
 				return
 			}
@@ -73,7 +73,7 @@ func TestAdmissionServesTokensInTurn(t *testing.T) {
 			a := newAdmission(tc.total, tc.perToken, tc.perRepo, 100)
 			for _, h := range tc.holding {
 				token, repo, _ := strings.Cut(h, "/")
-				if err := a.acquire(context.Background(), token, repo, time.Second); err != nil {
+				if err := a.acquire(context.Background(), token, repo, time.Second, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -112,7 +112,7 @@ func TestAdmissionCapsPerTokenAndRepository(t *testing.T) {
 	take := func(u string) {
 		t.Helper()
 		token, repo, _ := strings.Cut(u, "/")
-		if err := a.acquire(ctx, token, repo, time.Second); err != nil {
+		if err := a.acquire(ctx, token, repo, time.Second, nil); err != nil {
 			t.Fatalf("%s: %v", u, err)
 		}
 	}
@@ -121,7 +121,7 @@ func TestAdmissionCapsPerTokenAndRepository(t *testing.T) {
 		_, before := a.counts()
 		token, repo, _ := strings.Cut(u, "/")
 		done := make(chan error, 1)
-		go func() { done <- a.acquire(c, token, repo, time.Minute) }()
+		go func() { done <- a.acquire(c, token, repo, time.Minute, nil) }()
 		for _, w := a.counts(); w != before+1; _, w = a.counts() {
 			time.Sleep(time.Millisecond)
 		}
@@ -132,11 +132,11 @@ func TestAdmissionCapsPerTokenAndRepository(t *testing.T) {
 	br := wait("b/r", ctx) // r is at its cap, though two slots are free
 	take("b/s")            // b's upload to s does not wait
 	take("a/s")            // every slot in use; a at its cap
-	if err := a.acquire(ctx, "a", "t", 50*time.Millisecond); err != errQueueTimeout {
+	if err := a.acquire(ctx, "a", "t", 50*time.Millisecond, nil); err != errQueueTimeout {
 		t.Errorf("a beyond its cap: %v, want errQueueTimeout", err)
 	}
 	ct := wait("c/t", ctx)
-	if err := a.acquire(ctx, "c", "u", time.Minute); err != errQueueFull {
+	if err := a.acquire(ctx, "c", "u", time.Minute, nil); err != errQueueFull {
 		t.Errorf("c beyond its queue bound: %v, want errQueueFull", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -315,4 +316,70 @@ func channelKeysOf(t *testing.T, e *env, repo string) []string {
 		}
 	}
 	return keys
+}
+
+// TestQueuedUploadLeavesWhenClientGoes: an upload waiting for a slot whose
+// client closes its connection leaves the queue at once, not when
+// upload_queue_timeout ends, whatever it had sent of its body: nothing, a
+// part, all of it, or only the head with "Expect: 100-continue". An upload
+// that stays waits and, once admitted, is stored whole, its body read on
+// from where the server's wait left it.
+func TestQueuedUploadLeavesWhenClientGoes(t *testing.T) {
+	o := defaultOptions()
+	o.MaxUploads = 1
+	o.UploadQueueTimeout = time.Minute
+	e := newEnv(t, nil, o)
+	holder := startSlowUpload(t, e, "/api/nix/r/"+helloNar, writer, sample(t, helloNar), 1, 20*time.Millisecond, false)
+	waitActive(t, e, 1)
+	nar := sample(t, dataNar)
+	for _, tc := range []struct {
+		name, head string
+		body       []byte
+	}{
+		{"head only", fmt.Sprintf("Content-Length: %d\r\n", len(nar)), nil},
+		{"part of the body", fmt.Sprintf("Content-Length: %d\r\n", len(nar)), nar[:len(nar)/2]},
+		{"the whole body", fmt.Sprintf("Content-Length: %d\r\n", len(nar)), nar},
+		{"chunked, part", "Transfer-Encoding: chunked\r\n", fmt.Appendf(nil, "%x\r\n%s\r\n", 10, nar[:10])},
+		{"Expect: 100-continue", fmt.Sprintf("Content-Length: %d\r\nExpect: 100-continue\r\n", len(nar)), nil},
+	} {
+		conn, err := net.Dial("tcp", e.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "PUT /api/nix/r/%s HTTP/1.1\r\nHost: x\r\n%s%s\r\n", dataNar, writer.header(), tc.head)
+		conn.Write(tc.body)
+		deadline := time.Now().Add(10 * time.Second)
+		for e.metric("nixrepo_uploads_waiting", nil) < 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the upload does not wait", tc.name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond) // the server is in its wait
+		conn.Close()
+		start := time.Now()
+		for e.metric("nixrepo_uploads_waiting", nil) > 0 {
+			if time.Since(start) > 3*time.Second {
+				t.Fatalf("%s: the upload of a client that went away still waits after %s (upload_queue_timeout is %s)", tc.name, time.Since(start), o.UploadQueueTimeout)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if holder.answered() {
+		t.Fatalf("the slot holder was answered: %+v", holder.wait(0))
+	}
+	// An upload that stays is admitted once the holder is done, and its
+	// body, partly read while it waited, arrives whole.
+	log := bytes.Repeat([]byte("a line of a build log\n"), 8000)
+	queued := startSlowUpload(t, e, "/api/nix/r/log/"+libDrv, writer, log, 4096, time.Millisecond, false)
+	if r := holder.wait(30 * time.Second); r.status != http.StatusOK {
+		t.Fatalf("slot holder: %d %q", r.status, r.text)
+	}
+	if r := queued.wait(30 * time.Second); r.status != http.StatusOK {
+		t.Fatalf("queued upload: %d %q", r.status, r.text)
+	}
+	if got := e.get("/api/nix/r/log/"+libDrv, writer); !bytes.Equal(got.body, log) {
+		t.Errorf("the stored log differs from the upload: %d bytes, want %d", len(got.body), len(log))
+	}
+	noRetriedPutStatuses(t, e)
 }

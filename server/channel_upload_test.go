@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ulikunitz/xz"
 	_ "gocloud.dev/blob/memblob"
@@ -228,5 +229,150 @@ func TestChannelTruncatedUploadPublishesNothing(t *testing.T) {
 	conn.Close()
 	if k := channelKeys(t, st); len(k) != 0 {
 		t.Fatalf("truncated upload left %v", k)
+	}
+}
+
+// manyFileChannel is a channel tarball of n small files: slow enough to
+// unpack (each file is created on disk) that concurrent uploads overlap.
+func manyFileChannel(t *testing.T, n int) []byte {
+	t.Helper()
+	extra := make([]*tar.Header, n)
+	for i := range extra {
+		extra[i] = &tar.Header{Name: fmt.Sprintf("top/f%d", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}
+	}
+	return tinyChannel(t, "top", extra...)
+}
+
+// unpackFolders counts the channel unpack folders in dir.
+func unpackFolders(dir string) int {
+	m, _ := filepath.Glob(filepath.Join(dir, "nixrepo-unpack-*"))
+	return len(m)
+}
+
+// TestConcurrentChannelUnpacksBounded: channel uploads that arrive
+// together are unpacked at most max_concurrent_unpacks (default 2) at a
+// time, each disk-hungry unpack folder waiting for its turn; every upload
+// is still published. Before, all of them unpacked at once.
+func TestConcurrentChannelUnpacksBounded(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	hs, st := channelServer(t)
+	tarball := manyFileChannel(t, 6000)
+	const uploads = 5
+	stop := make(chan struct{})
+	peak := make(chan int)
+	go func() {
+		most := 0
+		for {
+			select {
+			case <-stop:
+				peak <- most
+				return
+			default:
+			}
+			most = max(most, unpackFolders(tmp))
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	errs := make(chan string, uploads)
+	for i := range uploads {
+		go func() {
+			code, text := putChannel(t, fmt.Sprintf("%s/api/nix/r/channels/c/nixpkgs/%d", hs.URL, i+1), tarball)
+			if code != http.StatusOK {
+				errs <- fmt.Sprintf("upload %d: %d %s", i+1, code, text)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range uploads {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+	close(stop)
+	if most := <-peak; most > 2 {
+		t.Errorf("%d channel tarballs were unpacked at once; the limit is 2 (max_concurrent_unpacks)", most)
+	} else if most == 0 {
+		t.Errorf("no unpack folder seen in %s", tmp)
+	}
+	ch, err := st.Repo("r").ReadChannel(context.Background(), "c")
+	if err != nil || len(ch.Snapshots) != uploads {
+		t.Errorf("channel state after %d uploads: %+v, %v", uploads, ch, err)
+	}
+}
+
+// TestChannelUnpackBusyRefused: a channel upload that finds every unpack
+// slot busy for upload_queue_timeout is refused with a 400 naming
+// max_concurrent_unpacks (never a 5xx, 408 or 429) and publishes nothing;
+// the upload that held the slot is published.
+func TestChannelUnpackBusyRefused(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	st, err := store.Open(context.Background(), "mem://", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := server.New(st, &server.Options{
+		Repos:                []server.Repo{{Name: "r", Public: true}},
+		Tokens:               []server.Token{{Name: "w", SHA256: server.HashToken("secret"), Write: []string{"r"}}},
+		MaxConcurrentUnpacks: 1,
+		UploadQueueTimeout:   200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := serveFast(t, srv)
+	slow := manyFileChannel(t, 6000)
+	first := make(chan string, 1)
+	go func() {
+		code, text := putChannel(t, hs.URL+"/api/nix/r/channels/c/nixpkgs/1", slow)
+		first <- fmt.Sprintf("%d %s", code, text)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for unpackFolders(tmp) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first upload is never unpacked")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	code, text := putChannel(t, hs.URL+"/api/nix/r/channels/c/nixpkgs/2", tinyChannel(t, "top"))
+	if code != http.StatusBadRequest || !strings.Contains(text, "max_concurrent_unpacks") || !strings.Contains(text, "upload_queue_timeout") {
+		t.Errorf("upload while the only unpack slot is busy: %d %q, want 400 naming max_concurrent_unpacks", code, text)
+	}
+	if r := <-first; !strings.HasPrefix(r, "200 ") {
+		t.Errorf("the upload holding the slot: %s", r)
+	}
+	ch, err := st.Repo("r").ReadChannel(context.Background(), "c")
+	if err != nil || len(ch.Snapshots) != 1 || ch.Snapshots[0].ID != "1" {
+		t.Errorf("channel state: %+v, %v; want snapshot 1 only", ch, err)
+	}
+}
+
+// TestChannelUploadTarballSizeLimit: a channel tarball upload past
+// [channels] max_tarball_size is 413 naming it, refused before its body
+// is read when it declares its size and at the first byte past the limit
+// when it does not; nothing is published.
+func TestChannelUploadTarballSizeLimit(t *testing.T) {
+	hs, st := channelServerLimits(t, ingest.TarballLimits{MaxSize: 1000})
+	body := bytes.Repeat([]byte{'x'}, 2000)
+	code, text := putChannel(t, hs.URL+"/api/nix/r/channels/c/nixpkgs/1", body)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(text, "max_tarball_size") {
+		t.Errorf("declared size past the limit: %d %q, want 413 naming max_tarball_size", code, text)
+	}
+	req, _ := http.NewRequest(http.MethodPut, hs.URL+"/api/nix/r/channels/c/nixpkgs/1", io.MultiReader(bytes.NewReader(body))) // no Content-Length
+	req.SetBasicAuth("ci", "secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "max_tarball_size") {
+		t.Errorf("chunked body past the limit: %d %q, want 413 naming max_tarball_size", resp.StatusCode, b)
+	}
+	if k := channelKeys(t, st); len(k) != 0 {
+		t.Errorf("refused uploads left %v", k)
 	}
 }

@@ -136,6 +136,11 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 	if len(parts) == 4 {
 		file = parts[3]
 	}
+	if file == store.ChannelTarball && r.ContentLength > s.opts.ChannelTarball.MaxSize && r.ContentLength <= s.opts.MaxObjectSize {
+		s.metrics.upload(kindChannel, "refused")
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("upload of %d bytes exceeds the limit of %d bytes ([channels] max_tarball_size)", r.ContentLength, s.opts.ChannelTarball.MaxSize))
+		return
+	}
 	body, release, ok := s.beginUpload(w, r, kindChannel, repo)
 	if !ok {
 		return
@@ -148,6 +153,7 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 		res, err = ingest.PushChannel(r.Context(), repo.cache, &exactReader{r: body, want: r.ContentLength}, ingest.PushOptions{
 			Channel: parts[0], Flavor: parts[1], Snapshot: parts[2], MaxSize: s.opts.MaxObjectSize,
 			Keep: repo.ChannelKeep, Pins: repo.ChannelPins, Tarball: s.opts.ChannelTarball,
+			AdmitUnpack: s.admitUnpack(s.uploader(r), repo.Name),
 		})
 		if err == nil {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -106,7 +106,14 @@ type Options struct {
 	// ChannelTarball bounds what an uploaded channel tarball unpacks to
 	// (zero fields: ingest's defaults); past it the upload is 413.
 	ChannelTarball ingest.TarballLimits
-	Logger         *slog.Logger
+	// MaxConcurrentUnpacks bounds the channel tarballs unpacked at once
+	// (default DefaultMaxConcurrentUnpacks), and so the disk their unpack
+	// folders take: about that many times ChannelTarball.MaxUnpackedSize.
+	// A channel upload whose body has arrived waits for its turn, at most
+	// UploadQueueTimeout, keeping its upload slot; then it is refused
+	// (400).
+	MaxConcurrentUnpacks int
+	Logger               *slog.Logger
 	// Search, when set, serves GET /api/search and /api/packages/<name>.
 	Search SearchBackend
 	// SearchLimits bound the queries of the search API (zero fields: the
@@ -116,6 +123,11 @@ type Options struct {
 	// notes of uploads and pulls (default 30 s; see docs/layout.md).
 	JournalFlushInterval time.Duration
 }
+
+// DefaultMaxConcurrentUnpacks is Options.MaxConcurrentUnpacks' default: two
+// tarballs of ingest.DefaultMaxTarballUnpackedSize take at most about 4 GiB
+// of the temporary folder at once.
+const DefaultMaxConcurrentUnpacks = 2
 
 // Server serves repositories over HTTP under /api/nix/<repo>/ and accepts
 // authenticated uploads. It is an adapter: uploads go through package ingest's
@@ -128,6 +140,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	admit   *admission
+	unpacks *admission // channel tarball unpacks
 	redact  *redactor
 	mux     *http.ServeMux
 	bg      sync.WaitGroup
@@ -243,6 +256,15 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 		}
 	}
 	s.admit = newAdmission(o.MaxUploads, o.MaxUploadsPerToken, o.MaxUploadsPerRepo, o.MaxQueuedUploadsPerToken)
+	if o.ChannelTarball.MaxSize <= 0 {
+		o.ChannelTarball.MaxSize = ingest.DefaultMaxTarballSize
+	}
+	if o.MaxConcurrentUnpacks <= 0 {
+		o.MaxConcurrentUnpacks = DefaultMaxConcurrentUnpacks
+	}
+	// Fairness is the upload admission's: every waiting unpack holds an
+	// upload slot, so at most MaxUploads wait.
+	s.unpacks = newAdmission(o.MaxConcurrentUnpacks, o.MaxConcurrentUnpacks, o.MaxConcurrentUnpacks, o.MaxUploads)
 	s.opts = o
 	s.metrics.uploadSlots(s.admit.counts)
 	dirs := []string{os.TempDir()}

@@ -198,7 +198,7 @@ func uploadStatus(err error) (int, string) {
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, ingest.ErrInvalid):
 		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, errStalled), errors.Is(err, errTooSlow):
+	case errors.Is(err, errStalled), errors.Is(err, errTooSlow), errors.Is(err, errNoUnpackSlot):
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, context.Canceled):
 		return http.StatusBadRequest, "upload interrupted"

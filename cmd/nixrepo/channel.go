@@ -44,8 +44,8 @@ func newChannelPushCmd(a *app) *cobra.Command {
 		Short: "Publish a nixexprs.tar.xz as an immutable channel snapshot",
 		Long: `push validates FILE the way Nix will use it (xz-compressed tar with exactly one
 top-level directory containing default.nix; only files, folders and symlinks,
-none replacing another; within [channels] max_tarball_entries and
-max_tarball_unpacked_size) and publishes it as snapshot ID of channel NAME.
+none replacing another; within [channels] max_tarball_size,
+max_tarball_entries and max_tarball_unpacked_size) and publishes it as snapshot ID of channel NAME.
 Re-publishing an ID with the same bytes does nothing; with different bytes it
 is refused. The channel's current snapshot moves to ID only if ID is newer
 (Nix version order when both IDs contain numbers, else upload order), unless
@@ -154,7 +154,8 @@ func newChannelShowCmd(a *app) *cobra.Command {
 // tarballLimits maps [channels] to the limits of the channel tarballs
 // that push, serve and mirror accept.
 func tarballLimits(cfg *config.Config) ingest.TarballLimits {
-	return ingest.TarballLimits{MaxEntries: cfg.Channels.MaxTarballEntries, MaxUnpackedSize: int64(cfg.Channels.MaxTarballUnpackedSize)}
+	return ingest.TarballLimits{MaxEntries: cfg.Channels.MaxTarballEntries, MaxUnpackedSize: int64(cfg.Channels.MaxTarballUnpackedSize),
+		MaxSize: int64(cfg.Channels.MaxTarballSize)}
 }
 
 // configRepo loads the config and finds repository name (an unknown name

@@ -1,22 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nixrepo/nixrepo/ingest"
-	"github.com/nixrepo/nixrepo/internal/compress"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/nix"
-	"github.com/nixrepo/nixrepo/internal/store"
 )
 
 func newMirrorCmd(a *app) *cobra.Command {
@@ -107,43 +102,21 @@ with a progress bar. The exit status is 1 when any path failed.`,
 			if err != nil {
 				return err
 			}
-			var text string
+			var roots []nix.StorePath
 			switch {
 			case from != "":
-				b, err := os.ReadFile(from)
-				if err != nil {
-					return fmt.Errorf("mirror paths: %w", err)
-				}
-				if strings.HasSuffix(from, ".xz") {
-					if b, err = unxz(b); err != nil {
-						return fmt.Errorf("mirror paths: %s: %w", from, err)
-					}
-				}
-				text = string(b)
+				roots, err = readStorePathsFile(from)
 			case channel != "":
-				repo := st.Repo(r.Name)
-				ch, err := repo.ReadChannel(ctx, channel)
-				if err != nil {
-					return fmt.Errorf("mirror paths: channel %s: %w", channel, err)
-				}
-				cur, ok := ch.Current()
-				if !ok || !slices.Contains(cur.Files, store.ChannelStorePaths) {
-					return fmt.Errorf("mirror paths: channel %s has no store-paths.xz in its current snapshot", channel)
-				}
-				b, err := repo.Get(ctx, store.SnapshotFileRel(channel, cur.Flavor, cur.ID, store.ChannelStorePaths))
-				if err != nil {
-					return fmt.Errorf("mirror paths: %w", err)
-				}
-				if b, err = unxz(b); err != nil {
-					return fmt.Errorf("mirror paths: store-paths.xz: %w", err)
-				}
-				text = string(b)
+				roots, err = ingest.SnapshotStorePaths(ctx, st.Repo(r.Name), channel)
 			default:
-				text = strings.Join(args, "\n")
+				roots, err = ingest.ParseStorePaths(strings.Join(args, "\n"))
 			}
-			roots, err := ingest.ParseStorePaths(text)
-			if err != nil {
+			var bad *ingest.StorePathListError
+			if errors.As(err, &bad) {
 				return usageError{fmt.Errorf("mirror paths: %w", err)}
+			}
+			if err != nil {
+				return fmt.Errorf("mirror paths: %w", err)
 			}
 			var key nix.SecretKey
 			if r.SigningKeyFile != "" {
@@ -182,13 +155,23 @@ with a progress bar. The exit status is 1 when any path failed.`,
 	return cmd
 }
 
-func unxz(b []byte) ([]byte, error) {
-	r, err := compress.NewReader(bytes.NewReader(b), "xz")
+// readStorePathsFile reads --from FILE: a list of store paths, xz-compressed
+// when its name ends in .xz.
+func readStorePathsFile(name string) ([]nix.StorePath, error) {
+	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	return io.ReadAll(r)
+	defer f.Close()
+	compression := "none"
+	if strings.HasSuffix(name, ".xz") {
+		compression = "xz"
+	}
+	paths, err := ingest.ReadStorePaths(f, compression)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return paths, nil
 }
 
 func (a *app) mirrorChannels(ctx context.Context, cfg *config.Config, only string) ([]*ingest.MirrorResult, error) {

@@ -41,7 +41,7 @@ max_queued_uploads_per_token, upload_queue_timeout, upload_timeout,
 upload_min_rate, upload_stall_timeout, narinfo_cache_entries, max_nar_size,
 max_decoder_memory, max_listing_size, memory_limit), [[token]], public = true on a
 repository for anonymous reads, [channels] (max_tarball_entries,
-max_tarball_unpacked_size), and [site] server_url (the server's public
+max_tarball_unpacked_size, max_tarball_size, max_concurrent_unpacks), and [site] server_url (the server's public
 URL, named in channel redirects' Link header).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -86,6 +86,7 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 		UploadStallTimeout:       time.Duration(cfg.Server.UploadStallTimeout),
 		NarInfoCacheEntries:      cfg.Server.NarInfoCacheEntries,
 		ChannelTarball:           tarballLimits(cfg),
+		MaxConcurrentUnpacks:     cfg.Channels.MaxConcurrentUnpacks,
 		PublicURL:                cfg.PublicServerURL(),
 		Logger:                   slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}

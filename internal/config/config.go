@@ -70,12 +70,18 @@ type Store struct {
 
 // Channels bounds the channel tarballs nixrepo accepts: channel push, the
 // server's channel uploads and mirrored channels. 0 takes the default of
-// package ingest (200,000 entries, 2 GiB).
+// package ingest (200,000 entries, 2 GiB unpacked, 4 GiB as sent) or of
+// the server (2 unpacks at once).
 type Channels struct {
 	// MaxTarballEntries bounds the entries (headers) of one tarball.
 	MaxTarballEntries int `toml:"max_tarball_entries"`
 	// MaxTarballUnpackedSize bounds one tarball's decompressed tar stream.
 	MaxTarballUnpackedSize Size `toml:"max_tarball_unpacked_size"`
+	// MaxTarballSize bounds one tarball as pushed, uploaded (with
+	// [server] max_object_size) or downloaded from a channel upstream.
+	MaxTarballSize Size `toml:"max_tarball_size"`
+	// MaxConcurrentUnpacks bounds the tarballs the server unpacks at once.
+	MaxConcurrentUnpacks int `toml:"max_concurrent_unpacks"`
 }
 
 // Ingest tunes batch ingestion.
@@ -377,6 +383,12 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 	}
 	if c.Channels.MaxTarballUnpackedSize < 0 {
 		bad("channels.max_tarball_unpacked_size", "must be ≥ 0 (0 = the default)")
+	}
+	if c.Channels.MaxTarballSize < 0 {
+		bad("channels.max_tarball_size", "must be ≥ 0 (0 = the default)")
+	}
+	if c.Channels.MaxConcurrentUnpacks < 0 {
+		bad("channels.max_concurrent_unpacks", "must be ≥ 0 (0 = the default)")
 	}
 	if len(c.Repos) == 0 {
 		bad("repo", "no [[repo]] table: configure at least one repository")

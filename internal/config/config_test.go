@@ -64,6 +64,7 @@ func TestInvalidConfigRefusedWithReason(t *testing.T) {
 		{"unknown channels key", strings.Replace(valid, "[[repo]]", "[channels]\nmax_entries = 5\n[[repo]]", 1), "x.toml:5: channels.max_entries: unknown key"},
 		{"memory limit too small", valid + "[server]\nmemory_limit = \"16MiB\"\n", "server.memory_limit: must be at least 64MiB"},
 		{"negative tarball entries", strings.Replace(valid, "[[repo]]", "[channels]\nmax_tarball_entries = -1\n[[repo]]", 1), "x.toml:5: channels.max_tarball_entries: must be ≥ 0"},
+		{"negative unpacks", strings.Replace(valid, "[[repo]]", "[channels]\nmax_concurrent_unpacks = -1\n[[repo]]", 1), "x.toml:5: channels.max_concurrent_unpacks: must be ≥ 0"},
 		{"bad tarball size", strings.Replace(valid, "[[repo]]", "[channels]\nmax_tarball_unpacked_size = \"lots\"\n[[repo]]", 1), "bad size \"lots\""},
 		{"temp_dir not a string", strings.Replace(valid, `url = "mem://"`, "url = \"mem://\"\ntemp_dir = 5", 1), "x.toml:4: store.temp_dir: expected string, got int64"},
 	}
@@ -145,11 +146,11 @@ func FuzzRate(f *testing.F) {
 // [store] temp_dir resolves against the config's folder, and both default
 // to zero values (the stages' defaults; the command layer's temp folder).
 func TestChannelLimitsAndTempDir(t *testing.T) {
-	c, err := config.Parse([]byte(strings.Replace(valid, "[[repo]]", "[channels]\nmax_tarball_entries = 500000\nmax_tarball_unpacked_size = \"4GiB\"\n[[repo]]", 1)+""), "x.toml", "/d")
+	c, err := config.Parse([]byte(strings.Replace(valid, "[[repo]]", "[channels]\nmax_tarball_entries = 500000\nmax_tarball_unpacked_size = \"4GiB\"\nmax_tarball_size = \"1GiB\"\nmax_concurrent_unpacks = 3\n[[repo]]", 1)+""), "x.toml", "/d")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Channels.MaxTarballEntries != 500000 || c.Channels.MaxTarballUnpackedSize != 4<<30 {
+	if c.Channels.MaxTarballEntries != 500000 || c.Channels.MaxTarballUnpackedSize != 4<<30 || c.Channels.MaxTarballSize != 1<<30 || c.Channels.MaxConcurrentUnpacks != 3 {
 		t.Fatalf("channels = %+v", c.Channels)
 	}
 	c, err = config.Parse([]byte(strings.Replace(valid, `url = "mem://"`, "url = \"mem://\"\ntemp_dir = \"var/tmp\"", 1)), "x.toml", "/d")
