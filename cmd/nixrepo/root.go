@@ -34,6 +34,7 @@ type app struct {
 	stderr     io.Writer
 	cfg        *config.Config
 	tmp        *tmpdir.Dir // this process's temporary folder, from openStore on
+	warned     bool        // the store's backend warning was printed
 }
 
 // execute runs the command line args the way main does and releases what
@@ -148,6 +149,11 @@ func (a *app) openStoreFor(ctx context.Context, write bool) (*store.Store, error
 	if err := st.CheckLayout(ctx, write); err != nil {
 		st.Close()
 		return nil, err
+	}
+	if w := st.Warning(); write && w != "" && !a.warned {
+		// A backend without conditional writes: say so once, at start.
+		a.warned = true
+		fmt.Fprintf(a.stderr, "nixrepo: warning: %s\n", w)
 	}
 	return st, nil
 }
