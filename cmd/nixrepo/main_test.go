@@ -196,6 +196,12 @@ func TestHelpAndMisuse(t *testing.T) {
 			t.Errorf("%s --help: exit %d\n%s", c, code, out)
 		}
 	}
+	if out, _, code := nixrepo(t, dir, "--version"); code != 0 || !strings.HasPrefix(out, "nixrepo version ") {
+		t.Errorf("--version: exit %d, %q", code, out)
+	}
+	if _, errs, code := nixrepo(t, dir, "search", "-r", "nix-local", "hello"); strings.Contains(errs, "unknown shorthand") {
+		t.Errorf("search -r: exit %d, %q", code, errs)
+	}
 	empty := t.TempDir()
 	tests := []struct {
 		args []string
@@ -227,6 +233,9 @@ func TestHelpAndMisuse(t *testing.T) {
 		_, errs, code := nixrepo(t, where, tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.want) {
 			t.Errorf("nixrepo %v: exit %d, stderr %q; want exit %d with %q", tc.args, code, errs, tc.code, tc.want)
+		}
+		if strings.Contains(errs, "nixrepo: nixrepo ") {
+			t.Errorf("nixrepo %v: the error names the program twice: %q", tc.args, errs)
 		}
 		if n := strings.Count(strings.TrimSpace(errs), "\n"); n > 0 && code != 0 {
 			t.Errorf("nixrepo %v: error is not one line: %q", tc.args, errs)

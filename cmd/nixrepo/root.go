@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -62,6 +63,7 @@ cache (verify, sign, store), then publish. Configuration comes from --config,
 else ./nixrepo.toml; in nixrepo's source tree (beside testdata/sample-cache)
 the built-in demo configuration (file:// buckets under ./var) is used, and
 said so; anywhere else a configuration is required.`,
+		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -211,7 +213,7 @@ func oneLine(err error) string {
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageError{fmt.Errorf("%s: expected %s (see %s --help)", cmd.CommandPath(), what, cmd.CommandPath())}
+			return usageError{fmt.Errorf("%s: expected %s (see %s --help)", cmdName(cmd), what, cmd.CommandPath())}
 		}
 		return nil
 	}
@@ -219,9 +221,43 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageError{fmt.Errorf("%s takes no arguments, got %q (see %s --help)", cmd.CommandPath(), args[0], cmd.CommandPath())}
+		return usageError{fmt.Errorf("%s takes no arguments, got %q (see %s --help)", cmdName(cmd), args[0], cmd.CommandPath())}
 	}
 	return nil
+}
+
+// version is the module version the binary was built from (a release tag
+// with go install, "(devel)" in a checkout) and its VCS revision when known.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		v += " (" + rev + dirty + ")"
+	}
+	return v + ", " + bi.GoVersion
+}
+
+// cmdName is the command's name in an error message: "keygen", "channel
+// push" (main prefixes every error with "nixrepo: " already).
+func cmdName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }
 
 // absPath is for messages.

@@ -42,7 +42,7 @@ bucket first.`,
   nixrepo search openssl --repo nix-local --json`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 || strings.TrimSpace(strings.Join(args, " ")) == "" {
-				return usageError{fmt.Errorf("%s: expected QUERY (see %s --help)", cmd.CommandPath(), cmd.CommandPath())}
+				return usageError{fmt.Errorf("%s: expected QUERY (see %s --help)", cmdName(cmd), cmd.CommandPath())}
 			}
 			return nil
 		},
@@ -105,7 +105,7 @@ bucket first.`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&repo, "repo", "", "only this repository")
+	cmd.Flags().StringVarP(&repo, "repo", "r", "", "only this repository")
 	cmd.Flags().IntVar(&limit, "limit", 20, "maximum number of results (1–1000)")
 	cmd.Flags().StringVar(&dir, "index-dir", "", "search index folder (default $"+indexDirEnv+", else var/index next to the config)")
 	return cmd
