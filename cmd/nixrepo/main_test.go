@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -273,5 +274,41 @@ func TestKeygenInteropWithNix(t *testing.T) {
 	}
 	if strings.TrimSpace(string(b)) != pub {
 		t.Fatalf("Nix derives %q from our key, we print %q", b, pub)
+	}
+}
+
+// TestConfigCheckRefusesSchemeAndReachesBucket: config check refuses a store
+// URL no driver opens, reaches the bucket (an S3 endpoint nobody listens on
+// fails the check, naming the store), and --offline skips that.
+func TestConfigCheckRefusesSchemeAndReachesBucket(t *testing.T) {
+	dir := t.TempDir()
+	write := func(storeURL string) {
+		cfg := fmt.Sprintf("version = 1\n[store]\nurl = %q\n[[repo]]\nname = \"r\"\ntype = \"local\"\nsigning_key_file = \"k.sec\"\ngenerate_key = true\n", storeURL)
+		if err := os.WriteFile(filepath.Join(dir, "nixrepo.toml"), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("http://example.org/cache")
+	if _, errs, code := nixrepo(t, dir, "config", "check"); code != 1 || !strings.Contains(errs, "store.url") || !strings.Contains(errs, "not http://") {
+		t.Errorf("http:// store: exit %d, %q", code, errs)
+	}
+	write("file://./store")
+	if out, errs, code := nixrepo(t, dir, "config", "check"); code != 0 || !strings.Contains(out, "(reachable)") {
+		t.Errorf("folder store: exit %d, %q %q", code, out, errs)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "x")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "y")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	write("s3://nobucket?endpoint=http://" + addr + "&region=us-east-1&use_path_style=true&disable_https=true")
+	if _, errs, code := nixrepo(t, dir, "config", "check"); code != 1 || !strings.Contains(errs, "store s3://nobucket") {
+		t.Errorf("unreachable S3 store: exit %d, %q", code, errs)
+	}
+	if out, errs, code := nixrepo(t, dir, "config", "check", "--offline"); code != 0 || !strings.Contains(out, "--offline") {
+		t.Errorf("unreachable S3 store, --offline: exit %d, %q %q", code, out, errs)
 	}
 }

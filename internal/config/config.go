@@ -302,6 +302,9 @@ func Parse(data []byte, source, dir string) (*Config, error) {
 	return c, nil
 }
 
+// StoreSchemes are the bucket URL schemes nixrepo has drivers for.
+var StoreSchemes = []string{"file", "s3", "gs", "azblob", "mem"}
+
 // DefaultListen is where `nixrepo serve` listens without [server] listen.
 // The other [server] settings default in package server (0 = its default).
 const DefaultListen = "127.0.0.1:8080"
@@ -325,8 +328,11 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 	}
 	if c.Store.URL == "" {
 		bad("store.url", "missing: the bucket URL holding the repositories")
-	} else if _, err := url.Parse(c.Store.URL); err != nil || !strings.Contains(c.Store.URL, "://") {
+	} else if u, err := url.Parse(c.Store.URL); err != nil || !strings.Contains(c.Store.URL, "://") {
 		bad("store.url", "%q is not a URL like file://./var/store or s3://bucket", c.Store.URL)
+	} else if !slices.Contains(StoreSchemes, u.Scheme) {
+		bad("store.url", "%q: nixrepo opens %s:// buckets, not %s:// (to publish over HTTP, serve the bucket with a static file server or nixrepo serve)",
+			c.Store.URL, strings.Join(StoreSchemes, "://, "), u.Scheme)
 	}
 	if c.Ingest.Workers < 0 {
 		bad("ingest.workers", "must be ≥ 0 (0 = one per CPU)")
