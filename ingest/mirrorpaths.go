@@ -171,64 +171,29 @@ func MirrorPaths(ctx context.Context, repo *store.Cache, up *Upstream, roots []n
 		return nil, fmt.Errorf("mirror paths: %w", err)
 	}
 
-	// 3. Narinfos, references first.
-	committed := map[string]bool{}
-	var visit func(ni *nix.NarInfo) bool
-	visiting := map[string]bool{}
-	visit = func(ni *nix.NarInfo) bool {
-		h := ni.StorePath.HashPart()
-		if committed[h] || visiting[h] {
-			return committed[h] || visiting[h]
-		}
-		visiting[h] = true
-		for _, ref := range ni.References {
-			if d, ok := infos[ref.HashPart()]; ok && ref.HashPart() != h {
-				visit(d)
-			}
-		}
-		m, ok := measured[h]
-		if !ok {
-			return false
-		}
-		if err := CommitPulled(ctx, repo, ni, m, o.Key); err != nil {
-			problem(ni.StorePath.Absolute(), "%v", err)
-			return false
-		}
-		committed[h] = true
-		rep.Fetched++
-		return true
+	// 3. Narinfos, references first. A path whose references failed is
+	// not written (CommitPulled: ErrMissingRefs).
+	pending := make([]*nix.NarInfo, 0, len(infos))
+	for _, ni := range infos {
+		pending = append(pending, ni)
 	}
-	hashes := make([]string, 0, len(infos))
-	for h := range infos {
-		hashes = append(hashes, h)
-	}
-	sort.Strings(hashes)
-	for _, h := range hashes {
+	for _, ni := range nix.ReferencesFirst(pending) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		visit(infos[h])
+		m, ok := measured[ni.StorePath.HashPart()]
+		if !ok {
+			continue
+		}
+		if err := CommitPulled(ctx, repo, ni, m, o.Key); err != nil {
+			problem(ni.StorePath.Absolute(), "%v", err)
+			continue
+		}
+		rep.Fetched++
 	}
 	sort.Slice(rep.Problems, func(i, j int) bool { return rep.Problems[i].StorePath < rep.Problems[j].StorePath })
 	rep.Failed = len(rep.Problems)
 	rep.Bytes = bytesRead.Load()
 	rep.Duration = Duration(time.Since(start))
 	return rep, nil
-}
-
-// storedMeasurement returns the recorded measurement of ni's NAR file when
-// the file is already stored and its record matches ni's claims.
-func storedMeasurement(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) (Measured, bool) {
-	meta, err := repo.ReadNarMeta(ctx, ni.FileHash.Nix32(), Limits{}.maxListing())
-	if err != nil || meta == nil {
-		return Measured{}, false
-	}
-	m := measuredOf(meta)
-	if CheckClaims(ni, m) != nil {
-		return Measured{}, false
-	}
-	if ok, err := repo.Exists(ctx, store.NarFile(ni.FileHash, ni.EffectiveCompression())); err != nil || !ok {
-		return Measured{}, false
-	}
-	return m, true
 }
