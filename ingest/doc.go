@@ -4,8 +4,9 @@
 // sources, each in its own file:
 //
 //   - ingest.go: Run, batch ingest of a binary cache folder or bucket;
-//   - upload.go: single uploads (PutNar, PutNarInfo, PutListing), which the
-//     server drives;
+//   - upload.go: single uploads (PutNar, PutNarInfo, PutListing; PutOnce
+//     for the write-once objects beside them: build logs, realisations,
+//     channel snapshot files), which the server drives;
 //   - upstream.go, pull.go, mirrorpaths.go: an upstream binary cache
 //     (Upstream), pulling one path through (PullNar, CommitPulled) and
 //     mirroring whole closures (MirrorPaths);

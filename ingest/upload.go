@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -196,4 +198,45 @@ func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io
 		return err
 	}
 	return SettleListing(ctx, repo, hashPart, lim)
+}
+
+// PutOnce stores the write-once object rel (a build log, a realisation, a
+// channel snapshot's file), streamed from src: the same bytes again are
+// accepted, different bytes are ErrConflict (a realisation decides which
+// store path a content-addressed output is, a snapshot ID names its bytes
+// forever; neither is ever replaced). The comparison is by SHA-256,
+// streamed too, so the object is never held in memory.
+func PutOnce(ctx context.Context, repo *store.Cache, rel string, src io.Reader, contentType string) error {
+	h := sha256.New()
+	w, err := repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: contentType, IfNotExist: true})
+	switch {
+	case err == nil:
+		defer w.Abort()
+		if _, err := io.Copy(io.MultiWriter(w, h), src); err != nil {
+			return err
+		}
+		err = w.Commit()
+		if !errors.Is(err, store.ErrExists) {
+			return err
+		}
+	case errors.Is(err, store.ErrExists):
+		if _, err := io.Copy(h, src); err != nil {
+			return err
+		}
+	default:
+		return err
+	}
+	old, err := repo.NewReader(ctx, rel)
+	if err != nil {
+		return err
+	}
+	defer old.Close()
+	oh := sha256.New()
+	if _, err := io.Copy(oh, old); err != nil {
+		return err
+	}
+	if !bytes.Equal(oh.Sum(nil), h.Sum(nil)) {
+		return fmt.Errorf("%w: %s exists with different contents (first upload wins)", ErrConflict, rel)
+	}
+	return nil
 }

@@ -139,7 +139,7 @@ func Push(ctx context.Context, repo *store.Cache, tarball io.Reader, o PushOptio
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	if err := putSnapshotTarball(ctx, repo, store.SnapshotFileRel(o.Channel, o.Flavor, o.Snapshot, store.ChannelTarball), tmp, fileHash); err != nil {
+	if err := ingest.PutOnce(ctx, repo, store.SnapshotFileRel(o.Channel, o.Flavor, o.Snapshot, store.ChannelTarball), tmp, store.SnapshotContentType(store.ChannelTarball)); err != nil {
 		if errors.Is(err, ingest.ErrConflict) {
 			return nil, fmt.Errorf("%w: snapshot %s of channel %s exists with a different %s; snapshots are immutable: publish a new snapshot ID", ingest.ErrConflict, o.Snapshot, o.Channel, store.ChannelTarball)
 		}
@@ -151,7 +151,7 @@ func Push(ctx context.Context, repo *store.Cache, tarball io.Reader, o PushOptio
 		if !ok {
 			continue
 		}
-		if err := putSnapshotFile(ctx, repo, store.SnapshotFileRel(o.Channel, o.Flavor, o.Snapshot, name), name, b); err != nil {
+		if err := ingest.PutOnce(ctx, repo, store.SnapshotFileRel(o.Channel, o.Flavor, o.Snapshot, name), bytes.NewReader(b), store.SnapshotContentType(name)); err != nil {
 			if errors.Is(err, ingest.ErrConflict) {
 				return nil, fmt.Errorf("%w: snapshot %s of channel %s already has a different %s; snapshots are immutable", ingest.ErrConflict, o.Snapshot, o.Channel, name)
 			}
@@ -227,55 +227,6 @@ func syncChannelTarball(ctx context.Context, repo *store.Cache, name string) err
 	return fmt.Errorf("channel %s: its current snapshot kept changing while its tarball was copied", name)
 }
 
-// putSnapshotTarball stores a snapshot's tarball write-once from r, whose
-// sha256 (hex) is fileHash. When the object exists already with the same
-// bytes (a retried or concurrent push of the same snapshot) that is success;
-// with other bytes, ingest.ErrConflict.
-func putSnapshotTarball(ctx context.Context, repo *store.Cache, rel string, r io.Reader, fileHash string) error {
-	w, err := repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: store.SnapshotContentType(store.ChannelTarball), IfNotExist: true})
-	if err != nil {
-		return err
-	}
-	defer w.Abort()
-	if _, err := io.Copy(w, r); err != nil {
-		return err
-	}
-	err = w.Commit()
-	if !errors.Is(err, store.ErrExists) {
-		return err
-	}
-	old, err := repo.NewReader(ctx, rel)
-	if err != nil {
-		return err
-	}
-	defer old.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, old); err != nil {
-		return err
-	}
-	if fmt.Sprintf("%x", h.Sum(nil)) != fileHash {
-		return ingest.ErrConflict
-	}
-	return nil
-}
-
-// putSnapshotFile stores a small snapshot file (name) write-once: the same
-// bytes again are success, other bytes ingest.ErrConflict.
-func putSnapshotFile(ctx context.Context, repo *store.Cache, rel, name string, data []byte) error {
-	err := repo.Put(ctx, rel, data, &store.WriteOptions{ContentType: store.SnapshotContentType(name), IfNotExist: true})
-	if !errors.Is(err, store.ErrExists) {
-		return err
-	}
-	old, err := repo.GetLimit(ctx, rel, int64(len(data))+1)
-	if err != nil && !errors.Is(err, store.ErrTooLarge) {
-		return err
-	}
-	if err != nil || !bytes.Equal(old, data) {
-		return ingest.ErrConflict
-	}
-	return nil
-}
-
 // newer decides whether snapshot id should replace current as the latest:
 // by Nix version order when both IDs look like versions, else by upload
 // order (a new upload is newer).
@@ -339,7 +290,7 @@ func AddSnapshotFile(ctx context.Context, repo *store.Cache, channel, flavor, id
 	if snap, ok := ch.Snapshot(id); !ok || snap.Flavor != flavor {
 		return fmt.Errorf("%w: channel %s has no %s snapshot %s yet: upload %s first", ingest.ErrMismatch, channel, flavor, id, store.ChannelTarball)
 	}
-	if err := putSnapshotFile(ctx, repo, store.SnapshotFileRel(channel, flavor, id, name), name, data); err != nil {
+	if err := ingest.PutOnce(ctx, repo, store.SnapshotFileRel(channel, flavor, id, name), bytes.NewReader(data), store.SnapshotContentType(name)); err != nil {
 		if errors.Is(err, ingest.ErrConflict) {
 			return fmt.Errorf("%w: snapshot %s already has a different %s; snapshots are immutable", ingest.ErrConflict, id, name)
 		}
