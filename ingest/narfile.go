@@ -47,9 +47,10 @@ const (
 // Only when check returns nil is the file made visible, under its final
 // name, and its measurement recorded (nar-meta); any other error of check is
 // returned with nothing of the file left. A file already stored is treated
-// as when says; stored reports whether this call stored it. Two writers may
-// store one name at once: both write the same bytes (the name is their
-// hash), and the last commit wins.
+// as when says; stored reports whether this call stored it. The name is the
+// hash of the bytes (every caller's check makes sure of it), so two writers
+// storing one name at once write the same bytes, and the later commit
+// changes nothing.
 func storeNar(ctx context.Context, repo *store.Cache, rel string, open func() (io.ReadCloser, error), o MeasureOptions, when whenStored, check func(Measured, error) error) (m Measured, stored bool, err error) {
 	exists, err := repo.Exists(ctx, rel)
 	if err != nil || exists && when == skipStored {
