@@ -90,9 +90,15 @@ func (s *Server) serveChannel(w http.ResponseWriter, r *http.Request, repo *repo
 			httpError(w, http.StatusNotFound, "not found")
 			return
 		}
+		// Immutable: an ETag that never changes lets Nix revalidate a
+		// fetchTarball whose tarball-ttl expired with a 304 instead of
+		// downloading it again. The tarball's is its sha256; a snapshot's
+		// other files never change either, so its ID and the name do.
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		h.Set("ETag", `"`+snap.ID+"/"+parts[3]+`"`)
 		if parts[3] == store.ChannelTarball {
 			h.Set("Content-Type", "application/x-xz")
+			h.Set("ETag", `"sha256-`+snap.FileHash+`"`)
 		}
 		s.serveObject(w, r, repo, store.SnapshotFileRel(name, snap.Flavor, snap.ID, parts[3]))
 	default:

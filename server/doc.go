@@ -1,6 +1,7 @@
 // Package server is nixrepo's optional HTTP adapter: it serves repositories
 // under /api/nix/<repo>/ (Artifactory's URL form) and accepts authenticated
-// uploads from `nix copy --to`.
+// uploads from `nix copy --to`, there and under /api/upload/<repo>/, the
+// same routes at a URL of their own for uploaders (see UploadPrefix).
 //
 // It is an adapter, not a second implementation: reads serve the objects of
 // the bucket layout (package store) that static hosting serves, and uploads go

@@ -295,8 +295,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// paths ("…/x/..") with a redirect to the cleaned path, which may be
 	// another repository's. Unclean paths match no object shape below and
 	// get 404 (reads) or 400 (uploads).
-	if strings.HasPrefix(r.URL.Path, "/api/nix/") {
-		s.serveNix(w, r)
+	if rest, ok := strings.CutPrefix(r.URL.Path, NixPrefix); ok {
+		s.serveNix(w, r, rest)
+		return
+	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, UploadPrefix); ok {
+		s.serveNix(w, r, rest)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -385,13 +389,22 @@ func isRealisationID(id string) bool {
 	return true
 }
 
-// serveNix routes /api/nix/<repo>/<path>.
-func (s *Server) serveNix(w http.ResponseWriter, r *http.Request) {
+// NixPrefix is where repository R is served: NixPrefix + R + "/".
+const NixPrefix = "/api/nix/"
+
+// UploadPrefix serves every repository again, identically, for uploaders:
+// `nix copy --to <UploadPrefix>R` keeps the narinfos it sent (unsigned: the
+// server signs them) in Nix's local narinfo cache under that URL, not under
+// the one the same machine substitutes from, where they would fail
+// require-sigs until the cache entry expires.
+const UploadPrefix = "/api/upload/"
+
+// serveNix routes <repo>/<path> under NixPrefix or UploadPrefix.
+func (s *Server) serveNix(w http.ResponseWriter, r *http.Request, rest string) {
 	start := time.Now()
 	rw := statusWriters.Get().(*statusWriter)
 	*rw = statusWriter{ResponseWriter: w}
 	defer statusWriters.Put(rw)
-	rest := strings.TrimPrefix(r.URL.Path, "/api/nix/")
 	name, rel, _ := strings.Cut(rest, "/")
 	k := classify(rel)
 	defer func() { s.metrics.observe(k, r.Method, rw.status, rw.bytes, time.Since(start)) }()

@@ -46,6 +46,16 @@ const (
 	DefaultShardSize = 1000
 )
 
+// The routes of `nixrepo serve` the site links to (server.NixPrefix and
+// server.UploadPrefix; a test of the command checks they agree): ServerPrefix
+// serves repositories to readers, ServerUploadPrefix the same to uploaders,
+// so that Nix's cache of the unsigned narinfos it uploaded is kept under
+// another URL than the one the same machine substitutes from.
+const (
+	ServerPrefix       = "/api/nix/"
+	ServerUploadPrefix = "/api/upload/"
+)
+
 // Options configures Render.
 type Options struct {
 	// BaseURL is where the bucket is served statically (nginx, S3 website,
@@ -255,8 +265,8 @@ func newGen(cat *index.Catalog, opts Options) (*gen, error) {
 			Packages:   counts[r.Name],
 			SetupHref:  "setup/" + EncodeName(r.Name) + ".html",
 			Static:     opts.BaseURL + "/" + r.Name + prio,
-			Server:     opts.ServerURL + "/api/nix/" + r.Name + prio,
-			Upload:     opts.ServerURL + "/api/nix/" + r.Name,
+			Server:     opts.ServerURL + ServerPrefix + r.Name + prio,
+			Upload:     opts.ServerURL + ServerUploadPrefix + r.Name,
 			Key:        key,
 			KeyMissing: key == "",
 			Host:       host,
@@ -275,7 +285,7 @@ func newGen(cat *index.Catalog, opts Options) (*gen, error) {
 			Repo: c.Repo, Name: c.Name, Latest: c.Latest,
 			Anchor: anchor("ch-", c.Repo, c.Name),
 			Static: fmt.Sprintf("%s/%s/%s", opts.BaseURL, c.Repo, c.LatestRel()),
-			Server: fmt.Sprintf("%s/api/nix/%s/%s", opts.ServerURL, c.Repo, c.Rel()),
+			Server: fmt.Sprintf("%s%s%s/%s", opts.ServerURL, ServerPrefix, c.Repo, c.Rel()),
 		}
 		for _, s := range c.Snapshots {
 			rel := c.Repo + "/" + c.TarballRel(s)
@@ -284,7 +294,7 @@ func newGen(cat *index.Catalog, opts Options) (*gen, error) {
 				Anchor:       anchor("s-", c.Repo, c.Name, s.ID),
 				Current:      s.ID == c.Latest,
 				Static:       opts.BaseURL + "/" + rel,
-				Server:       opts.ServerURL + "/api/nix/" + rel,
+				Server:       opts.ServerURL + ServerPrefix + rel,
 			}
 			cv.Snapshots = append(cv.Snapshots, sv)
 			g.chanByID[c.Repo+"/"+c.Name+"/"+s.ID] = "channels.html#" + sv.Anchor

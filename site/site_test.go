@@ -167,7 +167,7 @@ func TestPagesListVersionsHighestFirst(t *testing.T) {
 	contains("setup/nix-local.html",
 		"extra-substituters = https://cache.example.org/api/nix/nix-local?priority=30",
 		"machine cache.example.org login nixrepo password TOKEN",
-		"nix copy --to 'https://cache.example.org/api/nix/nix-local' ./result",
+		"nix copy --to 'https://cache.example.org/api/upload/nix-local' ./result",
 		"nix-channel --add https://cache.example.org/nix-local/channels/team/nixexprs.tar.xz team",
 		"nix-channel --add https://cache.example.org/api/nix/nix-local/channels/team team",
 		`url = "https://cache.example.org/nix-local/channels/team/nixpkgs/2026.11.27/nixexprs.tar.xz";`,

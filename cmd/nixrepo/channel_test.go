@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -272,5 +273,63 @@ channels = ["nixos-25.11"]
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "untouched" {
 		t.Fatalf("mirroring wrote through the symlink: %q", b)
+	}
+}
+
+// TestSnapshotTarballRevalidatedByETag: an immutable snapshot tarball
+// carries an ETag (its sha256), so when Nix's tarball-ttl has expired a
+// fetchTarball of it asks again with If-None-Match and the server answers
+// 304 instead of sending the tarball again.
+func TestSnapshotTarballRevalidatedByETag(t *testing.T) {
+	env := nixtest.Require(t)
+	dir := t.TempDir()
+	cfg := `version = 1
+[store]
+url = "file://./store"
+[[repo]]
+name = "nix-local"
+type = "local"
+signing_key_file = "k.sec"
+generate_key = true
+public = true
+`
+	os.WriteFile(filepath.Join(dir, "nixrepo.toml"), []byte(cfg), 0o644)
+	tb := filepath.Join(dir, "one.tar.xz")
+	writeChannelTarball(t, tb, "team-one", fmt.Sprintf("etag-%d", os.Getpid()))
+	mustRun(t, dir, "channel", "push", "--repo", "nix-local", "--channel", "team", "--flavor", "nixpkgs", "--snapshot", "1.0", tb)
+	var revalidated atomic.Int32
+	var etag atomic.Value
+	_, hs := serveDirOn(t, dir, nil, func(w http.ResponseWriter, r *http.Request) {
+		if inm := r.Header.Get("If-None-Match"); inm != "" && strings.HasSuffix(r.URL.Path, "/1.0/nixexprs.tar.xz") {
+			etag.Store(inm)
+			revalidated.Add(1)
+		}
+	})
+	u := hs.URL + "/api/nix/nix-local/channels/team/nixpkgs/1.0/nixexprs.tar.xz"
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := resp.Header.Get("ETag")
+	if want == "" || !strings.HasPrefix(want, `"sha256-`) {
+		t.Fatalf("snapshot tarball ETag = %q", want)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("If-None-Match", want)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("If-None-Match with the ETag: %d, want 304", resp.StatusCode)
+	}
+	revalidated.Store(0)
+	expr := fmt.Sprintf(`(import (builtins.fetchTarball %q) {}).greeting`, u)
+	for i := 0; i < 2; i++ {
+		env.Run(t, "nix-instantiate", "--option", "tarball-ttl", "0", "--eval", "-E", expr)
+	}
+	if revalidated.Load() == 0 || etag.Load() != want {
+		t.Errorf("Nix %s did not revalidate the expired tarball with its ETag (%d conditional requests, If-None-Match %v)", env.Version(), revalidated.Load(), etag.Load())
 	}
 }

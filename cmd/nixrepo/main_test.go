@@ -189,38 +189,51 @@ func copyDir(t *testing.T, from, to string) {
 
 func TestHelpAndMisuse(t *testing.T) {
 	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "nixrepo.toml"), []byte("version = 1\n[store]\nurl = \"file://./store\"\n[[repo]]\nname = \"nix-local\"\ntype = \"local\"\nsigning_key_file = \"k.sec\"\ngenerate_key = true\n"), 0o644)
 	for _, c := range []string{"run", "ingest", "publish", "verify", "keygen", "setmeup", "config", "config check"} {
 		out, _, code := nixrepo(t, dir, append(strings.Fields(c), "--help")...)
 		if code != 0 || !strings.Contains(out, "Usage:") {
 			t.Errorf("%s --help: exit %d\n%s", c, code, out)
 		}
 	}
+	empty := t.TempDir()
 	tests := []struct {
 		args []string
 		code int
 		want string
+		dir  string // where to run, when not dir
 	}{
-		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{[]string{"ingest", "somewhere"}, 2, "--repo REPO is required"},
-		{[]string{"ingest", "--repo", "nix-local"}, 2, "name at least one SOURCE"},
-		{[]string{"ingest", "--repo", "nope", "x"}, 2, `no repository "nope"`},
-		{[]string{"keygen"}, 2, "expected one key NAME"},
-		{[]string{"keygen", "k-1"}, 2, "--out FILE is required"},
-		{[]string{"setmeup", "--repo", "nix-local"}, 2, "--url BASE are required"},
-		{[]string{"setmeup", "--repo", "nix-local", "--url", "ftp://x"}, 2, "not an http(s) or file URL"},
-		{[]string{"run", "extra"}, 2, "takes no arguments"},
-		{[]string{"publish", "--bogus"}, 2, "unknown flag: --bogus"},
-		{[]string{"--config", "missing.toml", "publish"}, 1, "missing.toml: no such file"},
-		{[]string{"ingest", "--repo", "nix-local", "/does/not/exist"}, 1, "/does/not/exist"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`, ""},
+		{[]string{"ingest", "somewhere"}, 2, "--repo REPO is required", ""},
+		{[]string{"ingest", "--repo", "nix-local"}, 2, "name at least one SOURCE", ""},
+		{[]string{"ingest", "--repo", "nope", "x"}, 2, `no repository "nope"`, ""},
+		{[]string{"keygen"}, 2, "expected one key NAME", ""},
+		{[]string{"keygen", "k-1"}, 2, "--out FILE is required", ""},
+		{[]string{"setmeup", "--repo", "nix-local"}, 2, "--url BASE are required", ""},
+		{[]string{"setmeup", "--repo", "nix-local", "--url", "ftp://x"}, 2, "not an http(s) or file URL", ""},
+		{[]string{"run", "extra"}, 2, "takes no arguments", ""},
+		{[]string{"publish", "--bogus"}, 2, "unknown flag: --bogus", ""},
+		{[]string{"--config", "missing.toml", "publish"}, 1, "missing.toml: no such file", ""},
+		{[]string{"ingest", "--repo", "nix-local", "/does/not/exist"}, 1, "/does/not/exist", ""},
+		// Outside nixrepo's source tree there is no built-in configuration.
+		{[]string{"search", "hello"}, 2, "no nixrepo.toml in " + empty + ": pass --config FILE", empty},
+		{[]string{"run"}, 2, "no nixrepo.toml in", empty},
 	}
 	for _, tc := range tests {
-		_, errs, code := nixrepo(t, dir, tc.args...)
+		where := dir
+		if tc.dir != "" {
+			where = tc.dir
+		}
+		_, errs, code := nixrepo(t, where, tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.want) {
 			t.Errorf("nixrepo %v: exit %d, stderr %q; want exit %d with %q", tc.args, code, errs, tc.code, tc.want)
 		}
 		if n := strings.Count(strings.TrimSpace(errs), "\n"); n > 0 && code != 0 {
 			t.Errorf("nixrepo %v: error is not one line: %q", tc.args, errs)
 		}
+	}
+	if left, _ := os.ReadDir(empty); len(left) != 0 {
+		t.Errorf("commands without a configuration created %d entries in their folder", len(left))
 	}
 }
 

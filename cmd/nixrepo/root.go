@@ -35,6 +35,7 @@ type app struct {
 	cfg        *config.Config
 	tmp        *tmpdir.Dir // this process's temporary folder, from openStore on
 	warned     bool        // the store's backend warning was printed
+	demoNoted  bool        // the note that the built-in demo config is used was printed
 }
 
 // execute runs the command line args the way main does and releases what
@@ -58,11 +59,13 @@ substituter for Nix.
 
 The scheduled job is "nixrepo run": ingest every configured incoming binary
 cache (verify, sign, store), then publish. Configuration comes from --config,
-else ./nixrepo.toml, else the built-in default (file:// buckets under ./var).`,
+else ./nixrepo.toml; in nixrepo's source tree (beside testdata/sample-cache)
+the built-in demo configuration (file:// buckets under ./var) is used, and
+said so; anywhere else a configuration is required.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "config file (default ./nixrepo.toml, else the built-in default)")
+	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "config file (default ./nixrepo.toml; in nixrepo's source tree, the built-in demo)")
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print the report as JSON")
 	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "no progress bar")
 	root.SetOut(a.stdout)
@@ -100,13 +103,28 @@ func (a *app) loadConfig() (*config.Config, error) {
 	default:
 		if _, statErr := os.Stat("nixrepo.toml"); statErr == nil {
 			a.cfg, err = config.Load("nixrepo.toml")
-		} else {
+			break
+		}
+		// The built-in configuration is the source tree's demo: it ingests
+		// the tree's sample cache and keeps its store and key under ./var.
+		// Anywhere else it would create a store and a key in whatever
+		// folder the command ran in.
+		if fi, statErr := os.Stat(demoIncoming); statErr != nil || !fi.IsDir() {
 			wd, _ := os.Getwd()
-			a.cfg, err = config.Parse(root.DefaultConfig, "built-in default config", wd)
+			return nil, usageError{fmt.Errorf("no nixrepo.toml in %s: pass --config FILE (the built-in demo configuration is only used in nixrepo's source tree, beside %s)", wd, demoIncoming)}
+		}
+		wd, _ := os.Getwd()
+		if a.cfg, err = config.Parse(root.DefaultConfig, "built-in demo config", wd); err == nil && !a.demoNoted {
+			a.demoNoted = true
+			fmt.Fprintf(a.stderr, "nixrepo: no nixrepo.toml here: using the built-in demo configuration (store ./var/store, incoming %s); --config FILE to use another\n", demoIncoming)
 		}
 	}
 	return a.cfg, err
 }
+
+// demoIncoming is the built-in demo configuration's incoming folder: where
+// it is, the current folder is nixrepo's source tree.
+const demoIncoming = "testdata/sample-cache"
 
 // startTemp starts the process's temporary folder for cfg.
 func startTemp(cfg *config.Config) (*tmpdir.Dir, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/nixtest"
 	"github.com/nixrepo/nixrepo/server"
+	"github.com/nixrepo/nixrepo/site"
 )
 
 // serverFixture is a nixrepo server over a file bucket with a private
@@ -200,4 +201,35 @@ func serveDirOn(t *testing.T, dir string, ln net.Listener, observe http.HandlerF
 	hs.Start()
 	t.Cleanup(hs.Close)
 	return srv, hs
+}
+
+// TestUploadURLLeavesSubstitutionSigned: a machine that uploads with nix
+// copy to the upload URL and then substitutes the same paths from the
+// repository URL (one netrc for both, as a CI machine has), with its own Nix
+// cache and require-sigs, gets them: Nix cached the unsigned narinfos it
+// sent under the upload URL only. The site and setmeup print that upload
+// URL.
+func TestUploadURLLeavesSubstitutionSigned(t *testing.T) {
+	env := nixtest.Require(t)
+	if site.ServerPrefix != server.NixPrefix || site.ServerUploadPrefix != server.UploadPrefix {
+		t.Fatalf("the site links to %s and %s, the server serves %s and %s", site.ServerPrefix, site.ServerUploadPrefix, server.NixPrefix, server.UploadPrefix)
+	}
+	f := startServer(t)
+	netrc := filepath.Join(t.TempDir(), "netrc")
+	host := strings.TrimPrefix(f.url, "http://")
+	os.WriteFile(netrc, []byte(fmt.Sprintf("machine %s login ci password %s\n", host[:strings.LastIndexByte(host, ':')], f.write)), 0o600)
+	paths := env.Build(t, nixtest.ClosureExpr(fmt.Sprintf("upload-url-%d", os.Getpid()), 3))
+	env.Run(t, "nix", "copy", "--option", "netrc-file", netrc, "--to", f.url+server.UploadPrefix+"nix-local", paths[0])
+	if n := f.narinfos(t); n != 3 {
+		t.Fatalf("%d narinfos stored for a closure of 3", n)
+	}
+	root := filepath.Join(t.TempDir(), "root")
+	if _, stderr, err := env.RunErr("nix", "copy", "--option", "netrc-file", netrc, "--from", f.url+server.NixPrefix+"nix-local", "--to", root,
+		"--option", "require-sigs", "true", "--option", "trusted-public-keys", f.pub, paths[0]); err != nil {
+		t.Fatalf("substitution by the uploading machine: %v\n%s", err, stderr)
+	}
+	out := mustRun(t, f.dir, "setmeup", "--repo", "nix-local", "--url", "https://cache.example.org")
+	if !strings.Contains(out, "nix copy --to 'https://cache.example.org"+server.UploadPrefix+"nix-local'") {
+		t.Errorf("setmeup does not print the upload URL:\n%s", out)
+	}
 }

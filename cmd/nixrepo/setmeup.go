@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nixrepo/nixrepo/server"
 )
 
 func newSetmeupCmd(a *app) *cobra.Command {
@@ -49,12 +51,13 @@ and, for each snapshot, its immutable URL with the fetchTarball sha256.`,
 				prio = fmt.Sprintf("?priority=%d", r.Priority)
 			}
 			static := base + "/" + r.Name + prio
-			srv := base + "/api/nix/" + r.Name
+			srv := base + server.NixPrefix + r.Name
+			upload := base + server.UploadPrefix + r.Name
 			if a.jsonOut {
 				return a.printJSON(map[string]string{
 					"substituter":       static,
 					"serverSubstituter": srv + prio,
-					"uploadURL":         srv,
+					"uploadURL":         upload,
 					"netrc":             fmt.Sprintf("machine %s login nixrepo password TOKEN", u.Hostname()),
 					"trustedPublicKey":  pub.String(),
 				})
@@ -72,8 +75,10 @@ and, for each snapshot, its immutable URL with the fetchTarball sha256.`,
 			}
 			fmt.Fprintf(w, "# /etc/nix/netrc (a token from `nixrepo token new`; any login works):\n")
 			fmt.Fprintf(w, "#   machine %s login nixrepo password TOKEN\n", u.Hostname())
-			fmt.Fprintf(w, "# upload a build (needs a token with write access to %s):\n", r.Name)
-			fmt.Fprintf(w, "#   nix copy --to '%s' ./result\n", srv)
+			fmt.Fprintf(w, "# upload a build (needs a token with write access to %s); uploads have their own URL,\n", r.Name)
+			fmt.Fprintf(w, "# so that Nix's cache of the unsigned narinfos it sends does not shadow the signed ones\n")
+			fmt.Fprintf(w, "# substituted from the URL above:\n")
+			fmt.Fprintf(w, "#   nix copy --to '%s' ./result\n", upload)
 			return nil
 		},
 	}
