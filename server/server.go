@@ -105,7 +105,7 @@ type Options struct {
 	// NarInfoCacheEntries bounds the narinfo cache (default 65536).
 	NarInfoCacheEntries int
 	// ChannelTarball bounds what an uploaded channel tarball unpacks to
-	// (zero fields: ingest's defaults); past it the upload is 413.
+	// (zero fields: package channel's defaults); past it the upload is 413.
 	ChannelTarball channel.TarballLimits
 	// MaxConcurrentUnpacks bounds the channel tarballs unpacked at once
 	// (default DefaultMaxConcurrentUnpacks), and so the disk their unpack
