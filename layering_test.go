@@ -12,9 +12,11 @@ const module = "github.com/nixrepo/nixrepo"
 // allowed lists, for each package, the project packages its non-test code
 // may import. Imports point down the table in docs/design.md: cmd → server →
 // stages → store → nix. Stages never import each other; they talk through the
-// bucket. The server is the adapter on top: it drives ingest, index and
-// search, and decodes Content-Encoding bodies with internal/compress, the one
-// decoder implementation.
+// bucket. ingest/channel, the channel snapshots, is part of the ingest stage:
+// it admits with ingest's error kinds, and ingest knows nothing of channels.
+// The server is the adapter on top: it drives ingest, ingest/channel, index
+// and search, and decodes Content-Encoding bodies with internal/compress, the
+// one decoder implementation.
 var allowed = map[string][]string{
 	"internal/nix":      {},
 	"internal/nar":      {},
@@ -24,11 +26,12 @@ var allowed = map[string][]string{
 	"internal/work":     {},
 	"internal/tmpdir":   {},
 	"ingest":            {"internal/nix", "internal/nar", "internal/compress", "internal/store", "internal/work"},
+	"ingest/channel":    {"internal/nix", "internal/compress", "internal/store", "ingest"},
 	"index":             {"internal/nix", "internal/store", "internal/compress", "internal/work"},
 	"search":            {"internal/nix", "internal/store", "index"},
 	"site":              {"internal/nix", "index"},
 	"publish":           {"internal/nix", "internal/store", "index", "site"},
-	"server":            {"internal/nix", "internal/store", "internal/compress", "ingest", "index", "search"},
+	"server":            {"internal/nix", "internal/store", "internal/compress", "ingest", "ingest/channel", "index", "search"},
 	"cmd/nixrepo":       {"*"},
 	// Whole-system tests of the nixrepo binary; the package has no code.
 	"e2e": {"*"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"strings"
@@ -33,26 +34,6 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Progress is a snapshot of a running ingest.
-type Progress struct {
-	Paths, TotalPaths int
-	Bytes, TotalBytes int64 // NAR file bytes verified so far / in all
-}
-
-// Outcome of one path.
-type Outcome string
-
-const (
-	Accepted Outcome = "accepted" // verified, signed and stored
-	Present  Outcome = "present"  // already in the repository, identical
-	Refused  Outcome = "refused"  // not stored; Reason says why
-	// Gone: the path left the source while this run read it, and the
-	// repository does not have it from this run: another run consuming the
-	// same source took it (and stored it before deleting it), or whoever
-	// writes the source removed it. Not a refusal.
-	Gone Outcome = "gone"
-)
-
 // PathReport is the outcome for one store path (or one unreadable narinfo).
 type PathReport struct {
 	StorePath string  `json:"storePath"`
@@ -79,13 +60,6 @@ type Report struct {
 	Written   int64        `json:"bytesWritten"` // NAR file bytes newly stored
 	Duration  Duration     `json:"duration"`
 	Paths     []PathReport `json:"paths"`
-}
-
-// Duration marshals as seconds.
-type Duration time.Duration
-
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return []byte(fmt.Sprintf("%.3f", time.Duration(d).Seconds())), nil
 }
 
 // candidate is one narinfo of the source as it moves through the stages.
@@ -378,6 +352,10 @@ func (in *ingester) verify(ctx context.Context, cands []*candidate) error {
 	})
 }
 
+// errSettled: the candidate was settled (refused, present or gone) through
+// its fields; not a failure of the run.
+var errSettled = errors.New("settled")
+
 // verifyOne returns an error only for failures of the machinery; a bad path
 // is refused through c.
 func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
@@ -394,118 +372,109 @@ func (in *ingester) verifyOne(ctx context.Context, c *candidate) error {
 		return nil
 	}
 	compression := ni.EffectiveCompression()
-	// With a FileHash claim the final name is known up front: store while
-	// verifying and abort on any mismatch. Without one, verify first.
-	var w *store.Writer
-	if !ni.FileHash.IsZero() {
-		c.dstNar = store.NarFile(ni.FileHash, compression)
-		// Paths of the batch sharing a NAR file take turns, so the file is
-		// stored once and the others see it.
-		unlock := in.lockNar(c.dstNar)
-		defer unlock()
-		exists, err := in.dst.Exists(ctx, c.dstNar)
+	o := MeasureOptions{Compression: compression, MaxFileSize: attrs.Size, SizeHint: attrs.Size, NarSize: ni.NarSize}
+	check := func(m Measured, err error) error {
+		var narErr *NarError
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.As(err, &narErr) && !ni.FileHash.IsZero() && !ni.FileHash.Equal(m.FileHash):
+			// The bytes are not the file the narinfo describes; that is
+			// the cause, the decode error only a symptom.
+			c.refuse("FileHash mismatch: narinfo claims %s, file has %s (and it does not decode: %v)", ni.FileHash, m.FileHash, err)
+			return errSettled
+		default:
+			c.refuse("NAR file %s: %v", ni.URL, err)
+			return errSettled
+		}
+		if err := CheckClaims(ni, m); err != nil {
+			c.refuse("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return errSettled
+		}
+		return nil
+	}
+	if ni.FileHash.IsZero() {
+		// No FileHash claim: the final name is only known once the file
+		// is measured; verify first, then copy it (copyFile).
+		r, err := in.openSourceNar(ctx, c, true)()
 		if err != nil {
-			return err
+			return settled(err)
 		}
-		if !exists {
-			w, err = in.dst.NewWriter(ctx, c.dstNar, &store.WriteOptions{ContentType: store.ContentTypeNar})
-			if err != nil {
-				return err
-			}
-			defer w.Abort()
+		defer r.Close()
+		m, err := Measure(r, o)
+		if err := check(m, err); err != nil {
+			return settled(err)
 		}
-	}
-	r, err := in.src.NewReader(ctx, c.srcNar)
-	if in.sourceNarProblem(ctx, c, err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	var copyTo ioWriter
-	if w != nil {
-		copyTo = w
-	}
-	m, err := Measure(countingReader{r, &in.bytesRead}, MeasureOptions{
-		Compression: compression, MaxFileSize: attrs.Size, SizeHint: attrs.Size, NarSize: ni.NarSize, Copy: copyTo})
-	var narErr *NarError
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case isStoreWriteError(err):
-		return err
-	case errors.As(err, &narErr) && !ni.FileHash.IsZero() && !ni.FileHash.Equal(m.FileHash):
-		// The bytes are not the file the narinfo describes; that is the
-		// cause, the decode error only a symptom.
-		c.refuse("FileHash mismatch: narinfo claims %s, file has %s (and it does not decode: %v)", ni.FileHash, m.FileHash, err)
-		return nil
-	default:
-		c.refuse("NAR file %s: %v", ni.URL, err)
-		return nil
-	}
-	if err := CheckClaims(ni, m); err != nil {
-		c.refuse("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
-		return nil
-	}
-	c.m = m
-	if w != nil {
-		if err := w.Commit(); err != nil {
-			return err
-		}
-		c.stored = true
-		return writeMeta(ctx, in.dst, m)
-	}
-	if c.dstNar == "" {
-		// No FileHash was claimed: name the file now and copy it.
+		c.m = m
 		c.dstNar = store.NarFile(m.FileHash, compression)
-		exists, err := in.dst.Exists(ctx, c.dstNar)
-		if err != nil || exists {
-			return err
-		}
-		if refused, err := in.copyFile(ctx, c); refused || err != nil {
-			return err
-		}
-		c.stored = true
-		return writeMeta(ctx, in.dst, m)
+		return settled(in.copyFile(ctx, c))
 	}
+	// With a FileHash claim the final name is known up front: store while
+	// verifying and abort on any mismatch. Paths of the batch sharing a
+	// NAR file take turns, so the file is stored once and the others see
+	// it.
+	c.dstNar = store.NarFile(ni.FileHash, compression)
+	unlock := in.lockNar(c.dstNar)
+	defer unlock()
+	m, stored, err := storeNar(ctx, in.dst, c.dstNar, in.openSourceNar(ctx, c, true), o, measureStored, check)
+	if err != nil {
+		return settled(err)
+	}
+	c.m, c.stored = m, stored
 	return nil
 }
 
-// copyFile copies a verified NAR file whose name was only known after
-// measuring; the copy is measured again so nothing unverified is stored. A
-// source file that changed or went away since it was measured refuses the
-// path (refused is true); err is for failures of the machinery.
-func (in *ingester) copyFile(ctx context.Context, c *candidate) (refused bool, err error) {
-	r, err := in.src.NewReader(ctx, c.srcNar)
-	if in.sourceNarProblem(ctx, c, err) {
-		return true, nil
+// settled returns err unless it is errSettled.
+func settled(err error) error {
+	if errors.Is(err, errSettled) {
+		return nil
 	}
-	if err != nil {
-		return false, err
+	return err
+}
+
+// openSourceNar returns what opens c's NAR file in the source, counting the
+// bytes read when count is set. A file that is missing or refused settles
+// c (errSettled).
+func (in *ingester) openSourceNar(ctx context.Context, c *candidate, count bool) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) {
+		r, err := in.src.NewReader(ctx, c.srcNar)
+		if in.sourceNarProblem(ctx, c, err) {
+			return nil, errSettled
+		}
+		if err != nil {
+			return nil, err
+		}
+		if count {
+			return countingReader{r, &in.bytesRead}, nil
+		}
+		return r, nil
 	}
-	defer r.Close()
-	w, err := in.dst.NewWriter(ctx, c.dstNar, &store.WriteOptions{ContentType: store.ContentTypeNar})
-	if err != nil {
-		return false, err
-	}
-	defer w.Abort()
-	m, err := Measure(r, MeasureOptions{Compression: c.ni.EffectiveCompression(),
-		MaxFileSize: int64(c.m.FileSize), SizeHint: int64(c.m.FileSize), NarSize: c.m.NarSize, Copy: w})
-	switch {
-	case err == nil && m.FileHash.Equal(c.m.FileHash):
-		return false, w.Commit()
-	case ctx.Err() != nil:
-		return false, ctx.Err()
-	case isStoreWriteError(err):
-		return false, fmt.Errorf("copying %s: %w", in.src.Key(c.srcNar), err)
-	case err != nil:
-		c.refuse("NAR file %s changed while it was ingested: %v", c.ni.URL, err)
-	default:
-		c.refuse("NAR file %s changed while it was ingested (FileHash %s, then %s)", c.ni.URL, c.m.FileHash, m.FileHash)
-	}
-	return true, nil
+}
+
+// copyFile stores a verified NAR file whose name was only known after
+// measuring it (c.m), unless the repository has it; the copy is measured
+// again so nothing unverified is stored. A source file that changed or went
+// away since it was measured settles the path (errSettled).
+func (in *ingester) copyFile(ctx context.Context, c *candidate) error {
+	first := c.m
+	_, stored, err := storeNar(ctx, in.dst, c.dstNar, in.openSourceNar(ctx, c, false), MeasureOptions{
+		Compression: c.ni.EffectiveCompression(), MaxFileSize: int64(first.FileSize), SizeHint: int64(first.FileSize), NarSize: first.NarSize,
+	}, skipStored, func(m Measured, err error) error {
+		switch {
+		case err == nil && m.FileHash.Equal(first.FileHash):
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			c.refuse("NAR file %s changed while it was ingested: %v", c.ni.URL, err)
+		default:
+			c.refuse("NAR file %s changed while it was ingested (FileHash %s, then %s)", c.ni.URL, first.FileHash, m.FileHash)
+		}
+		return errSettled
+	})
+	c.stored = stored
+	return err
 }
 
 // resolveReferences refuses every verified path with a reference that is
@@ -559,37 +528,15 @@ func (in *ingester) resolveReferences(ctx context.Context, cands []*candidate) {
 // commit writes listings and signed narinfos, references first.
 func (in *ingester) commit(ctx context.Context, cands []*candidate) error {
 	byHash := map[string]*candidate{}
+	var infos []*nix.NarInfo
 	for _, c := range cands {
 		if c.outcome == "" {
 			byHash[c.hash] = c
+			infos = append(infos, c.ni)
 		}
 	}
-	visited := map[string]bool{}
-	var order []*candidate
-	var visit func(c *candidate)
-	visit = func(c *candidate) {
-		if visited[c.hash] {
-			return
-		}
-		visited[c.hash] = true
-		for _, ref := range c.ni.References {
-			if d, ok := byHash[ref.HashPart()]; ok {
-				visit(d)
-			}
-		}
-		order = append(order, c)
-	}
-	// Visit in a stable order so runs are reproducible.
-	hashes := make([]string, 0, len(byHash))
-	for h := range byHash {
-		hashes = append(hashes, h)
-	}
-	sort.Strings(hashes)
-	for _, h := range hashes {
-		visit(byHash[h])
-	}
-	for _, c := range order {
-		if err := in.commitOne(ctx, c); err != nil {
+	for _, ni := range nix.ReferencesFirst(infos) {
+		if err := in.commitOne(ctx, byHash[ni.StorePath.HashPart()]); err != nil {
 			return err
 		}
 	}
@@ -607,31 +554,18 @@ func (in *ingester) commitOne(ctx context.Context, c *candidate) error {
 		c.refuse("cannot sign: %v", err)
 		return nil
 	}
-	// The listing before the narinfo, unless another writer committed the
-	// path meanwhile: then its listing stands.
-	var err error
-	if has, herr := in.dst.HasNarInfo(ctx, c.hash); herr != nil {
-		return herr
-	} else if has {
-		err = store.ErrExists
-	} else {
-		if err := createListing(ctx, in.dst, c.hash, c.m.Listing); err != nil {
-			return err
-		}
-		err = in.dst.PutNarInfo(ctx, &ni)
+	won, err := commitNarInfo(ctx, in.dst, &ni, c.m.Listing, Limits{})
+	if err != nil {
+		return err
 	}
-	if errors.Is(err, store.ErrExists) {
-		// Another writer got there first: first writer wins, and so does
-		// its listing.
-		if err := SettleListing(ctx, in.dst, c.hash, Limits{}); err != nil {
-			return err
-		}
+	if !won {
+		// Another writer got there first: first writer wins.
 		in.mu.Lock()
 		delete(in.known, c.hash)
 		in.mu.Unlock()
-		existing, lerr := in.lookup(ctx, c.hash)
-		if lerr != nil {
-			return lerr
+		existing, err := in.lookup(ctx, c.hash)
+		if err != nil {
+			return err
 		}
 		if existing != nil && existing.NarHash.Equal(ni.NarHash) {
 			c.outcome = Present
@@ -639,12 +573,6 @@ func (in *ingester) commitOne(ctx context.Context, c *candidate) error {
 			c.refuse("conflicts with a copy of this store path written concurrently (NarHash %s); the first upload wins", existing.NarHash)
 		}
 		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := ensureListing(ctx, in.dst, c.hash, c.m.Listing); err != nil {
-		return err
 	}
 	c.outcome = Accepted
 	in.mu.Lock()
@@ -714,4 +642,18 @@ func (in *ingester) consume(ctx context.Context, cands []*candidate) (int, error
 		}
 	}
 	return n, nil
+}
+
+// sizeText writes a byte count for messages: "1 MiB" when it is a whole
+// number of KiB, MiB or GiB, else "N bytes".
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		unit string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.unit)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -1,19 +1,14 @@
 package ingest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nixrepo/nixrepo/internal/compress"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/internal/work"
@@ -176,159 +171,29 @@ func MirrorPaths(ctx context.Context, repo *store.Cache, up *Upstream, roots []n
 		return nil, fmt.Errorf("mirror paths: %w", err)
 	}
 
-	// 3. Narinfos, references first.
-	committed := map[string]bool{}
-	var visit func(ni *nix.NarInfo) bool
-	visiting := map[string]bool{}
-	visit = func(ni *nix.NarInfo) bool {
-		h := ni.StorePath.HashPart()
-		if committed[h] || visiting[h] {
-			return committed[h] || visiting[h]
-		}
-		visiting[h] = true
-		for _, ref := range ni.References {
-			if d, ok := infos[ref.HashPart()]; ok && ref.HashPart() != h {
-				visit(d)
-			}
-		}
-		m, ok := measured[h]
-		if !ok {
-			return false
-		}
-		if err := CommitPulled(ctx, repo, ni, m, o.Key); err != nil {
-			problem(ni.StorePath.Absolute(), "%v", err)
-			return false
-		}
-		committed[h] = true
-		rep.Fetched++
-		return true
+	// 3. Narinfos, references first. A path whose references failed is
+	// not written (CommitPulled: ErrMissingRefs).
+	pending := make([]*nix.NarInfo, 0, len(infos))
+	for _, ni := range infos {
+		pending = append(pending, ni)
 	}
-	hashes := make([]string, 0, len(infos))
-	for h := range infos {
-		hashes = append(hashes, h)
-	}
-	sort.Strings(hashes)
-	for _, h := range hashes {
+	for _, ni := range nix.ReferencesFirst(pending) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		visit(infos[h])
+		m, ok := measured[ni.StorePath.HashPart()]
+		if !ok {
+			continue
+		}
+		if err := CommitPulled(ctx, repo, ni, m, o.Key); err != nil {
+			problem(ni.StorePath.Absolute(), "%v", err)
+			continue
+		}
+		rep.Fetched++
 	}
 	sort.Slice(rep.Problems, func(i, j int) bool { return rep.Problems[i].StorePath < rep.Problems[j].StorePath })
 	rep.Failed = len(rep.Problems)
 	rep.Bytes = bytesRead.Load()
 	rep.Duration = Duration(time.Since(start))
 	return rep, nil
-}
-
-// storedMeasurement returns the recorded measurement of ni's NAR file when
-// the file is already stored and its record matches ni's claims.
-func storedMeasurement(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) (Measured, bool) {
-	meta, err := repo.ReadNarMeta(ctx, ni.FileHash.Nix32(), Limits{}.maxListing())
-	if err != nil || meta == nil {
-		return Measured{}, false
-	}
-	m := measuredOf(meta)
-	if CheckClaims(ni, m) != nil {
-		return Measured{}, false
-	}
-	if ok, err := repo.Exists(ctx, store.NarFile(ni.FileHash, ni.EffectiveCompression())); err != nil || !ok {
-		return Measured{}, false
-	}
-	return m, true
-}
-
-// ParseStorePaths reads store paths, one per line (absolute or basenames;
-// blank lines and # comments ignored), as in a channel's store-paths.xz.
-// A line that is no store path is a *StorePathListError.
-func ParseStorePaths(text string) ([]nix.StorePath, error) {
-	return scanStorePaths(strings.NewReader(text))
-}
-
-// StorePathListError is a line of a store path list that is not a store
-// path (or is longer than one can be).
-type StorePathListError struct {
-	Line int
-	Err  error
-}
-
-func (e *StorePathListError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
-func (e *StorePathListError) Unwrap() error { return e.Err }
-
-// maxStorePathLine bounds a line of a store path list: a store path is at
-// most 44 + 211 bytes.
-const maxStorePathLine = 4096
-
-// ReadStorePaths reads a list of store paths as ParseStorePaths does from r,
-// compressed with compression ("xz", "none", …: see compress.NewReader),
-// streaming: at most nix.MaxStorePathsSize decoded bytes (past them, an
-// error wrapping compress.ErrTooLarge; the list is never cut short) and
-// lines of at most 4096 bytes (a *StorePathListError). Corrupt data wraps
-// compress.ErrCorrupt.
-func ReadStorePaths(r io.Reader, compression string) ([]nix.StorePath, error) {
-	return readStorePaths(r, compression, nix.MaxStorePathsSize)
-}
-
-func readStorePaths(r io.Reader, compression string, limit int64) ([]nix.StorePath, error) {
-	dr, err := compress.NewReaderOptions(r, compression, compress.Options{MaxOutput: limit})
-	if err != nil {
-		return nil, err
-	}
-	defer dr.Close()
-	return scanStorePaths(dr)
-}
-
-func scanStorePaths(r io.Reader) ([]nix.StorePath, error) {
-	var out []nix.StorePath
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), maxStorePathLine)
-	i := 0
-	for sc.Scan() {
-		i++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		var p nix.StorePath
-		var err error
-		if strings.HasPrefix(line, "/") {
-			p, err = nix.ParseStorePath(line)
-		} else {
-			p, err = nix.ParseStorePathBase(line)
-		}
-		if err != nil {
-			return nil, &StorePathListError{Line: i, Err: err}
-		}
-		out = append(out, p)
-	}
-	if errors.Is(sc.Err(), bufio.ErrTooLong) {
-		return nil, &StorePathListError{Line: i + 1, Err: fmt.Errorf("longer than %d bytes, more than a store path can be", maxStorePathLine)}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// SnapshotStorePaths returns the store paths of channel's current snapshot
-// in repo (its store-paths.xz), read as ReadStorePaths does.
-func SnapshotStorePaths(ctx context.Context, repo *store.Cache, channel string) ([]nix.StorePath, error) {
-	ch, err := repo.ReadChannel(ctx, channel)
-	if err != nil {
-		return nil, fmt.Errorf("channel %s: %w", channel, err)
-	}
-	cur, ok := ch.Current()
-	if !ok || !slices.Contains(cur.Files, store.ChannelStorePaths) {
-		return nil, fmt.Errorf("channel %s has no %s in its current snapshot", channel, store.ChannelStorePaths)
-	}
-	rd, err := repo.NewReader(ctx, store.SnapshotFileRel(channel, cur.Flavor, cur.ID, store.ChannelStorePaths))
-	if err != nil {
-		return nil, fmt.Errorf("channel %s: %w", channel, err)
-	}
-	defer rd.Close()
-	paths, err := ReadStorePaths(rd, "xz")
-	if err != nil {
-		return nil, fmt.Errorf("channel %s: %s: %w", channel, store.ChannelStorePaths, err)
-	}
-	return paths, nil
 }

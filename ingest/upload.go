@@ -3,117 +3,15 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
-	"github.com/nixrepo/nixrepo/internal/nar"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
-
-// Upload errors. Every error PutNar and PutNarInfo return for bad input
-// wraps one of these, so an HTTP adapter can map it to a status; anything
-// else is a failure of the repository itself.
-var (
-	// ErrInvalid: the request is malformed (bad name, unparsable narinfo).
-	ErrInvalid = errors.New("invalid upload")
-	// ErrMismatch: the content contradicts its name or claims, or it is
-	// not a well-formed NAR, or a reference is missing.
-	ErrMismatch = errors.New("upload does not verify")
-	// ErrConflict: the repository already has a different path at this name.
-	ErrConflict = errors.New("conflicting upload")
-)
-
-// meta is what the store records of a measured NAR file (store.NarMeta):
-// the listing is embedded, at most Limits.MaxListing bytes.
-func (m Measured) meta() store.NarMeta {
-	return store.NarMeta{FileHash: m.FileHash, FileSize: m.FileSize, NarHash: m.NarHash, NarSize: m.NarSize,
-		Listing: m.Listing, ListingSkipped: m.ListingSkipped}
-}
-
-func measuredOf(meta *store.NarMeta) Measured {
-	return Measured{FileHash: meta.FileHash, FileSize: meta.FileSize, NarHash: meta.NarHash, NarSize: meta.NarSize,
-		Listing: meta.Listing, ListingSkipped: meta.ListingSkipped}
-}
-
-// commitMeasured makes a verified NAR file visible (w is nil when it was
-// already stored) and records its measurement.
-func commitMeasured(ctx context.Context, repo *store.Cache, w *store.Writer, m Measured) (Measured, error) {
-	if w != nil {
-		if err := w.Commit(); err != nil {
-			return Measured{}, err
-		}
-	}
-	if err := writeMeta(ctx, repo, m); err != nil {
-		return Measured{}, err
-	}
-	return m, nil
-}
-
-func writeMeta(ctx context.Context, repo *store.Cache, m Measured) error {
-	meta := m.meta()
-	return repo.PutNarMeta(ctx, &meta)
-}
-
-// readMeta returns the recorded measurement of the NAR file rel, measuring
-// the stored file again when no usable record exists (a NAR stored by an
-// older version or a crash between the two writes). narSize is the NarSize
-// the narinfo being checked claims: measuring stops past it.
-func readMeta(ctx context.Context, repo *store.Cache, rel, compression string, narSize uint64, lim Limits) (*store.NarMeta, error) {
-	fileHash, _, ok := ParseNarName(rel)
-	if ok {
-		m, err := repo.ReadNarMeta(ctx, fileHash, lim.maxListing())
-		if err != nil || m != nil {
-			return m, err
-		}
-	}
-	r, err := repo.NewReader(ctx, rel)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	m, err := Measure(r, MeasureOptions{Compression: compression, SizeHint: r.Size(), NarSize: narSize, Limits: lim})
-	if err != nil {
-		return nil, fmt.Errorf("%w: stored NAR file %s: %v", ErrMismatch, rel, err)
-	}
-	if ok && m.FileHash.Nix32() != fileHash {
-		return nil, fmt.Errorf("%w: stored NAR file %s hashes to %s", ErrMismatch, rel, m.FileHash)
-	}
-	if err := writeMeta(ctx, repo, m); err != nil {
-		return nil, err
-	}
-	meta := m.meta()
-	return &meta, nil
-}
-
-// ParseNarName splits a NAR file name "nar/<nix32 sha256>.nar<ext>" into
-// the FileHash (nix32) and the compression method its extension stands for
-// (Nix's names: ".xz" xz, ".zst" zstd, ".bz2" bzip2, "" none). ok is false for
-// any other shape.
-func ParseNarName(rel string) (fileHash, compression string, ok bool) {
-	name, found := strings.CutPrefix(rel, store.NarDir)
-	if !found || len(name) < 52+4 {
-		return "", "", false
-	}
-	fileHash, rest := name[:52], name[52:]
-	if _, err := nix.DecodeNix32(fileHash); err != nil {
-		return "", "", false
-	}
-	switch rest {
-	case ".nar":
-		return fileHash, "none", true
-	case ".nar.xz":
-		return fileHash, "xz", true
-	case ".nar.zst":
-		return fileHash, "zstd", true
-	case ".nar.bz2":
-		return fileHash, "bzip2", true
-	}
-	return "", "", false
-}
 
 // UploadOptions describe an uploaded NAR file's body and bound its
 // verification.
@@ -139,46 +37,31 @@ func PutNar(ctx context.Context, repo *store.Cache, rel string, body io.Reader, 
 	if !ok {
 		return Measured{}, fmt.Errorf("%w: %q is not a NAR file name (want nar/<52-character nix32 sha256>.nar[.xz|.zst|.bz2])", ErrInvalid, rel)
 	}
-	exists, err := repo.Exists(ctx, rel)
-	if err != nil {
-		return Measured{}, err
-	}
-	var w *store.Writer
-	var copyTo io.Writer
-	if !exists {
-		w, err = repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: store.ContentTypeNar})
-		if err != nil {
-			return Measured{}, err
-		}
-		defer w.Abort()
-		copyTo = w
-	}
-	m, err := Measure(body, MeasureOptions{Compression: compression, MaxFileSize: o.MaxFileSize,
-		SizeHint: o.Size, Copy: copyTo, Limits: o.Limits})
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrTooLarge):
-		return Measured{}, err
-	case isStoreWriteError(err):
-		return Measured{}, err
-	case ctx.Err() != nil:
-		return Measured{}, ctx.Err()
-	default:
+	open := func() (io.ReadCloser, error) { return io.NopCloser(body), nil }
+	m, _, err := storeNar(ctx, repo, rel, open, MeasureOptions{Compression: compression, MaxFileSize: o.MaxFileSize,
+		SizeHint: o.Size, Limits: o.Limits}, recordStored, func(m Measured, err error) error {
 		var ne *NarError
-		if errors.As(err, &ne) {
-			if m.FileHash.Nix32() != fileHash && m.FileSize > 0 {
-				return Measured{}, fmt.Errorf("%w: the file's bytes hash to %s, not to the FileHash in its name (and it does not decode: %v)", ErrMismatch, m.FileHash, err)
-			}
-			return Measured{}, fmt.Errorf("%w: %v", ErrMismatch, err)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrTooLarge):
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.As(err, &ne) && m.FileHash.Nix32() != fileHash && m.FileSize > 0:
+			return fmt.Errorf("%w: the file's bytes hash to %s, not to the FileHash in its name (and it does not decode: %v)", ErrMismatch, m.FileHash, err)
+		case errors.As(err, &ne):
+			return fmt.Errorf("%w: %v", ErrMismatch, err)
+		default:
+			// Reading the body failed: the client went away or sent
+			// less than it announced.
+			return fmt.Errorf("%w: reading the upload: %v", ErrInvalid, err)
 		}
-		// Reading the body failed: the client went away or sent less
-		// than it announced.
-		return Measured{}, fmt.Errorf("%w: reading the upload: %v", ErrInvalid, err)
-	}
-	if m.FileHash.Nix32() != fileHash {
-		return Measured{}, fmt.Errorf("%w: the file's bytes hash to %s, not to the FileHash %s in its name", ErrMismatch, m.FileHash.Nix32(), fileHash)
-	}
-	return commitMeasured(ctx, repo, w, m)
+		if m.FileHash.Nix32() != fileHash {
+			return fmt.Errorf("%w: the file's bytes hash to %s, not to the FileHash %s in its name", ErrMismatch, m.FileHash.Nix32(), fileHash)
+		}
+		return nil
+	})
+	return m, err
 }
 
 // PutResult says what PutNarInfo did.
@@ -254,28 +137,13 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	}
 	// The listing computed from the NAR replaces whatever the client sent;
 	// when none was computed (too large) the client's is not kept either:
-	// a listing served next to a narinfo is always the computed one. Before
-	// the narinfo it is only created (never replacing another upload's), and
-	// not at all when another upload of the path was committed while this
-	// one was checked: that one's stands. The narinfo's writer then makes
-	// the listing its own.
-	if has, herr := repo.HasNarInfo(ctx, hashPart); herr != nil {
-		return res, herr
-	} else if has {
-		err = store.ErrExists
-	} else {
-		if err := createListing(ctx, repo, hashPart, m.Listing); err != nil {
-			return res, err
-		}
-		err = repo.PutNarInfo(ctx, ni)
+	// a listing served next to a narinfo is always the computed one.
+	won, err := commitNarInfo(ctx, repo, ni, m.Listing, lim)
+	if err != nil {
+		return res, err
 	}
-	if errors.Is(err, store.ErrExists) {
+	if !won {
 		// A concurrent upload of the same path won; same NarHash is fine.
-		// The listing just written may be this upload's: put back the
-		// winner's.
-		if err := SettleListing(ctx, repo, hashPart, lim); err != nil {
-			return res, err
-		}
 		existing, _, rerr := repo.ReadNarInfo(ctx, hashPart)
 		if rerr == nil && existing.NarHash.Equal(ni.NarHash) {
 			res.Outcome = Present
@@ -283,111 +151,8 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 		}
 		return res, fmt.Errorf("%w: %s was uploaded concurrently with different contents (the first upload wins)", ErrConflict, ni.StorePath.Absolute())
 	}
-	if err != nil {
-		return res, err
-	}
-	// A concurrent loser may have written its listing between ours and the
-	// narinfo; from now on every other writer of this listing settles it.
-	if err := ensureListing(ctx, repo, hashPart, m.Listing); err != nil {
-		return res, err
-	}
 	res.Outcome = Accepted
 	return res, nil
-}
-
-// SettleListing makes the listing beside hashPart's narinfo the one
-// computed from the NAR file that narinfo names (or removes it when that
-// listing was too large to keep). Every writer of a listing calls it once
-// it finds the narinfo written by another: of racing uploads of one store
-// path with different NARs, the narinfo's winner decides the listing, and
-// whichever writer touched the listing last puts the winner's back. Without
-// a narinfo it does nothing.
-func SettleListing(ctx context.Context, repo *store.Cache, hashPart string, lim Limits) error {
-	ni, _, err := repo.ReadNarInfo(ctx, hashPart)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	_, compression, ok := ParseNarName(ni.URL)
-	if !ok {
-		return nil
-	}
-	meta, err := readMeta(ctx, repo, ni.URL, compression, ni.NarSize, lim)
-	if err != nil {
-		return fmt.Errorf("settling the listing of %s: %w", ni.StorePath.Absolute(), err)
-	}
-	return ensureListing(ctx, repo, hashPart, meta.Listing)
-}
-
-// createListing writes hashPart's listing before its narinfo, unless a
-// listing is there already (another upload's, or a client's): the
-// narinfo's writer settles it afterwards (ensureListing).
-func createListing(ctx context.Context, repo *store.Cache, hashPart string, listing []byte) error {
-	if len(listing) == 0 {
-		return nil
-	}
-	err := repo.Put(ctx, store.ListingFile(hashPart), listing, &store.WriteOptions{ContentType: store.ContentTypeListing, IfNotExist: true})
-	if errors.Is(err, store.ErrExists) {
-		return nil
-	}
-	return err
-}
-
-// writeListing writes hashPart's listing, or removes it when listing is
-// empty (too large to keep).
-func writeListing(ctx context.Context, repo *store.Cache, hashPart string, listing []byte) error {
-	if len(listing) == 0 {
-		if err := repo.Delete(ctx, store.ListingFile(hashPart)); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		return nil
-	}
-	return repo.Put(ctx, store.ListingFile(hashPart), listing, &store.WriteOptions{ContentType: store.ContentTypeListing})
-}
-
-// ensureListing makes hashPart's listing hold exactly listing, or not
-// exist when listing is empty (too large to keep); it writes only when the
-// stored one differs.
-func ensureListing(ctx context.Context, repo *store.Cache, hashPart string, listing []byte) error {
-	if len(listing) > 0 {
-		cur, err := repo.GetLimit(ctx, store.ListingFile(hashPart), int64(len(listing)))
-		if err == nil && bytes.Equal(cur, listing) {
-			return nil
-		}
-		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrTooLarge) {
-			return err
-		}
-	}
-	return writeListing(ctx, repo, hashPart, listing)
-}
-
-// missingReferences lists the references of ni (other than itself) that
-// the repository does not hold: a narinfo at the hash part that describes
-// exactly that store path, name included.
-func missingReferences(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) ([]string, error) {
-	var missing []string
-	for _, ref := range ni.References {
-		if ref == ni.StorePath {
-			continue
-		}
-		have, _, err := repo.ReadNarInfo(ctx, ref.HashPart())
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			missing = append(missing, ref.Absolute())
-		case err != nil:
-			var pe *nix.ParseError
-			if errors.As(err, &pe) {
-				missing = append(missing, ref.Absolute()+" (the repository's narinfo is malformed)")
-				continue
-			}
-			return nil, err
-		case have.StorePath != ref:
-			missing = append(missing, fmt.Sprintf("%s (the repository has %s under that hash)", ref.Absolute(), have.StorePath.Absolute()))
-		}
-	}
-	return missing, nil
 }
 
 // PutListing accepts a client's .ls upload (Nix sends it before the NAR
@@ -435,121 +200,43 @@ func PutListing(ctx context.Context, repo *store.Cache, hashPart string, body io
 	return SettleListing(ctx, repo, hashPart, lim)
 }
 
-// Bounds of a listing's JSON structure, so that checking it holds little
-// memory: the longest token (a name of nar.MaxNameLen or a target of
-// nar.MaxTargetLen bytes, escaped, is far shorter) and the deepest nesting
-// (a directory is two levels, an entry's node and its "entries").
-const (
-	maxListingToken = 1 << 20
-	maxListingDepth = 2*nar.MaxDepth + 8
-)
-
-// checkListing reads one JSON object with "version": 1 and a "root" from
-// r, token by token (never a whole value), and nothing after it. It
-// accepts no document that json.Unmarshal into {Version int; Root
-// json.RawMessage} would not take for a listing (FuzzCheckListing).
-// Errors of r are returned as *taggedError.
-func checkListing(r io.Reader) error {
-	src := &listingReader{r: r}
-	dec := json.NewDecoder(src)
-	src.dec = dec
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil {
-		return err
-	} else if tok != json.Delim('{') {
-		return errors.New("not a JSON object")
-	}
-	var version, root bool
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
+// PutOnce stores the write-once object rel (a build log, a realisation, a
+// channel snapshot's file), streamed from src: the same bytes again are
+// accepted, different bytes are ErrConflict (a realisation decides which
+// store path a content-addressed output is, a snapshot ID names its bytes
+// forever; neither is ever replaced). The comparison is by SHA-256,
+// streamed too, so the object is never held in memory.
+func PutOnce(ctx context.Context, repo *store.Cache, rel string, src io.Reader, contentType string) error {
+	h := sha256.New()
+	w, err := repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: contentType, IfNotExist: true})
+	switch {
+	case err == nil:
+		defer w.Abort()
+		if _, err := io.Copy(io.MultiWriter(w, h), src); err != nil {
 			return err
 		}
-		key, _ := tok.(string)
-		// Keys match without regard to case, as encoding/json matches
-		// struct fields: a "Version" is a version too.
-		switch {
-		case strings.EqualFold(key, "version"):
-			v, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			if v != json.Number("1") {
-				return fmt.Errorf("version %v", v)
-			}
-			version = true
-		case strings.EqualFold(key, "root"):
-			root = true
-			fallthrough
-		default:
-			if err := skipJSONValue(dec); err != nil {
-				return err
-			}
+		err = w.Commit()
+		if !errors.Is(err, store.ErrExists) {
+			return err
 		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
+	case errors.Is(err, store.ErrExists):
+		if _, err := io.Copy(h, src); err != nil {
+			return err
+		}
+	default:
 		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		if err == nil {
-			err = errors.New("data after the listing")
-		}
+	old, err := repo.NewReader(ctx, rel)
+	if err != nil {
 		return err
 	}
-	if !version || !root {
-		return errors.New(`no "version": 1 or no "root"`)
+	defer old.Close()
+	oh := sha256.New()
+	if _, err := io.Copy(oh, old); err != nil {
+		return err
+	}
+	if !bytes.Equal(oh.Sum(nil), h.Sum(nil)) {
+		return fmt.Errorf("%w: %s exists with different contents (first upload wins)", ErrConflict, rel)
 	}
 	return nil
-}
-
-// listingReader feeds the JSON decoder of checkListing. It marks the
-// errors of its reader (*taggedError), so that they can be told apart from
-// what the decoder reports about the data, and refuses to read on while
-// the decoder holds more than maxListingToken unconsumed bytes: the
-// decoder buffers a whole token, and only asks for more input to complete
-// one.
-type listingReader struct {
-	r    io.Reader
-	dec  *json.Decoder
-	read int64
-}
-
-type taggedError struct{ err error }
-
-func (e *taggedError) Error() string { return e.err.Error() }
-func (e *taggedError) Unwrap() error { return e.err }
-
-func (l *listingReader) Read(p []byte) (int, error) {
-	if l.read-l.dec.InputOffset() > maxListingToken {
-		return 0, fmt.Errorf("a JSON token is longer than %d bytes", maxListingToken)
-	}
-	n, err := l.r.Read(p)
-	l.read += int64(n)
-	if err != nil && err != io.EOF {
-		err = &taggedError{err}
-	}
-	return n, err
-}
-
-// skipJSONValue reads one value's tokens.
-func skipJSONValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-			if depth > maxListingDepth {
-				return fmt.Errorf("nested deeper than %d levels", maxListingDepth)
-			}
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return nil
-		}
-	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -107,99 +106,4 @@ func (u *Upstream) NarInfo(ctx context.Context, hashPart string) (*nix.NarInfo, 
 		return nil, fmt.Errorf("%w: upstream narinfo of %s has no FileHash", ErrMismatch, ni.StorePath.Absolute())
 	}
 	return ni, nil
-}
-
-// PullNar fetches ni's NAR file from upstream and stores it in repo under
-// its canonical name while verifying it against ni in the same pass. When
-// tee is not nil, the bytes are also written to it as they arrive (a
-// client being served). Nothing is stored unless everything matches;
-// decoding stops at the first byte past the narinfo's NarSize.
-func PullNar(ctx context.Context, repo *store.Cache, up *Upstream, ni *nix.NarInfo, tee io.Writer) (Measured, error) {
-	rel := store.NarFile(ni.FileHash, ni.EffectiveCompression())
-	resp, err := up.get(ctx, ni.URL)
-	if err != nil {
-		return Measured{}, err
-	}
-	defer resp.Body.Close()
-	exists, err := repo.Exists(ctx, rel)
-	if err != nil {
-		return Measured{}, err
-	}
-	var w *store.Writer
-	var copyTo io.Writer
-	if !exists {
-		if w, err = repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: store.ContentTypeNar}); err != nil {
-			return Measured{}, err
-		}
-		defer w.Abort()
-		copyTo = w
-	}
-	if tee != nil {
-		if copyTo == nil {
-			copyTo = tee
-		} else {
-			copyTo = io.MultiWriter(w, tee)
-		}
-	}
-	limit := int64(ni.FileSize)
-	if limit == 0 {
-		limit = 64 << 30
-	}
-	m, err := Measure(resp.Body, MeasureOptions{Compression: ni.EffectiveCompression(),
-		MaxFileSize: limit, SizeHint: resp.ContentLength, NarSize: ni.NarSize, Copy: copyTo, Limits: up.Limits})
-	if err != nil {
-		var ne *NarError
-		var le *LimitError
-		if errors.As(err, &ne) || errors.As(err, &le) || errors.Is(err, ErrTooLarge) {
-			return Measured{}, fmt.Errorf("%w: upstream NAR of %s: %v", ErrMismatch, ni.StorePath.Absolute(), err)
-		}
-		if isStoreWriteError(err) || ctx.Err() != nil {
-			return Measured{}, err
-		}
-		return Measured{}, fmt.Errorf("%w: reading the NAR of %s: %v", ErrUpstream, ni.StorePath.Absolute(), err)
-	}
-	if err := CheckClaims(ni, m); err != nil {
-		return Measured{}, fmt.Errorf("%w: upstream NAR of %s: %s", ErrMismatch, ni.StorePath.Absolute(), strings.ReplaceAll(err.Error(), "\n", "; "))
-	}
-	return commitMeasured(ctx, repo, w, m)
-}
-
-// ErrMissingRefs: a pulled narinfo cannot be written yet because some of
-// its references are not in the repository.
-var ErrMissingRefs = errors.New("references not in the repository yet")
-
-// CommitPulled writes the narinfo of a path whose NAR file PullNar stored:
-// URL rewritten to the canonical NAR name, upstream signatures kept, key's
-// signature added when key is set, the listing written first, and only when
-// every reference is already in the repository (else ErrMissingRefs), so the
-// repository stays closed under references.
-func CommitPulled(ctx context.Context, repo *store.Cache, ni *nix.NarInfo, m Measured, key nix.SecretKey) error {
-	missing, err := missingReferences(ctx, repo, ni)
-	if err != nil {
-		return err
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s", ErrMissingRefs, strings.Join(missing, " "))
-	}
-	out := *ni
-	out.Compression = ni.EffectiveCompression()
-	out.URL = store.NarFile(m.FileHash, out.Compression)
-	out.FileHash, out.FileSize = m.FileHash, m.FileSize
-	out.Sigs = append([]string(nil), ni.Sigs...)
-	if key.Name != "" {
-		if err := out.Sign(key); err != nil {
-			return err
-		}
-	}
-	hash := ni.StorePath.HashPart()
-	if len(m.Listing) > 0 { // none when it was skipped (Limits.MaxListing)
-		if err := repo.Put(ctx, store.ListingFile(hash), m.Listing, &store.WriteOptions{ContentType: store.ContentTypeListing}); err != nil {
-			return err
-		}
-	}
-	err = repo.PutNarInfo(ctx, &out)
-	if errors.Is(err, store.ErrExists) {
-		return nil // identical content by construction (same upstream path)
-	}
-	return err
 }

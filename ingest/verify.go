@@ -25,12 +25,6 @@ type VerifyOptions struct {
 	Progress func(Progress)
 }
 
-// Problem is one path that failed verification.
-type Problem struct {
-	StorePath string `json:"storePath"`
-	Reason    string `json:"reason"`
-}
-
 // VerifyReport summarises a Verify.
 type VerifyReport struct {
 	Repo     string    `json:"repo"`

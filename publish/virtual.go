@@ -92,44 +92,41 @@ func Materialize(ctx context.Context, st *store.Store, v Virtual) (*VirtualRepor
 			chosen[h] = memberPath{member: m, ni: ni}
 		}
 	}
-	// Write in reference order.
+	// Write references first; a path with a reference no member has (or
+	// one that could not be written) is skipped.
 	done := map[string]bool{}
 	for h := range have {
 		done[h] = true
 	}
-	var visit func(h string, stack map[string]bool) bool
-	visit = func(h string, stack map[string]bool) bool {
-		if done[h] {
-			return true
+	var pending []*nix.NarInfo
+	for _, mp := range chosen {
+		if mp.ni != nil {
+			pending = append(pending, mp.ni)
 		}
-		mp, ok := chosen[h]
-		if !ok || mp.ni == nil || stack[h] {
-			return false
-		}
-		stack[h] = true
-		for _, ref := range mp.ni.References {
-			if ref.HashPart() != h && !visit(ref.HashPart(), stack) {
-				rep.Skipped = append(rep.Skipped, mp.ni.StorePath.Absolute())
-				return false
-			}
-		}
-		if err := copyPath(ctx, st, dst, mp, v.Key, rep); err != nil {
-			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s (%v)", mp.ni.StorePath.Absolute(), err))
-			return false
-		}
-		done[h] = true
-		return true
 	}
-	hashes := make([]string, 0, len(chosen))
-	for h := range chosen {
-		hashes = append(hashes, h)
-	}
-	sort.Strings(hashes)
-	for _, h := range hashes {
+	for _, ni := range nix.ReferencesFirst(pending) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		visit(h, map[string]bool{})
+		h := ni.StorePath.HashPart()
+		if done[h] {
+			continue
+		}
+		complete := true
+		for _, ref := range ni.References {
+			if ref.HashPart() != h && !done[ref.HashPart()] {
+				complete = false
+			}
+		}
+		if !complete {
+			rep.Skipped = append(rep.Skipped, ni.StorePath.Absolute())
+			continue
+		}
+		if err := copyPath(ctx, st, dst, chosen[h], v.Key, rep); err != nil {
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s (%v)", ni.StorePath.Absolute(), err))
+			continue
+		}
+		done[h] = true
 	}
 	rep.Paths = len(done)
 	sort.Strings(rep.Skipped)

@@ -356,7 +356,7 @@ func (a *readAhead) Read(p []byte) (int, error) {
 }
 
 // admitUnpack is the wait of a channel upload of token to repo for its turn
-// to be unpacked (Options.MaxConcurrentUnpacks), as ingest.PushOptions'
+// to be unpacked (Options.MaxConcurrentUnpacks), as channel.PushOptions'
 // AdmitUnpack. The upload keeps its upload slot meanwhile; it waits at most
 // UploadQueueTimeout, then the error wraps errNoUnpackSlot.
 func (s *Server) admitUnpack(token, repo string) func(context.Context) (func(), error) {

@@ -18,17 +18,17 @@ import (
 	"github.com/ulikunitz/xz"
 	_ "gocloud.dev/blob/memblob"
 
-	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/ingest/channel"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/server"
 )
 
 func channelServer(t *testing.T) (*httptest.Server, *store.Store) {
 	t.Helper()
-	return channelServerLimits(t, ingest.TarballLimits{})
+	return channelServerLimits(t, channel.TarballLimits{})
 }
 
-func channelServerLimits(t *testing.T, lim ingest.TarballLimits) (*httptest.Server, *store.Store) {
+func channelServerLimits(t *testing.T, lim channel.TarballLimits) (*httptest.Server, *store.Store) {
 	t.Helper()
 	st, err := store.Open(context.Background(), "mem://", "", false)
 	if err != nil {
@@ -133,7 +133,7 @@ func TestChannelUploadRefusesUnsafeTarball(t *testing.T) {
 	if err := os.WriteFile(victim, []byte("untouched"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	lim := ingest.TarballLimits{MaxEntries: 4, MaxUnpackedSize: 64 << 10}
+	lim := channel.TarballLimits{MaxEntries: 4, MaxUnpackedSize: 64 << 10}
 	tests := []struct {
 		name   string
 		body   []byte
@@ -355,7 +355,7 @@ func TestChannelUnpackBusyRefused(t *testing.T) {
 // is read when it declares its size and at the first byte past the limit
 // when it does not; nothing is published.
 func TestChannelUploadTarballSizeLimit(t *testing.T) {
-	hs, st := channelServerLimits(t, ingest.TarballLimits{MaxSize: 1000})
+	hs, st := channelServerLimits(t, channel.TarballLimits{MaxSize: 1000})
 	body := bytes.Repeat([]byte{'x'}, 2000)
 	code, text := putChannel(t, hs.URL+"/api/nix/r/channels/c/nixpkgs/1", body)
 	if code != http.StatusRequestEntityTooLarge || !strings.Contains(text, "max_tarball_size") {

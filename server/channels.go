@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/ingest/channel"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -155,8 +156,8 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 	defer func() { s.metrics.received(kindChannel, body.n) }()
 	var err error
 	if file == store.ChannelTarball {
-		var res *ingest.PushResult
-		res, err = ingest.PushChannel(r.Context(), repo.cache, &exactReader{r: body, want: r.ContentLength}, ingest.PushOptions{
+		var res *channel.PushResult
+		res, err = channel.Push(r.Context(), repo.cache, &exactReader{r: body, want: r.ContentLength}, channel.PushOptions{
 			Channel: parts[0], Flavor: parts[1], Snapshot: parts[2], MaxSize: s.opts.MaxObjectSize,
 			Keep: repo.ChannelKeep, Pins: repo.ChannelPins, Tarball: s.opts.ChannelTarball,
 			AdmitUnpack: s.admitUnpack(s.uploader(r), repo.Name),
@@ -172,7 +173,7 @@ func (s *Server) putChannel(w http.ResponseWriter, r *http.Request, repo *repoSt
 		var data []byte
 		data, err = s.readBody(r, body, maxSmallObject)
 		if err == nil {
-			err = ingest.AddSnapshotFile(r.Context(), repo.cache, parts[0], parts[1], parts[2], file, data)
+			err = channel.AddSnapshotFile(r.Context(), repo.cache, parts[0], parts[1], parts[2], file, data)
 		}
 	}
 	if err != nil {

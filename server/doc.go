@@ -7,7 +7,8 @@
 // the bucket layout (package store) that static hosting serves, and uploads go
 // through package ingest's validation (PutNar, PutNarInfo), so a path is
 // verified, signed with the repository key and written NAR first, narinfo
-// last, exactly as in batch ingest.
+// last, exactly as in batch ingest; channel snapshots go through package
+// ingest/channel (Push, AddSnapshotFile), as `nixrepo channel push` does.
 //
 // Protocol rules it keeps (see docs/server.md): missing objects are 404;
 // HEAD works everywhere; NARs support Range; narinfo bytes are served as

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/ingest/channel"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/search"
@@ -104,8 +105,8 @@ type Options struct {
 	// NarInfoCacheEntries bounds the narinfo cache (default 65536).
 	NarInfoCacheEntries int
 	// ChannelTarball bounds what an uploaded channel tarball unpacks to
-	// (zero fields: ingest's defaults); past it the upload is 413.
-	ChannelTarball ingest.TarballLimits
+	// (zero fields: package channel's defaults); past it the upload is 413.
+	ChannelTarball channel.TarballLimits
 	// MaxConcurrentUnpacks bounds the channel tarballs unpacked at once
 	// (default DefaultMaxConcurrentUnpacks), and so the disk their unpack
 	// folders take: about that many times ChannelTarball.MaxUnpackedSize.
@@ -125,7 +126,7 @@ type Options struct {
 }
 
 // DefaultMaxConcurrentUnpacks is Options.MaxConcurrentUnpacks' default: two
-// tarballs of ingest.DefaultMaxTarballUnpackedSize take at most about 4 GiB
+// tarballs of channel.DefaultMaxTarballUnpackedSize take at most about 4 GiB
 // of the temporary folder at once.
 const DefaultMaxConcurrentUnpacks = 2
 
@@ -257,7 +258,7 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 	}
 	s.admit = newAdmission(o.MaxUploads, o.MaxUploadsPerToken, o.MaxUploadsPerRepo, o.MaxQueuedUploadsPerToken)
 	if o.ChannelTarball.MaxSize <= 0 {
-		o.ChannelTarball.MaxSize = ingest.DefaultMaxTarballSize
+		o.ChannelTarball.MaxSize = channel.DefaultMaxTarballSize
 	}
 	if o.MaxConcurrentUnpacks <= 0 {
 		o.MaxConcurrentUnpacks = DefaultMaxConcurrentUnpacks

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,10 +96,10 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 			err = fmt.Errorf("%w: %s is not JSON", ingest.ErrInvalid, rel)
 			break
 		}
-		err = putOnce(ctx, repo.cache, rel, bytes.NewReader(data), "application/json")
+		err = ingest.PutOnce(ctx, repo.cache, rel, bytes.NewReader(data), "application/json")
 	case kindLog:
 		err = s.streamBody(r, body, maxSmallObject, func(dec io.Reader) error {
-			return putOnce(ctx, repo.cache, rel, dec, store.ContentTypeLog)
+			return ingest.PutOnce(ctx, repo.cache, rel, dec, store.ContentTypeLog)
 		})
 	}
 	s.metrics.received(k, body.n)
@@ -111,46 +110,6 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, repo *repoState, k 
 	s.metrics.upload(k, outcome)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
-}
-
-// putOnce writes a log or realisation once, streamed from src: the same
-// bytes again are accepted, different bytes are a conflict (a realisation
-// decides which store path a content-addressed output is; it must not be
-// replaced). The comparison is by SHA-256, streamed too, so a log is never
-// held in memory.
-func putOnce(ctx context.Context, repo *store.Cache, rel string, src io.Reader, contentType string) error {
-	h := sha256.New()
-	w, err := repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: contentType, IfNotExist: true})
-	switch {
-	case err == nil:
-		defer w.Abort()
-		if _, err := io.Copy(io.MultiWriter(w, h), src); err != nil {
-			return err
-		}
-		err = w.Commit()
-		if !errors.Is(err, store.ErrExists) {
-			return err
-		}
-	case errors.Is(err, store.ErrExists):
-		if _, err := io.Copy(h, src); err != nil {
-			return err
-		}
-	default:
-		return err
-	}
-	old, err := repo.NewReader(ctx, rel)
-	if err != nil {
-		return err
-	}
-	defer old.Close()
-	oh := sha256.New()
-	if _, err := io.Copy(oh, old); err != nil {
-		return err
-	}
-	if !bytes.Equal(oh.Sum(nil), h.Sum(nil)) {
-		return fmt.Errorf("%w: %s exists with different contents (first upload wins)", ingest.ErrConflict, rel)
-	}
-	return nil
 }
 
 func listingHash(rel string) string { h, _ := store.ListingHash(rel); return h }

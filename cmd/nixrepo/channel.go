@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/ingest/channel"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -37,7 +37,7 @@ the current snapshot's tarball for static hosting.`,
 }
 
 func newChannelPushCmd(a *app) *cobra.Command {
-	var repoName, channel, flavor, snapshot, gitRev, storePaths string
+	var repoName, chName, flavor, snapshot, gitRev, storePaths string
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "push --repo R --channel NAME --flavor nixpkgs|nixos --snapshot ID FILE",
@@ -55,7 +55,7 @@ one is refused.`,
 		Example: `  nixrepo channel push --repo nix-local --channel team --flavor nixpkgs --snapshot 2026.11.27 nixexprs.tar.xz`,
 		Args:    exactArgs(1, "the nixexprs.tar.xz FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if repoName == "" || channel == "" || snapshot == "" {
+			if repoName == "" || chName == "" || snapshot == "" {
 				return usageError{errors.New("channel push: --repo, --channel and --snapshot are required")}
 			}
 			cfg, r, err := a.configRepo(repoName)
@@ -86,8 +86,8 @@ one is refused.`,
 				}
 				extra[name] = b
 			}
-			res, err := ingest.PushChannel(cmd.Context(), st.Repo(r.Name), f, ingest.PushOptions{
-				Channel: channel, Flavor: flavor, Snapshot: snapshot, Extra: extra, Force: force,
+			res, err := channel.Push(cmd.Context(), st.Repo(r.Name), f, channel.PushOptions{
+				Channel: chName, Flavor: flavor, Snapshot: snapshot, Extra: extra, Force: force,
 				Keep: r.ChannelKeep, Pins: r.ChannelPins, Tarball: tarballLimits(cfg),
 			})
 			if err != nil {
@@ -100,7 +100,7 @@ one is refused.`,
 			if !res.Created {
 				state = "already published (identical)"
 			}
-			fmt.Fprintf(a.stdout, "%s/%s snapshot %s %s; sha256 %s; current snapshot: %s\n", r.Name, channel, snapshot, state, res.Snapshot.NarHash, res.Latest)
+			fmt.Fprintf(a.stdout, "%s/%s snapshot %s %s; sha256 %s; current snapshot: %s\n", r.Name, chName, snapshot, state, res.Snapshot.NarHash, res.Latest)
 			if len(res.Pruned) > 0 {
 				fmt.Fprintf(a.stdout, "retention removed: %s\n", strings.Join(res.Pruned, ", "))
 			}
@@ -108,7 +108,7 @@ one is refused.`,
 		},
 	}
 	cmd.Flags().StringVarP(&repoName, "repo", "r", "", "repository (required)")
-	cmd.Flags().StringVar(&channel, "channel", "", "channel name (required)")
+	cmd.Flags().StringVar(&chName, "channel", "", "channel name (required)")
 	cmd.Flags().StringVar(&flavor, "flavor", "nixpkgs", "nixpkgs or nixos")
 	cmd.Flags().StringVar(&snapshot, "snapshot", "", "snapshot ID, e.g. a version or date (required)")
 	cmd.Flags().StringVar(&gitRev, "git-revision", "", "file holding the git revision to keep with the snapshot")
@@ -133,28 +133,28 @@ func newChannelListCmd(a *app) *cobra.Command {
 }
 
 func newChannelShowCmd(a *app) *cobra.Command {
-	var repoName, channel, base string
+	var repoName, chName, base string
 	cmd := &cobra.Command{
 		Use:   "show --repo R --channel NAME [--url BASE]",
 		Short: "Show a channel's snapshots with their immutable URLs and fetchTarball sha256",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if repoName == "" || channel == "" {
+			if repoName == "" || chName == "" {
 				return usageError{errors.New("channel show: --repo and --channel are required")}
 			}
-			return a.printChannels(cmd.Context(), repoName, channel, base, true)
+			return a.printChannels(cmd.Context(), repoName, chName, base, true)
 		},
 	}
 	cmd.Flags().StringVarP(&repoName, "repo", "r", "", "repository (required)")
-	cmd.Flags().StringVar(&channel, "channel", "", "channel (required)")
+	cmd.Flags().StringVar(&chName, "channel", "", "channel (required)")
 	cmd.Flags().StringVar(&base, "url", "https://HOST", "URL where the server or the bucket is served, for the printed lines")
 	return cmd
 }
 
 // tarballLimits maps [channels] to the limits of the channel tarballs
 // that push, serve and mirror accept.
-func tarballLimits(cfg *config.Config) ingest.TarballLimits {
-	return ingest.TarballLimits{MaxEntries: cfg.Channels.MaxTarballEntries, MaxUnpackedSize: int64(cfg.Channels.MaxTarballUnpackedSize),
+func tarballLimits(cfg *config.Config) channel.TarballLimits {
+	return channel.TarballLimits{MaxEntries: cfg.Channels.MaxTarballEntries, MaxUnpackedSize: int64(cfg.Channels.MaxTarballUnpackedSize),
 		MaxSize: int64(cfg.Channels.MaxTarballSize)}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/ingest/channel"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/nix"
 )
@@ -60,7 +61,7 @@ upstream that points to an older release never moves the channel back.
 }
 
 func newMirrorPathsCmd(a *app) *cobra.Command {
-	var repoName, from, channel string
+	var repoName, from, chName string
 	var workers int
 	cmd := &cobra.Command{
 		Use:   "paths --repo R (PATH… | --from FILE | --channel NAME)",
@@ -82,7 +83,7 @@ with a progress bar. The exit status is 1 when any path failed.`,
 				return usageError{errors.New("mirror paths: --repo is required")}
 			}
 			n := 0
-			for _, set := range []bool{len(args) > 0, from != "", channel != ""} {
+			for _, set := range []bool{len(args) > 0, from != "", chName != ""} {
 				if set {
 					n++
 				}
@@ -106,12 +107,12 @@ with a progress bar. The exit status is 1 when any path failed.`,
 			switch {
 			case from != "":
 				roots, err = readStorePathsFile(from)
-			case channel != "":
-				roots, err = ingest.SnapshotStorePaths(ctx, st.Repo(r.Name), channel)
+			case chName != "":
+				roots, err = channel.SnapshotStorePaths(ctx, st.Repo(r.Name), chName)
 			default:
-				roots, err = ingest.ParseStorePaths(strings.Join(args, "\n"))
+				roots, err = channel.ParseStorePaths(strings.Join(args, "\n"))
 			}
-			var bad *ingest.StorePathListError
+			var bad *channel.StorePathListError
 			if errors.As(err, &bad) {
 				return usageError{fmt.Errorf("mirror paths: %w", err)}
 			}
@@ -150,7 +151,7 @@ with a progress bar. The exit status is 1 when any path failed.`,
 	}
 	cmd.Flags().StringVarP(&repoName, "repo", "r", "", "remote repository (required)")
 	cmd.Flags().StringVar(&from, "from", "", "file listing store paths (.xz accepted)")
-	cmd.Flags().StringVar(&channel, "channel", "", "use the current snapshot's store-paths.xz of this channel of the repository")
+	cmd.Flags().StringVar(&chName, "channel", "", "use the current snapshot's store-paths.xz of this channel of the repository")
 	cmd.Flags().IntVarP(&workers, "jobs", "j", 8, "parallel downloads")
 	return cmd
 }
@@ -167,15 +168,15 @@ func readStorePathsFile(name string) ([]nix.StorePath, error) {
 	if strings.HasSuffix(name, ".xz") {
 		compression = "xz"
 	}
-	paths, err := ingest.ReadStorePaths(f, compression)
+	paths, err := channel.ReadStorePaths(f, compression)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return paths, nil
 }
 
-func (a *app) mirrorChannels(ctx context.Context, cfg *config.Config, only string) ([]*ingest.MirrorResult, error) {
-	results := []*ingest.MirrorResult{}
+func (a *app) mirrorChannels(ctx context.Context, cfg *config.Config, only string) ([]*channel.MirrorResult, error) {
+	results := []*channel.MirrorResult{}
 	var todo []*config.Repo
 	for i := range cfg.Repos {
 		r := &cfg.Repos[i]
@@ -199,7 +200,7 @@ func (a *app) mirrorChannels(ctx context.Context, cfg *config.Config, only strin
 	defer st.Close()
 	for _, r := range todo {
 		for _, ch := range r.Channels {
-			res, err := ingest.MirrorChannel(ctx, st.Repo(r.Name), r.ChannelsUpstream, ch, &ingest.MirrorOptions{Keep: r.ChannelKeep, Pins: r.ChannelPins, Tarball: tarballLimits(cfg)})
+			res, err := channel.Mirror(ctx, st.Repo(r.Name), r.ChannelsUpstream, ch, &channel.MirrorOptions{Keep: r.ChannelKeep, Pins: r.ChannelPins, Tarball: tarballLimits(cfg)})
 			if err != nil {
 				return results, fmt.Errorf("repository %s: %w", r.Name, err)
 			}
@@ -209,7 +210,7 @@ func (a *app) mirrorChannels(ctx context.Context, cfg *config.Config, only strin
 	return results, nil
 }
 
-func printMirrorResult(a *app, r *ingest.MirrorResult) {
+func printMirrorResult(a *app, r *channel.MirrorResult) {
 	switch r.Outcome {
 	case "mirrored":
 		fmt.Fprintf(a.stdout, "channel %s: mirrored %s (%s; sha256 %s); current snapshot %s\n", r.Channel, r.Release, humanBytes(r.Bytes), r.Push.Snapshot.NarHash, r.Push.Latest)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/ingest/channel"
 	"github.com/nixrepo/nixrepo/publish"
 )
 
@@ -34,10 +35,10 @@ when nothing was refused and 1 otherwise (publish still runs).`,
 				return err
 			}
 			out := struct {
-				Channels []*ingest.MirrorResult `json:"channels"`
-				Ingest   []*ingest.Report       `json:"ingest"`
-				Index    *index.UpdateReport    `json:"index"`
-				Publish  *publish.AllReport     `json:"publish"`
+				Channels []*channel.MirrorResult `json:"channels"`
+				Ingest   []*ingest.Report        `json:"ingest"`
+				Index    *index.UpdateReport     `json:"index"`
+				Publish  *publish.AllReport      `json:"publish"`
 			}{Ingest: []*ingest.Report{}}
 			out.Channels, err = a.mirrorChannels(ctx, cfg, "")
 			if err != nil {

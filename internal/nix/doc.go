@@ -56,6 +56,14 @@
 // NAR files after FileHash, with NarExtension's extension (the bucket
 // layout, and so the URL nixrepo writes, is package store's).
 //
+// # Reference order
+//
+// A binary cache is closed under references: a narinfo is only written once
+// the narinfos of its references are. ReferencesFirst is the one order every
+// writer of several narinfos at once uses (batch ingest, closure mirroring,
+// virtual repositories): each narinfo after those of its references among
+// them, deterministic for a given set.
+//
 // # Signatures
 //
 // A narinfo is signed by signing its fingerprint

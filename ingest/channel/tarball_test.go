@@ -1,4 +1,4 @@
-package ingest_test
+package channel_test
 
 import (
 	"archive/tar"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/ingest/channel"
 )
 
 // outsideFile is a file beside the test's unpack folders that an archive
@@ -52,7 +53,7 @@ func TestPushChannelRefusesWriteThroughSymlink(t *testing.T) {
 				tarEntry{name: "top/x", body: "pwned\n"},
 			))
 			st := memStore(t)
-			_, err := push(t, st.Repo("r"), data, ingest.PushOptions{Snapshot: "1"})
+			_, err := push(t, st.Repo("r"), data, channel.PushOptions{Snapshot: "1"})
 			if err == nil || !strings.Contains(err.Error(), `entry "top/x" replaces the earlier symlink "top/x"`) || !errors.Is(err, ingest.ErrMismatch) {
 				t.Fatalf("err = %v; want the replaced symlink named", err)
 			}
@@ -89,7 +90,7 @@ func TestPushChannelRefusesEntryReplacingEarlier(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := memStore(t)
-			_, err := push(t, st.Repo("r"), xzBytes(t, makeTar(t, tc.entries...)), ingest.PushOptions{Snapshot: "1"})
+			_, err := push(t, st.Repo("r"), xzBytes(t, makeTar(t, tc.entries...)), channel.PushOptions{Snapshot: "1"})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ingest.ErrMismatch) || errors.Is(err, ingest.ErrTooLarge) {
 				t.Fatalf("err = %v; want ErrMismatch with %q", err, tc.want)
 			}
@@ -101,7 +102,7 @@ func TestPushChannelRefusesEntryReplacingEarlier(t *testing.T) {
 	// A folder named twice replaces nothing.
 	st := memStore(t)
 	if _, err := push(t, st.Repo("r"), xzBytes(t, makeTar(t, tarEntry{name: "top/", dir: true}, def, tarEntry{name: "top/d/", dir: true},
-		tarEntry{name: "top/d/f", body: "x"}, tarEntry{name: "top/d/", dir: true}, tarEntry{name: "top/", dir: true})), ingest.PushOptions{Snapshot: "1"}); err != nil {
+		tarEntry{name: "top/d/f", body: "x"}, tarEntry{name: "top/d/", dir: true}, tarEntry{name: "top/", dir: true})), channel.PushOptions{Snapshot: "1"}); err != nil {
 		t.Fatalf("folders named twice: %v", err)
 	}
 }
@@ -117,28 +118,28 @@ func TestPushChannelTarballLimits(t *testing.T) {
 	tests := []struct {
 		name    string
 		entries []tarEntry
-		lim     ingest.TarballLimits
+		lim     channel.TarballLimits
 		tooBig  bool
 		want    string
 	}{
-		{"entries at the limit", many, ingest.TarballLimits{MaxEntries: 6}, false, ""},
-		{"one entry too many", many, ingest.TarballLimits{MaxEntries: 5}, true, "the tarball has more than 5 entries (max_tarball_entries)"},
-		{"one big file", []tarEntry{def, {name: "top/big", body: strings.Repeat("x", 5000)}}, ingest.TarballLimits{MaxUnpackedSize: 4096}, true, "the tarball unpacks to more than 4096 bytes (max_tarball_unpacked_size)"},
-		{"many small files", append(many, tarEntry{name: "top/e", body: strings.Repeat("e", 600)}), ingest.TarballLimits{MaxUnpackedSize: 4096}, true, "the tarball unpacks to more than 4096 bytes (max_tarball_unpacked_size)"},
-		{"long name", []tarEntry{def, {name: "top/" + strings.Repeat("d/", 2100) + "f", body: "x"}}, ingest.TarballLimits{}, false, "more than 4096"},
-		{"deep name", []tarEntry{def, {name: "top/" + strings.Repeat("d/", 127) + "f", body: "x"}}, ingest.TarballLimits{}, false, "an entry name has 129 path components, more than 128"},
-		{"deep name at the bound", []tarEntry{def, {name: "top/" + strings.Repeat("d/", 126) + "f", body: "x"}}, ingest.TarballLimits{}, false, ""},
-		{"long component", []tarEntry{def, {name: "top/" + strings.Repeat("n", 256), body: "x"}}, ingest.TarballLimits{}, false, "a name component is 256 bytes long, more than 255"},
-		{"long link target", []tarEntry{def, {name: "top/l", link: strings.Repeat("t", 4097)}}, ingest.TarballLimits{}, false, "the link target is 4097 bytes long, more than 4096"},
-		{"hard link", []tarEntry{def, {name: "top/h", link: "top/default.nix", typ: tar.TypeLink}}, ingest.TarballLimits{}, false, `entry "top/h" is a hard link`},
-		{"fifo", []tarEntry{def, {name: "top/p", typ: tar.TypeFifo}}, ingest.TarballLimits{}, false, "unsupported type"},
-		{"block device", []tarEntry{def, {name: "top/b", typ: tar.TypeBlock}}, ingest.TarballLimits{}, false, "unsupported type"},
-		{"character device", []tarEntry{def, {name: "top/c", typ: tar.TypeChar}}, ingest.TarballLimits{}, false, "unsupported type"},
+		{"entries at the limit", many, channel.TarballLimits{MaxEntries: 6}, false, ""},
+		{"one entry too many", many, channel.TarballLimits{MaxEntries: 5}, true, "the tarball has more than 5 entries (max_tarball_entries)"},
+		{"one big file", []tarEntry{def, {name: "top/big", body: strings.Repeat("x", 5000)}}, channel.TarballLimits{MaxUnpackedSize: 4096}, true, "the tarball unpacks to more than 4096 bytes (max_tarball_unpacked_size)"},
+		{"many small files", append(many, tarEntry{name: "top/e", body: strings.Repeat("e", 600)}), channel.TarballLimits{MaxUnpackedSize: 4096}, true, "the tarball unpacks to more than 4096 bytes (max_tarball_unpacked_size)"},
+		{"long name", []tarEntry{def, {name: "top/" + strings.Repeat("d/", 2100) + "f", body: "x"}}, channel.TarballLimits{}, false, "more than 4096"},
+		{"deep name", []tarEntry{def, {name: "top/" + strings.Repeat("d/", 127) + "f", body: "x"}}, channel.TarballLimits{}, false, "an entry name has 129 path components, more than 128"},
+		{"deep name at the bound", []tarEntry{def, {name: "top/" + strings.Repeat("d/", 126) + "f", body: "x"}}, channel.TarballLimits{}, false, ""},
+		{"long component", []tarEntry{def, {name: "top/" + strings.Repeat("n", 256), body: "x"}}, channel.TarballLimits{}, false, "a name component is 256 bytes long, more than 255"},
+		{"long link target", []tarEntry{def, {name: "top/l", link: strings.Repeat("t", 4097)}}, channel.TarballLimits{}, false, "the link target is 4097 bytes long, more than 4096"},
+		{"hard link", []tarEntry{def, {name: "top/h", link: "top/default.nix", typ: tar.TypeLink}}, channel.TarballLimits{}, false, `entry "top/h" is a hard link`},
+		{"fifo", []tarEntry{def, {name: "top/p", typ: tar.TypeFifo}}, channel.TarballLimits{}, false, "unsupported type"},
+		{"block device", []tarEntry{def, {name: "top/b", typ: tar.TypeBlock}}, channel.TarballLimits{}, false, "unsupported type"},
+		{"character device", []tarEntry{def, {name: "top/c", typ: tar.TypeChar}}, channel.TarballLimits{}, false, "unsupported type"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := memStore(t)
-			_, err := push(t, st.Repo("r"), xzBytes(t, makeTar(t, tc.entries...)), ingest.PushOptions{Snapshot: "1", Tarball: tc.lim})
+			_, err := push(t, st.Repo("r"), xzBytes(t, makeTar(t, tc.entries...)), channel.PushOptions{Snapshot: "1", Tarball: tc.lim})
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -195,7 +196,7 @@ func TestPushChannelRefusesXZBomb(t *testing.T) {
 			t.Logf("%d bytes of xz unpacking to %d MiB", len(bomb), tc.files*tc.mib)
 			st := memStore(t)
 			start := time.Now()
-			_, err := push(t, st.Repo("r"), bomb, ingest.PushOptions{Snapshot: "1", Tarball: ingest.TarballLimits{MaxUnpackedSize: 32 << 20}})
+			_, err := push(t, st.Repo("r"), bomb, channel.PushOptions{Snapshot: "1", Tarball: channel.TarballLimits{MaxUnpackedSize: 32 << 20}})
 			if err == nil || !errors.Is(err, ingest.ErrTooLarge) || !strings.Contains(err.Error(), "the tarball unpacks to more than 33554432 bytes (max_tarball_unpacked_size)") {
 				t.Fatalf("err = %v; want the unpacked-size limit", err)
 			}
@@ -213,7 +214,7 @@ func TestPushChannelRefusesXZBomb(t *testing.T) {
 // is the limit's doing.
 func TestPushChannelAcceptsBombUnderLimit(t *testing.T) {
 	st := memStore(t)
-	if _, err := push(t, st.Repo("r"), zeroBomb(t, 4, 1), ingest.PushOptions{Snapshot: "1", Tarball: ingest.TarballLimits{MaxUnpackedSize: 8 << 20}}); err != nil {
+	if _, err := push(t, st.Repo("r"), zeroBomb(t, 4, 1), channel.PushOptions{Snapshot: "1", Tarball: channel.TarballLimits{MaxUnpackedSize: 8 << 20}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -231,11 +232,11 @@ func TestMirrorChannelReportsUnsafeTarball(t *testing.T) {
 	tests := []struct {
 		name    string
 		tarball []byte
-		lim     ingest.TarballLimits
+		lim     channel.TarballLimits
 		want    string
 	}{
-		{"file through a symlink", attack, ingest.TarballLimits{}, `entry "nixos/x" replaces the earlier symlink "nixos/x"`},
-		{"past the entry limit", channelTarball(t, "nixos", "v"), ingest.TarballLimits{MaxEntries: 3}, "the tarball has more than 3 entries (max_tarball_entries)"},
+		{"file through a symlink", attack, channel.TarballLimits{}, `entry "nixos/x" replaces the earlier symlink "nixos/x"`},
+		{"past the entry limit", channelTarball(t, "nixos", "v"), channel.TarballLimits{MaxEntries: 3}, "the tarball has more than 3 entries (max_tarball_entries)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,7 +246,7 @@ func TestMirrorChannelReportsUnsafeTarball(t *testing.T) {
 			f.releases["nixos-25.11.1.aaaaaaa"] = map[string][]byte{"nixexprs.tar.xz": tc.tarball}
 			f.current["nixos-25.11"] = "nixos-25.11.1.aaaaaaa"
 			st := memStore(t)
-			_, err := ingest.MirrorChannel(context.Background(), st.Repo("r"), up.URL, "nixos-25.11", &ingest.MirrorOptions{Tarball: tc.lim})
+			_, err := channel.Mirror(context.Background(), st.Repo("r"), up.URL, "nixos-25.11", &channel.MirrorOptions{Tarball: tc.lim})
 			if err == nil || !strings.HasPrefix(err.Error(), "mirror nixos-25.11: release nixos-25.11.1.aaaaaaa: ") || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v; want the release and %q", err, tc.want)
 			}

@@ -1,4 +1,4 @@
-package ingest_test
+package channel_test
 
 import (
 	"archive/tar"
@@ -17,6 +17,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/ingest/channel"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
 
@@ -84,7 +85,7 @@ func channelTarball(t *testing.T, top, value string) []byte {
 	))
 }
 
-func push(t *testing.T, repo *store.Cache, data []byte, o ingest.PushOptions) (*ingest.PushResult, error) {
+func push(t *testing.T, repo *store.Cache, data []byte, o channel.PushOptions) (*channel.PushResult, error) {
 	t.Helper()
 	if o.Channel == "" {
 		o.Channel = "team"
@@ -92,7 +93,7 @@ func push(t *testing.T, repo *store.Cache, data []byte, o ingest.PushOptions) (*
 	if o.Flavor == "" {
 		o.Flavor = "nixpkgs"
 	}
-	return ingest.PushChannel(context.Background(), repo, bytes.NewReader(data), o)
+	return channel.Push(context.Background(), repo, bytes.NewReader(data), o)
 }
 
 func TestPushChannelSnapshotsImmutableAndForwardOnly(t *testing.T) {
@@ -100,7 +101,7 @@ func TestPushChannelSnapshotsImmutableAndForwardOnly(t *testing.T) {
 	repo := st.Repo("r")
 	ctx := context.Background()
 	v1 := channelTarball(t, "team-1.0", "one")
-	res, err := push(t, repo, v1, ingest.PushOptions{Snapshot: "1.0", Extra: map[string][]byte{"git-revision": []byte("abc123\n")}})
+	res, err := push(t, repo, v1, channel.PushOptions{Snapshot: "1.0", Extra: map[string][]byte{"git-revision": []byte("abc123\n")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,21 +109,21 @@ func TestPushChannelSnapshotsImmutableAndForwardOnly(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	// Immutable: same bytes is a no-op, different bytes a conflict.
-	if res, err := push(t, repo, v1, ingest.PushOptions{Snapshot: "1.0"}); err != nil || res.Created || res.Moved {
+	if res, err := push(t, repo, v1, channel.PushOptions{Snapshot: "1.0"}); err != nil || res.Created || res.Moved {
 		t.Fatalf("identical re-push: %+v %v", res, err)
 	}
-	if _, err := push(t, repo, channelTarball(t, "team-1.0", "other"), ingest.PushOptions{Snapshot: "1.0"}); !errors.Is(err, ingest.ErrConflict) {
+	if _, err := push(t, repo, channelTarball(t, "team-1.0", "other"), channel.PushOptions{Snapshot: "1.0"}); !errors.Is(err, ingest.ErrConflict) {
 		t.Fatalf("different bytes under the same ID: %v", err)
 	}
 	// Forward only, by version order.
 	v2 := channelTarball(t, "team-2.0", "two")
-	if res, err := push(t, repo, v2, ingest.PushOptions{Snapshot: "2.0"}); err != nil || res.Latest != "2.0" {
+	if res, err := push(t, repo, v2, channel.PushOptions{Snapshot: "2.0"}); err != nil || res.Latest != "2.0" {
 		t.Fatalf("newer snapshot: %+v %v", res, err)
 	}
-	if res, err := push(t, repo, channelTarball(t, "team-1.5", "x"), ingest.PushOptions{Snapshot: "1.5"}); err != nil || res.Latest != "2.0" || res.Moved {
+	if res, err := push(t, repo, channelTarball(t, "team-1.5", "x"), channel.PushOptions{Snapshot: "1.5"}); err != nil || res.Latest != "2.0" || res.Moved {
 		t.Fatalf("older snapshot moved the channel: %+v %v", res, err)
 	}
-	if res, err := push(t, repo, channelTarball(t, "team-1.5", "x"), ingest.PushOptions{Snapshot: "1.5", Force: true}); err != nil || res.Latest != "1.5" {
+	if res, err := push(t, repo, channelTarball(t, "team-1.5", "x"), channel.PushOptions{Snapshot: "1.5", Force: true}); err != nil || res.Latest != "1.5" {
 		t.Fatalf("--force: %+v %v", res, err)
 	}
 	// The mutable tarball is the current snapshot's.
@@ -142,7 +143,7 @@ func TestPushChannelSnapshotsImmutableAndForwardOnly(t *testing.T) {
 func TestPushChannelUploadOrder(t *testing.T) {
 	repo := memStore(t).Repo("r")
 	for _, id := range []string{"beta", "alpha"} {
-		if _, err := push(t, repo, channelTarball(t, id, id), ingest.PushOptions{Snapshot: id}); err != nil {
+		if _, err := push(t, repo, channelTarball(t, id, id), channel.PushOptions{Snapshot: id}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -157,24 +158,24 @@ func TestPushChannelRefusals(t *testing.T) {
 	tests := []struct {
 		name string
 		data []byte
-		o    ingest.PushOptions
+		o    channel.PushOptions
 		want string
 	}{
-		{"not xz", makeTar(t, tarEntry{name: "top/default.nix", body: "1"}), ingest.PushOptions{}, "xz"},
-		{"xz of a non-tar", xzBytes(t, []byte("hello, this is not a tar archive at all; definitely not 512 bytes of header")), ingest.PushOptions{}, "tar"},
-		{"two top-level dirs", xzBytes(t, makeTar(t, tarEntry{name: "a/default.nix", body: "1"}, tarEntry{name: "b/default.nix", body: "1"})), ingest.PushOptions{}, "more than one top-level entry"},
-		{"no default.nix", xzBytes(t, makeTar(t, tarEntry{name: "a/other.nix", body: "1"})), ingest.PushOptions{}, "no default.nix"},
-		{"top-level file", xzBytes(t, makeTar(t, tarEntry{name: "default.nix", body: "1"})), ingest.PushOptions{}, "is a file"},
-		{"truncated", good[:len(good)/2], ingest.PushOptions{}, "xz"},
-		{"escaping entry", xzBytes(t, makeTar(t, tarEntry{name: "top/default.nix", body: "1"}, tarEntry{name: "top/../../etc/x", body: "1"})), ingest.PushOptions{}, "escapes"},
-		{"through a symlink", xzBytes(t, makeTar(t, tarEntry{name: "top/default.nix", body: "1"}, tarEntry{name: "top/l", link: "/tmp"}, tarEntry{name: "top/l/x", body: "1"})), ingest.PushOptions{}, "below the symlink"},
-		{"device file", xzBytes(t, makeTar(t, tarEntry{name: "top/default.nix", body: "1"}, tarEntry{name: "top/dev", typ: tar.TypeChar})), ingest.PushOptions{}, "unsupported type"},
-		{"traversal in channel", good, ingest.PushOptions{Channel: "../x"}, "channel name"},
-		{"traversal in snapshot", good, ingest.PushOptions{Snapshot: ".."}, "snapshot ID"},
-		{"slash in snapshot", good, ingest.PushOptions{Snapshot: "a/b"}, "snapshot ID"},
-		{"bad flavor", good, ingest.PushOptions{Flavor: "guix"}, "flavor"},
-		{"extra file name", good, ingest.PushOptions{Extra: map[string][]byte{"evil.sh": nil}}, "not \"evil.sh\""},
-		{"too large", good, ingest.PushOptions{MaxSize: 10}, "larger than allowed"},
+		{"not xz", makeTar(t, tarEntry{name: "top/default.nix", body: "1"}), channel.PushOptions{}, "xz"},
+		{"xz of a non-tar", xzBytes(t, []byte("hello, this is not a tar archive at all; definitely not 512 bytes of header")), channel.PushOptions{}, "tar"},
+		{"two top-level dirs", xzBytes(t, makeTar(t, tarEntry{name: "a/default.nix", body: "1"}, tarEntry{name: "b/default.nix", body: "1"})), channel.PushOptions{}, "more than one top-level entry"},
+		{"no default.nix", xzBytes(t, makeTar(t, tarEntry{name: "a/other.nix", body: "1"})), channel.PushOptions{}, "no default.nix"},
+		{"top-level file", xzBytes(t, makeTar(t, tarEntry{name: "default.nix", body: "1"})), channel.PushOptions{}, "is a file"},
+		{"truncated", good[:len(good)/2], channel.PushOptions{}, "xz"},
+		{"escaping entry", xzBytes(t, makeTar(t, tarEntry{name: "top/default.nix", body: "1"}, tarEntry{name: "top/../../etc/x", body: "1"})), channel.PushOptions{}, "escapes"},
+		{"through a symlink", xzBytes(t, makeTar(t, tarEntry{name: "top/default.nix", body: "1"}, tarEntry{name: "top/l", link: "/tmp"}, tarEntry{name: "top/l/x", body: "1"})), channel.PushOptions{}, "below the symlink"},
+		{"device file", xzBytes(t, makeTar(t, tarEntry{name: "top/default.nix", body: "1"}, tarEntry{name: "top/dev", typ: tar.TypeChar})), channel.PushOptions{}, "unsupported type"},
+		{"traversal in channel", good, channel.PushOptions{Channel: "../x"}, "channel name"},
+		{"traversal in snapshot", good, channel.PushOptions{Snapshot: ".."}, "snapshot ID"},
+		{"slash in snapshot", good, channel.PushOptions{Snapshot: "a/b"}, "snapshot ID"},
+		{"bad flavor", good, channel.PushOptions{Flavor: "guix"}, "flavor"},
+		{"extra file name", good, channel.PushOptions{Extra: map[string][]byte{"evil.sh": nil}}, "not \"evil.sh\""},
+		{"too large", good, channel.PushOptions{MaxSize: 10}, "larger than allowed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,7 +199,7 @@ func TestChannelRetentionKeepsPinnedAndNewest(t *testing.T) {
 	repo := st.Repo("r")
 	for i := 1; i <= 5; i++ {
 		id := fmt.Sprintf("%d.0", i)
-		if _, err := push(t, repo, channelTarball(t, "t", id), ingest.PushOptions{Snapshot: id, Keep: 2, Pins: []string{"team/1.0"}}); err != nil {
+		if _, err := push(t, repo, channelTarball(t, "t", id), channel.PushOptions{Snapshot: id, Keep: 2, Pins: []string{"team/1.0"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -275,9 +276,9 @@ func TestMirrorChannelFollowsUpstreamForwardOnly(t *testing.T) {
 	defer up.Close()
 	repo := memStore(t).Repo("nixos-remote")
 	ctx := context.Background()
-	mirror := func() *ingest.MirrorResult {
+	mirror := func() *channel.MirrorResult {
 		t.Helper()
-		res, err := ingest.MirrorChannel(ctx, repo, up.URL, "nixos-25.11", nil)
+		res, err := channel.Mirror(ctx, repo, up.URL, "nixos-25.11", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -322,7 +323,7 @@ func TestMirrorChannelFollowsUpstreamForwardOnly(t *testing.T) {
 	f.addRelease(t, "nixos-25.11.300.ddddddd")
 	f.releases["nixos-25.11.300.ddddddd"]["nixexprs.tar.xz.sha256"] = []byte(strings.Repeat("0", 64))
 	f.current["nixos-25.11"] = "nixos-25.11.300.ddddddd"
-	if _, err := ingest.MirrorChannel(ctx, repo, up.URL, "nixos-25.11", nil); err == nil || !strings.Contains(err.Error(), "does not match its published sha256") {
+	if _, err := channel.Mirror(ctx, repo, up.URL, "nixos-25.11", nil); err == nil || !strings.Contains(err.Error(), "does not match its published sha256") {
 		t.Fatalf("bad sha256: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package ingest_test
+package channel_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/nixrepo/nixrepo/ingest"
+	"github.com/nixrepo/nixrepo/ingest/channel"
 	"github.com/nixrepo/nixrepo/internal/compress"
 )
 
@@ -78,7 +79,7 @@ func TestMirrorChannelStreamsTarball(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err := ingest.MirrorChannel(context.Background(), st.Repo("r"), base, "nixos-25.11", nil)
+	_, err := channel.Mirror(context.Background(), st.Repo("r"), base, "nixos-25.11", nil)
 	runtime.ReadMemStats(&after)
 	// The body is not xz: the mirror fails when the tarball is checked,
 	// after the whole download.
@@ -107,8 +108,8 @@ func TestMirrorChannelTarballSizeLimit(t *testing.T) {
 			t.Setenv("TMPDIR", tmp)
 			base := bigUpstream(t, 3<<20, withLength)
 			st := memStore(t)
-			_, err := ingest.MirrorChannel(context.Background(), st.Repo("r"), base, "nixos-25.11",
-				&ingest.MirrorOptions{Tarball: ingest.TarballLimits{MaxSize: 1 << 20}})
+			_, err := channel.Mirror(context.Background(), st.Repo("r"), base, "nixos-25.11",
+				&channel.MirrorOptions{Tarball: channel.TarballLimits{MaxSize: 1 << 20}})
 			if !errors.Is(err, ingest.ErrTooLarge) || !strings.Contains(err.Error(), "max_tarball_size") || !strings.HasPrefix(err.Error(), "mirror nixos-25.11: ") {
 				t.Fatalf("err = %v; want ErrTooLarge naming the channel and max_tarball_size", err)
 			}
@@ -122,8 +123,8 @@ func TestMirrorChannelTarballSizeLimit(t *testing.T) {
 	}
 	// At the limit exactly, the download is taken (and then checked).
 	base := bigUpstream(t, 1<<20, false)
-	_, err := ingest.MirrorChannel(context.Background(), memStore(t).Repo("r"), base, "nixos-25.11",
-		&ingest.MirrorOptions{Tarball: ingest.TarballLimits{MaxSize: 1 << 20}})
+	_, err := channel.Mirror(context.Background(), memStore(t).Repo("r"), base, "nixos-25.11",
+		&channel.MirrorOptions{Tarball: channel.TarballLimits{MaxSize: 1 << 20}})
 	if err == nil || errors.Is(err, ingest.ErrTooLarge) {
 		t.Fatalf("a tarball of exactly max_tarball_size: %v; want it downloaded, then refused as not xz", err)
 	}
@@ -135,7 +136,7 @@ func TestMirrorChannelTarballSizeLimit(t *testing.T) {
 // shorter list.
 func TestReadStorePaths(t *testing.T) {
 	list := "/nix/store/0gm6dydmdwj6mz63yrw4d1sy23lvqc7r-hello-2.12\n# comment\n\n0yw1fcqr630s52wb11bxvh6baxqkjm8i-lib-1.0\n"
-	paths, err := ingest.ReadStorePaths(bytes.NewReader(xzBytes(t, []byte(list))), "xz")
+	paths, err := channel.ReadStorePaths(bytes.NewReader(xzBytes(t, []byte(list))), "xz")
 	if err != nil || len(paths) != 2 {
 		t.Fatalf("got %v, %v; want 2 paths", paths, err)
 	}
@@ -146,14 +147,14 @@ func TestReadStorePaths(t *testing.T) {
 		{"not a store path", list + "/etc/passwd\n", 5},
 		{"a line longer than a store path", list + strings.Repeat("a", 64<<10) + "\n", 5},
 	} {
-		_, err := ingest.ReadStorePaths(bytes.NewReader(xzBytes(t, []byte(tc.text))), "xz")
-		var le *ingest.StorePathListError
+		_, err := channel.ReadStorePaths(bytes.NewReader(xzBytes(t, []byte(tc.text))), "xz")
+		var le *channel.StorePathListError
 		if !errors.As(err, &le) || le.Line != tc.line {
 			t.Errorf("%s: %v; want a StorePathListError at line %d", tc.name, err, tc.line)
 		}
 	}
 	b := xzBytes(t, []byte(list))
-	if _, err := ingest.ReadStorePaths(bytes.NewReader(b[:len(b)-8]), "xz"); !errors.Is(err, compress.ErrCorrupt) {
+	if _, err := channel.ReadStorePaths(bytes.NewReader(b[:len(b)-8]), "xz"); !errors.Is(err, compress.ErrCorrupt) {
 		t.Errorf("truncated xz: %v; want ErrCorrupt", err)
 	}
 }

@@ -1,4 +1,4 @@
-package ingest
+package channel
 
 import (
 	"bytes"
@@ -14,11 +14,12 @@ import (
 	"path"
 	"strings"
 
+	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
 
-// MirrorOptions tune MirrorChannel.
+// MirrorOptions tune Mirror.
 type MirrorOptions struct {
 	// Client fetches from upstream; nil uses a client with a 10-minute
 	// timeout.
@@ -41,14 +42,14 @@ type MirrorResult struct {
 	Push    *PushResult `json:"push,omitempty"`
 }
 
-// MirrorChannel mirrors the current release of an upstream channel laid out
+// Mirror mirrors the current release of an upstream channel laid out
 // like channels.nixos.org: <base>/<channel> redirects to the release folder,
 // whose last path segment is the release name (used as the snapshot ID) and
 // which holds nixexprs.tar.xz (required; its .sha256 is checked when
 // present), git-revision, store-paths.xz and packages.json.br. A release
 // already mirrored is skipped without downloading; a release older than the
 // channel's current snapshot never moves the channel.
-func MirrorChannel(ctx context.Context, repo *store.Cache, base, channel string, o *MirrorOptions) (*MirrorResult, error) {
+func Mirror(ctx context.Context, repo *store.Cache, base, channel string, o *MirrorOptions) (*MirrorResult, error) {
 	if o == nil {
 		o = &MirrorOptions{}
 	}
@@ -114,7 +115,7 @@ func MirrorChannel(ctx context.Context, repo *store.Cache, base, channel string,
 	if _, err := tarball.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	push, err := PushChannel(ctx, repo, tarball, PushOptions{
+	push, err := Push(ctx, repo, tarball, PushOptions{
 		Channel: channel, Flavor: flavor, Snapshot: res.Release, Extra: extra,
 		Keep: o.Keep, Pins: o.Pins, Source: rel, Tarball: o.Tarball,
 	})
@@ -161,7 +162,7 @@ func resolveRelease(ctx context.Context, client *http.Client, u string) (*url.UR
 	return nil, fmt.Errorf("%s: too many redirects", u)
 }
 
-// Bounds of what MirrorChannel downloads besides the tarball, which it
+// Bounds of what Mirror downloads besides the tarball, which it
 // streams to a temporary file (TarballLimits.MaxSize): the other snapshot
 // files are held in memory, at most maxMirroredFile each (what the server
 // accepts for one), and the tarball's .sha256 at most maxChecksumFile.
@@ -190,7 +191,7 @@ func get(ctx context.Context, client *http.Client, u string, required bool, limi
 		return nil, fmt.Errorf("%s: HTTP %d", u, resp.StatusCode)
 	case resp.ContentLength > limit:
 		resp.Body.Close()
-		return nil, fmt.Errorf("%w: %s is %d bytes, more than %d (%s); not mirrored", ErrTooLarge, u, resp.ContentLength, limit, key)
+		return nil, fmt.Errorf("%w: %s is %d bytes, more than %d (%s); not mirrored", ingest.ErrTooLarge, u, resp.ContentLength, limit, key)
 	}
 	return resp, nil
 }
@@ -203,7 +204,7 @@ func readBody(resp *http.Response, u string, w io.Writer, limit int64, key strin
 	case err != nil:
 		return n, fmt.Errorf("%s: %v", u, err)
 	case n > limit:
-		return n, fmt.Errorf("%w: %s is more than %d bytes (%s); not mirrored", ErrTooLarge, u, limit, key)
+		return n, fmt.Errorf("%w: %s is more than %d bytes (%s); not mirrored", ingest.ErrTooLarge, u, limit, key)
 	case resp.ContentLength >= 0 && n != resp.ContentLength:
 		return n, fmt.Errorf("%s: got %d bytes of %d", u, n, resp.ContentLength)
 	}
@@ -211,7 +212,7 @@ func readBody(resp *http.Response, u string, w io.Writer, limit int64, key strin
 }
 
 // fetch downloads u whole, at most limit bytes (past it, an error wrapping
-// ErrTooLarge). A 404 is (nil, nil) unless required. The body must be as
+// ingest.ErrTooLarge). A 404 is (nil, nil) unless required. The body must be as
 // long as Content-Length says.
 func fetch(ctx context.Context, client *http.Client, u string, required bool, limit int64) ([]byte, error) {
 	resp, err := get(ctx, client, u, required, limit, "the most nixrepo mirrors of a snapshot file other than the tarball")
@@ -228,7 +229,7 @@ func fetch(ctx context.Context, client *http.Client, u string, required bool, li
 
 // download streams u (required) into a new temporary file, at most limit
 // bytes ([channels] max_tarball_size; past it, an error wrapping
-// ErrTooLarge), and returns the file, the bytes and their sha256. The file
+// ingest.ErrTooLarge), and returns the file, the bytes and their sha256. The file
 // is created in os.TempDir(), which nixrepo points at its own temporary
 // folder (internal/tmpdir), like the spool of a channel push; the caller
 // closes and removes it. On error nothing is left behind.

@@ -1,4 +1,4 @@
-package ingest
+package channel
 
 import (
 	"archive/tar"
@@ -14,6 +14,7 @@ import (
 
 	gonar "github.com/nix-community/go-nix/pkg/nar"
 
+	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/compress"
 	"github.com/nixrepo/nixrepo/internal/nix"
 )
@@ -67,11 +68,11 @@ func (l TarballLimits) withDefaults() TarballLimits {
 	return l
 }
 
-// tarballLimitError is a tarball past one of its limits; it is ErrTooLarge.
+// tarballLimitError is a tarball past one of its limits; it is ingest.ErrTooLarge.
 type tarballLimitError struct{ msg string }
 
 func (e *tarballLimitError) Error() string        { return e.msg }
-func (e *tarballLimitError) Is(target error) bool { return target == ErrTooLarge }
+func (e *tarballLimitError) Is(target error) bool { return target == ingest.ErrTooLarge }
 
 func (l TarballLimits) unpackedError() error {
 	return &tarballLimitError{fmt.Sprintf("the tarball unpacks to more than %d bytes (max_tarball_unpacked_size)", l.MaxUnpackedSize)}

@@ -1,4 +1,4 @@
-package ingest
+package channel
 
 import (
 	"archive/tar"
@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nixrepo/nixrepo/ingest"
 )
 
 // readCounter counts what the unpacker consumed.
@@ -71,7 +73,7 @@ func TestUnpackStopsAtUnpackedCap(t *testing.T) {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			cr := &readCounter{r: bytes.NewReader(manyFiles(t, (16<<20)/size, size))}
 			_, _, err := unpackIn(t, cr, TarballLimits{MaxUnpackedSize: limit})
-			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "max_tarball_unpacked_size") {
+			if !errors.Is(err, ingest.ErrTooLarge) || !strings.Contains(err.Error(), "max_tarball_unpacked_size") {
 				t.Fatalf("err = %v; want the unpacked-size limit", err)
 			}
 			if cr.n > limit+1 {
@@ -88,7 +90,7 @@ func TestUnpackStopsAtEntryCap(t *testing.T) {
 	data := manyFiles(t, 10*limit, 10)
 	cr := &readCounter{r: bytes.NewReader(data)}
 	dir, _, err := unpackIn(t, cr, TarballLimits{MaxEntries: limit})
-	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "more than 100 entries (max_tarball_entries)") {
+	if !errors.Is(err, ingest.ErrTooLarge) || !strings.Contains(err.Error(), "more than 100 entries (max_tarball_entries)") {
 		t.Fatalf("err = %v; want the entry limit", err)
 	}
 	// Each entry is a 512-byte header and a 512-byte block of data.
@@ -107,7 +109,7 @@ func TestUnpackBoundsTrailingData(t *testing.T) {
 	data := manyFiles(t, 1, 10)
 	cr := &readCounter{r: io.MultiReader(bytes.NewReader(data), io.LimitReader(zeros{}, 1<<30))}
 	_, _, err := unpackIn(t, cr, TarballLimits{MaxUnpackedSize: 1 << 20})
-	if !errors.Is(err, ErrTooLarge) || cr.n > 1<<20+1 {
+	if !errors.Is(err, ingest.ErrTooLarge) || cr.n > 1<<20+1 {
 		t.Fatalf("err = %v after reading %d bytes; want the unpacked-size limit within 1 MiB", err, cr.n)
 	}
 }

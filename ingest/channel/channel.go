@@ -1,4 +1,4 @@
-package ingest
+package channel
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -58,7 +59,7 @@ type PushOptions struct {
 	AdmitUnpack func(ctx context.Context) (release func(), err error)
 }
 
-// PushResult says what PushChannel did.
+// PushResult says what Push did.
 type PushResult struct {
 	Snapshot store.Snapshot `json:"snapshot"`
 	Created  bool           `json:"created"` // false: the identical snapshot existed
@@ -67,27 +68,27 @@ type PushResult struct {
 	Pruned   []string       `json:"pruned,omitempty"`
 }
 
-// PushChannel validates tarball as Nix will use it (xz; a tar with exactly
+// Push validates tarball as Nix will use it (xz; a tar with exactly
 // one top-level directory containing default.nix; only files, folders and
 // symlinks, none escaping or replacing another; within o.Tarball's limits)
 // and publishes it as an immutable snapshot. The same ID with the same bytes
-// is a no-op; with different bytes it is ErrConflict. The channel's current snapshot moves forward only: by Nix
+// is a no-op; with different bytes it is ingest.ErrConflict. The channel's current snapshot moves forward only: by Nix
 // version order of snapshot IDs when both look like versions, else by upload
 // order; Force moves it regardless. Snapshot files are written first, then
 // the channel state, then the mutable latest tarball.
-func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o PushOptions) (*PushResult, error) {
+func Push(ctx context.Context, repo *store.Cache, tarball io.Reader, o PushOptions) (*PushResult, error) {
 	if !nix.ValidChannelName(o.Channel) {
-		return nil, fmt.Errorf("%w: channel name %q (letters, digits, '_', '.', '+', '-')", ErrInvalid, o.Channel)
+		return nil, fmt.Errorf("%w: channel name %q (letters, digits, '_', '.', '+', '-')", ingest.ErrInvalid, o.Channel)
 	}
 	if !nix.ValidChannelName(o.Snapshot) {
-		return nil, fmt.Errorf("%w: snapshot ID %q (letters, digits, '_', '.', '+', '-')", ErrInvalid, o.Snapshot)
+		return nil, fmt.Errorf("%w: snapshot ID %q (letters, digits, '_', '.', '+', '-')", ingest.ErrInvalid, o.Snapshot)
 	}
 	if o.Flavor != "nixpkgs" && o.Flavor != "nixos" {
-		return nil, fmt.Errorf("%w: flavor %q (nixpkgs or nixos)", ErrInvalid, o.Flavor)
+		return nil, fmt.Errorf("%w: flavor %q (nixpkgs or nixos)", ingest.ErrInvalid, o.Flavor)
 	}
 	for name := range o.Extra {
 		if name == store.ChannelTarball || !slices.Contains(store.SnapshotFiles, name) {
-			return nil, fmt.Errorf("%w: a snapshot may carry %s besides the tarball, not %q", ErrInvalid, strings.Join(store.SnapshotFiles[1:], ", "), name)
+			return nil, fmt.Errorf("%w: a snapshot may carry %s besides the tarball, not %q", ingest.ErrInvalid, strings.Join(store.SnapshotFiles[1:], ", "), name)
 		}
 	}
 	o.Tarball = o.Tarball.withDefaults()
@@ -107,10 +108,10 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	fh := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, fh), io.LimitReader(tarball, maxSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading the tarball: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: reading the tarball: %v", ingest.ErrInvalid, err)
 	}
 	if n > maxSize {
-		return nil, fmt.Errorf("%w: %s is more than %d bytes (%s)", ErrTooLarge, store.ChannelTarball, maxSize, sizeKey)
+		return nil, fmt.Errorf("%w: %s is more than %d bytes (%s)", ingest.ErrTooLarge, store.ChannelTarball, maxSize, sizeKey)
 	}
 	fileHash := fmt.Sprintf("%x", fh.Sum(nil))
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
@@ -125,8 +126,8 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	narHash, err := checkChannelTarball(tmp, o.Tarball)
 	release()
 	if err != nil {
-		// A tarball past its limits is also ErrTooLarge.
-		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %w", ErrMismatch, store.ChannelTarball, err)
+		// A tarball past its limits is also ingest.ErrTooLarge.
+		return nil, fmt.Errorf("%w: %s is not a usable channel tarball: %w", ingest.ErrMismatch, store.ChannelTarball, err)
 	}
 
 	// Within a process, pushes to one channel take turns (fewer retries of
@@ -138,9 +139,9 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	if err := putSnapshotTarball(ctx, repo, store.SnapshotFileRel(o.Channel, o.Flavor, o.Snapshot, store.ChannelTarball), tmp, fileHash); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return nil, fmt.Errorf("%w: snapshot %s of channel %s exists with a different %s; snapshots are immutable: publish a new snapshot ID", ErrConflict, o.Snapshot, o.Channel, store.ChannelTarball)
+	if err := ingest.PutOnce(ctx, repo, store.SnapshotFileRel(o.Channel, o.Flavor, o.Snapshot, store.ChannelTarball), tmp, store.SnapshotContentType(store.ChannelTarball)); err != nil {
+		if errors.Is(err, ingest.ErrConflict) {
+			return nil, fmt.Errorf("%w: snapshot %s of channel %s exists with a different %s; snapshots are immutable: publish a new snapshot ID", ingest.ErrConflict, o.Snapshot, o.Channel, store.ChannelTarball)
 		}
 		return nil, err
 	}
@@ -150,9 +151,9 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 		if !ok {
 			continue
 		}
-		if err := putSnapshotFile(ctx, repo, store.SnapshotFileRel(o.Channel, o.Flavor, o.Snapshot, name), name, b); err != nil {
-			if errors.Is(err, ErrConflict) {
-				return nil, fmt.Errorf("%w: snapshot %s of channel %s already has a different %s; snapshots are immutable", ErrConflict, o.Snapshot, o.Channel, name)
+		if err := ingest.PutOnce(ctx, repo, store.SnapshotFileRel(o.Channel, o.Flavor, o.Snapshot, name), bytes.NewReader(b), store.SnapshotContentType(name)); err != nil {
+			if errors.Is(err, ingest.ErrConflict) {
+				return nil, fmt.Errorf("%w: snapshot %s of channel %s already has a different %s; snapshots are immutable", ingest.ErrConflict, o.Snapshot, o.Channel, name)
 			}
 			return nil, err
 		}
@@ -165,7 +166,7 @@ func PushChannel(ctx context.Context, repo *store.Cache, tarball io.Reader, o Pu
 		*res = PushResult{}
 		if old, ok := ch.Snapshot(o.Snapshot); ok {
 			if old.FileHash != fileHash || old.Flavor != o.Flavor {
-				return fmt.Errorf("%w: snapshot %s of channel %s exists with different contents (tarball sha256 %s, flavor %s); snapshots are immutable: publish a new snapshot ID", ErrConflict, o.Snapshot, o.Channel, old.FileHash, old.Flavor)
+				return fmt.Errorf("%w: snapshot %s of channel %s exists with different contents (tarball sha256 %s, flavor %s); snapshots are immutable: publish a new snapshot ID", ingest.ErrConflict, o.Snapshot, o.Channel, old.FileHash, old.Flavor)
 			}
 			res.Snapshot = *old
 		} else {
@@ -226,55 +227,6 @@ func syncChannelTarball(ctx context.Context, repo *store.Cache, name string) err
 	return fmt.Errorf("channel %s: its current snapshot kept changing while its tarball was copied", name)
 }
 
-// putSnapshotTarball stores a snapshot's tarball write-once from r, whose
-// sha256 (hex) is fileHash. When the object exists already with the same
-// bytes (a retried or concurrent push of the same snapshot) that is success;
-// with other bytes, ErrConflict.
-func putSnapshotTarball(ctx context.Context, repo *store.Cache, rel string, r io.Reader, fileHash string) error {
-	w, err := repo.NewWriter(ctx, rel, &store.WriteOptions{ContentType: store.SnapshotContentType(store.ChannelTarball), IfNotExist: true})
-	if err != nil {
-		return err
-	}
-	defer w.Abort()
-	if _, err := io.Copy(w, r); err != nil {
-		return err
-	}
-	err = w.Commit()
-	if !errors.Is(err, store.ErrExists) {
-		return err
-	}
-	old, err := repo.NewReader(ctx, rel)
-	if err != nil {
-		return err
-	}
-	defer old.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, old); err != nil {
-		return err
-	}
-	if fmt.Sprintf("%x", h.Sum(nil)) != fileHash {
-		return ErrConflict
-	}
-	return nil
-}
-
-// putSnapshotFile stores a small snapshot file (name) write-once: the same
-// bytes again are success, other bytes ErrConflict.
-func putSnapshotFile(ctx context.Context, repo *store.Cache, rel, name string, data []byte) error {
-	err := repo.Put(ctx, rel, data, &store.WriteOptions{ContentType: store.SnapshotContentType(name), IfNotExist: true})
-	if !errors.Is(err, store.ErrExists) {
-		return err
-	}
-	old, err := repo.GetLimit(ctx, rel, int64(len(data))+1)
-	if err != nil && !errors.Is(err, store.ErrTooLarge) {
-		return err
-	}
-	if err != nil || !bytes.Equal(old, data) {
-		return ErrConflict
-	}
-	return nil
-}
-
 // newer decides whether snapshot id should replace current as the latest:
 // by Nix version order when both IDs look like versions, else by upload
 // order (a new upload is newer).
@@ -324,30 +276,30 @@ func prune(ch *store.Channel, keep int, pins []string) []string {
 // the snapshot already has may only be sent again with the same bytes.
 func AddSnapshotFile(ctx context.Context, repo *store.Cache, channel, flavor, id, name string, data []byte) error {
 	if name == store.ChannelTarball || !slices.Contains(store.SnapshotFiles, name) {
-		return fmt.Errorf("%w: a snapshot holds %s; %q is not one of them", ErrInvalid, strings.Join(store.SnapshotFiles, ", "), name)
+		return fmt.Errorf("%w: a snapshot holds %s; %q is not one of them", ingest.ErrInvalid, strings.Join(store.SnapshotFiles, ", "), name)
 	}
 	unlock := lockChannel(repo, channel)
 	defer unlock()
 	ch, err := repo.ReadChannel(ctx, channel)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%w: channel %s has no snapshot %s yet: upload %s first", ErrMismatch, channel, id, store.ChannelTarball)
+		return fmt.Errorf("%w: channel %s has no snapshot %s yet: upload %s first", ingest.ErrMismatch, channel, id, store.ChannelTarball)
 	}
 	if err != nil {
 		return err
 	}
 	if snap, ok := ch.Snapshot(id); !ok || snap.Flavor != flavor {
-		return fmt.Errorf("%w: channel %s has no %s snapshot %s yet: upload %s first", ErrMismatch, channel, flavor, id, store.ChannelTarball)
+		return fmt.Errorf("%w: channel %s has no %s snapshot %s yet: upload %s first", ingest.ErrMismatch, channel, flavor, id, store.ChannelTarball)
 	}
-	if err := putSnapshotFile(ctx, repo, store.SnapshotFileRel(channel, flavor, id, name), name, data); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return fmt.Errorf("%w: snapshot %s already has a different %s; snapshots are immutable", ErrConflict, id, name)
+	if err := ingest.PutOnce(ctx, repo, store.SnapshotFileRel(channel, flavor, id, name), bytes.NewReader(data), store.SnapshotContentType(name)); err != nil {
+		if errors.Is(err, ingest.ErrConflict) {
+			return fmt.Errorf("%w: snapshot %s already has a different %s; snapshots are immutable", ingest.ErrConflict, id, name)
 		}
 		return err
 	}
 	_, err = repo.UpdateChannel(ctx, channel, func(ch *store.Channel) error {
 		snap, ok := ch.Snapshot(id)
 		if !ok {
-			return fmt.Errorf("%w: channel %s no longer has snapshot %s", ErrMismatch, channel, id)
+			return fmt.Errorf("%w: channel %s no longer has snapshot %s", ingest.ErrMismatch, channel, id)
 		}
 		if slices.Contains(snap.Files, name) {
 			return store.ErrUnchanged
