@@ -90,15 +90,15 @@ func (o *BuildOptions) withDefaults(st *store.Store) BuildOptions {
 
 // manifest is the catalog manifest (store.CatalogManifest).
 type manifest struct {
-	Format     int           `json:"format"`
-	Generation int64         `json:"generation"`
-	Pending    bool          `json:"pending,omitempty"`
+	Format     int   `json:"format"`
+	Generation int64 `json:"generation"`
+	Pending    bool  `json:"pending,omitempty"`
 	// Claim names the build that holds a pending manifest (claim.go).
-	Claim      *claim        `json:"claim,omitempty"`
-	Generated  time.Time     `json:"generated"`
-	Repos      []RepoInfo    `json:"repos"`
-	Channels   []ChannelInfo `json:"channels"`
-	Stats      Stats         `json:"stats"`
+	Claim     *claim        `json:"claim,omitempty"`
+	Generated time.Time     `json:"generated"`
+	Repos     []RepoInfo    `json:"repos"`
+	Channels  []ChannelInfo `json:"channels"`
+	Stats     Stats         `json:"stats"`
 	// Snapshots are the channel snapshots whose store paths were joined.
 	Snapshots []snapshotRec `json:"snapshots"`
 	// MetaSources are the snapshots (repo/channel/id) whose
