@@ -100,7 +100,7 @@ func (w *waiter) stale(m *manifest) bool {
 // wait polls the manifest until it is no longer base (the claim ended or
 // moved) or the claim in it went stale.
 func (w *waiter) wait(ctx context.Context, st *store.Store, base []byte, log *slog.Logger) error {
-	log.Info("waiting for another build of the catalog", "claim", w.seen.ID)
+	log.Debug("waiting for another build of the catalog", "claim", w.seen.ID)
 	for {
 		select {
 		case <-ctx.Done():
