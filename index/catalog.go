@@ -27,9 +27,11 @@ import (
 //	meta.json.s2                   JSON name → packages.json metadata
 //
 // All but the manifest are S2 streams (catalog_codec.go).
-// The manifest is written first (marked pending) and last (with the new
-// generation), so a reader never mistakes a half-written update for a
-// complete one and the next Update redoes an interrupted one in full.
+// The manifest changes by compare-and-swap only: a build takes the
+// catalog's claim by marking it pending (claim.go) and commits it complete
+// with the new generation, so a reader never mistakes a half-written
+// update for a complete one and the next Update redoes an interrupted one
+// in full.
 const (
 	// PackageShards is the number of package shard objects.
 	PackageShards = 256
