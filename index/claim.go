@@ -42,9 +42,9 @@ type claim struct {
 var (
 	// claimLease: a claim whose holder has not renewed it for this long
 	// (by the waiter's own clock, or by the Beat it wrote) is taken over.
-	claimLease = 2 * time.Minute
+	claimLease = time.Minute
 	// claimBeat is how often the holder renews its claim.
-	claimBeat = 15 * time.Second
+	claimBeat = 10 * time.Second
 	// claimPoll is how often a waiting build reads the manifest again.
 	claimPoll = time.Second
 )
