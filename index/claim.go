@@ -245,6 +245,7 @@ func (h *holder) commit(m *manifest) error {
 		return h.release(err)
 	}
 	h.committed = true
+	h.cancel(nil)
 	return nil
 }
 
@@ -268,6 +269,7 @@ func (h *holder) release(err error) error {
 
 func (h *holder) doRelease(err error) error {
 	h.stopBeating()
+	defer h.cancel(nil)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(h.ctx), 30*time.Second)
 	defer cancel()
 	lost := false
