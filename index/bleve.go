@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +30,7 @@ import (
 	"github.com/blevesearch/bleve/v2/search/query"
 
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/internal/work"
 )
 
 // The search index is a folder on local disk holding one bleve document
@@ -57,6 +59,7 @@ const (
 	FieldRepos       = "repos"       // keyword
 	FieldDescription = "description" // standard analyzer
 	FieldNameLength  = "nlen"        // the name's length in characters, three digits ("007"), keyword
+	FieldShard       = "cs"          // the catalog's package shard (ShardOf) in two hex digits, keyword
 	FieldSummary     = "s"           // stored only: the Summary as JSON
 )
 
@@ -65,7 +68,7 @@ const (
 	// update merges them into one.
 	maxSegments = 8
 
-	indexFormat   = 2
+	indexFormat   = 3 // 3: FieldShard
 	currentFile   = "CURRENT"
 	indexMetaFile = "meta.json"
 )
@@ -150,8 +153,11 @@ type indexDoc struct {
 	Repos       []string `json:"repos"`
 	Description string   `json:"description,omitempty"`
 	NameLength  string   `json:"nlen"`
+	Shard       string   `json:"cs"`
 	S           string   `json:"s"`
 }
+
+func shardTerm(s int) string { return fmt.Sprintf("%02x", s) }
 
 // NameLength is the FieldNameLength term of a name of n characters.
 func NameLength(n int) string { return fmt.Sprintf("%03d", min(n, 999)) }
@@ -159,7 +165,7 @@ func NameLength(n int) string { return fmt.Sprintf("%03d", min(n, 999)) }
 func docOf(p *Package) indexDoc {
 	lower := strings.ToLower(p.Name)
 	d := indexDoc{Name: lower, Words: p.Name, Latest: p.Latest, Repos: p.Repos, Description: p.Description,
-		NameLength: NameLength(utf8.RuneCountInString(p.Name))}
+		NameLength: NameLength(utf8.RuneCountInString(p.Name)), Shard: shardTerm(ShardOf(p.Name))}
 	if p.AttrPath != "" {
 		d.Words += " " + p.AttrPath
 	}
@@ -205,6 +211,7 @@ func NewMapping() mapping.IndexMapping {
 	dm.AddFieldMappingsAt(FieldLatest, field(keyword.Name))
 	dm.AddFieldMappingsAt(FieldRepos, field(keyword.Name))
 	dm.AddFieldMappingsAt(FieldNameLength, field(keyword.Name))
+	dm.AddFieldMappingsAt(FieldShard, field(keyword.Name))
 	dm.AddFieldMappingsAt(FieldDescription, field(standard.Name))
 	s := bleve.NewTextFieldMapping()
 	s.Index, s.Store, s.IncludeTermVectors, s.IncludeInAll, s.DocValues = false, true, false, false, false
@@ -493,6 +500,88 @@ func updateIndex(dir string, fromGen, toGen int64, changed []Package, deleted []
 	return nil
 }
 
+// followIndex brings the index in dir from generation g to m's, the
+// catalog's committed manifest, by re-indexing the package shards written
+// after g (each shard's Gen in the manifest; a shard written by another
+// process is found the same way as one written by this one). It returns
+// errIndexStale when the index is not at g any more, or when so many
+// shards changed that a rebuild costs less.
+//
+// The shards are read after m: one rewritten meanwhile is read newer than
+// m says, and has a Gen above m's generation in the next manifest, so the
+// next catch-up re-indexes it again.
+func followIndex(ctx context.Context, st *store.Store, dir string, m *manifest, g int64, o *BuildOptions) error {
+	var ids []int
+	for s, ss := range m.ShardStats {
+		if ss.Gen == 0 || ss.Gen > g {
+			ids = append(ids, s)
+		}
+	}
+	if len(ids) > PackageShards/4 {
+		return errIndexStale
+	}
+	shards := make([][]Package, len(ids))
+	err := work.Each(ctx, max(4, runtime.GOMAXPROCS(0)), len(ids), func(i int) error {
+		p, err := readShard(ctx, st, ids[i])
+		shards[i] = p
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	x, err := OpenIndex(dir)
+	if err != nil {
+		return err
+	}
+	defer x.Close()
+	if x.Generation != g {
+		return errIndexStale
+	}
+	var changed []Package
+	var deleted []string
+	for i, s := range ids {
+		keep := make(map[string]bool, len(shards[i]))
+		for _, p := range shards[i] {
+			keep[p.Name] = true
+		}
+		changed = append(changed, shards[i]...)
+		had, err := x.shardDocs(s)
+		if err != nil {
+			return err
+		}
+		for _, n := range had {
+			if !keep[n] {
+				deleted = append(deleted, n)
+			}
+		}
+	}
+	x.Close()
+	o.Logger.Debug("search index catching up", "from", g, "to", m.Generation, "shards", len(ids), "packages", len(changed), "deleted", len(deleted))
+	return updateIndex(dir, g, m.Generation, changed, deleted)
+}
+
+// shardDocs lists the packages indexed from catalog package shard s.
+func (x *Index) shardDocs(s int) ([]string, error) {
+	q := query.NewTermQuery(shardTerm(s))
+	q.SetField(FieldShard)
+	for size := 1024; ; {
+		req := bleve.NewSearchRequestOptions(q, size, 0, false)
+		req.Score = bleve.ScoreNone
+		res, err := x.alias.Search(req)
+		if err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		if uint64(len(res.Hits)) >= res.Total {
+			out := make([]string, len(res.Hits))
+			for i, h := range res.Hits {
+				out[i] = h.ID
+			}
+			return out, nil
+		}
+		size = int(res.Total)
+	}
+}
+
 // linkTree copies a bleve index folder, hard-linking its immutable
 // segment files (*.zap) and copying everything else (root.bolt is
 // rewritten in place by bleve).
@@ -627,27 +716,42 @@ func RebuildIndex(ctx context.Context, st *store.Store, dir string, shards int) 
 	return BuildIndex(dir, cat.Packages, m.Generation, shards)
 }
 
-// EnsureIndex opens the index in dir, first rebuilding it from the bucket
-// when it is missing, unreadable or older than the catalog. rebuilt tells
-// whether it did.
+// EnsureIndex opens the index in dir, first bringing it to the catalog's
+// generation when it is behind (re-indexing the package shards written
+// since, see followIndex) or rebuilding it from the bucket when it is
+// missing, unreadable, too far behind or ahead. rebuilt tells whether it
+// rebuilt.
 func EnsureIndex(ctx context.Context, st *store.Store, dir string) (x *Index, rebuilt bool, err error) {
-	gen, err := Generation(ctx, st)
-	if err != nil {
+	m, err := readManifest(ctx, st)
+	gen := int64(0)
+	switch {
+	case err == nil:
+		gen = m.Generation
+	case !errors.Is(err, store.ErrNotFound):
 		return nil, false, err
 	}
 	x, err = OpenIndex(dir)
 	if err == nil && (x.Generation == gen || gen == 0) {
 		return x, false, nil
 	}
-	if x != nil {
-		x.Close()
-	}
 	if gen == 0 {
+		if x != nil {
+			x.Close()
+		}
 		return nil, false, ErrNoCatalog
 	}
-	if err := RebuildIndex(ctx, st, dir, 0); err != nil {
-		return nil, false, err
+	var g int64 = -1
+	if x != nil {
+		g = x.Generation
+		x.Close()
+	}
+	o := (&BuildOptions{}).withDefaults(st)
+	if g < 0 || g > gen || followIndex(ctx, st, dir, m, g, &o) != nil {
+		if err := RebuildIndex(ctx, st, dir, 0); err != nil {
+			return nil, false, err
+		}
+		rebuilt = true
 	}
 	x, err = OpenIndex(dir)
-	return x, true, err
+	return x, rebuilt, err
 }

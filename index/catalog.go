@@ -2,6 +2,8 @@ package index
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"runtime"
@@ -25,9 +27,11 @@ import (
 //	meta.json.s2                   JSON name → packages.json metadata
 //
 // All but the manifest are S2 streams (catalog_codec.go).
-// The manifest is written first (marked pending) and last (with the new
-// generation), so a reader never mistakes a half-written update for a
-// complete one and the next Update redoes an interrupted one in full.
+// The manifest changes by compare-and-swap only: a build takes the
+// catalog's claim by marking it pending (claim.go) and commits it complete
+// with the new generation, so a reader never mistakes a half-written
+// update for a complete one and the next Update redoes an interrupted one
+// in full.
 const (
 	// PackageShards is the number of package shard objects.
 	PackageShards = 256
@@ -88,13 +92,15 @@ func (o *BuildOptions) withDefaults(st *store.Store) BuildOptions {
 
 // manifest is the catalog manifest (store.CatalogManifest).
 type manifest struct {
-	Format     int           `json:"format"`
-	Generation int64         `json:"generation"`
-	Pending    bool          `json:"pending,omitempty"`
-	Generated  time.Time     `json:"generated"`
-	Repos      []RepoInfo    `json:"repos"`
-	Channels   []ChannelInfo `json:"channels"`
-	Stats      Stats         `json:"stats"`
+	Format     int   `json:"format"`
+	Generation int64 `json:"generation"`
+	Pending    bool  `json:"pending,omitempty"`
+	// Claim names the build that holds a pending manifest (claim.go).
+	Claim     *claim        `json:"claim,omitempty"`
+	Generated time.Time     `json:"generated"`
+	Repos     []RepoInfo    `json:"repos"`
+	Channels  []ChannelInfo `json:"channels"`
+	Stats     Stats         `json:"stats"`
 	// Snapshots are the channel snapshots whose store paths were joined.
 	Snapshots []snapshotRec `json:"snapshots"`
 	// MetaSources are the snapshots (repo/channel/id) whose
@@ -114,6 +120,10 @@ type snapshotRec struct {
 type shardStat struct {
 	Packages int `json:"p"`
 	Versions int `json:"v"`
+	// Gen is the generation that last wrote the shard, or one after it
+	// (0: not recorded), so a search index at generation g catches up by
+	// re-indexing the shards with a later Gen (followIndex).
+	Gen int64 `json:"g,omitempty"`
 }
 
 // pathRec is one narinfo of one repository: what the catalog keeps of it.
@@ -151,10 +161,11 @@ func kindCode(k Kind) byte {
 // snapshots, writes the complete catalog and the per-repository state that
 // Update works from to the bucket, and (with IndexDir) builds the search
 // index from scratch. Unreadable narinfos are skipped with a warning.
+// While another process builds the catalog, Build waits for it to finish
+// (claim.go).
 func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOptions) (*Catalog, error) {
 	o := opts.withDefaults(st)
-	prev, _ := readManifest(ctx, st)
-	cat, _, err := build(ctx, st, repos, &o, prev)
+	cat, _, err := fullBuild(ctx, st, repos, &o)
 	return cat, err
 }
 
@@ -162,33 +173,78 @@ func Build(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOp
 // every narinfo as added.
 func Rebuild(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOptions) (*UpdateReport, error) {
 	o := opts.withDefaults(st)
-	prev, _ := readManifest(ctx, st)
-	return rebuild(ctx, st, repos, &o, prev)
-}
-
-func rebuild(ctx context.Context, st *store.Store, repos []RepoInfo, o *BuildOptions, prev *manifest) (*UpdateReport, error) {
 	start := time.Now()
-	cat, gen, err := build(ctx, st, repos, o, prev)
+	cat, gen, err := fullBuild(ctx, st, repos, &o)
 	if err != nil {
 		return nil, err
 	}
-	s := cat.Stats
-	rep := &UpdateReport{Full: true, Generation: gen, Added: s.Paths + s.Derivations + s.Sources + s.Other,
-		IndexRebuilt: o.IndexDir != "", Stats: s}
+	rep := fullReport(cat, gen, &o)
 	rep.Finish(start)
 	return rep, nil
 }
 
-// build is Build with the options' defaults set and the current manifest
-// (nil if none) read; it also returns the catalog's generation.
-func build(ctx context.Context, st *store.Store, repos []RepoInfo, o *BuildOptions, prev *manifest) (*Catalog, int64, error) {
+func fullReport(cat *Catalog, gen int64, o *BuildOptions) *UpdateReport {
+	s := cat.Stats
+	return &UpdateReport{Full: true, Generation: gen, Added: s.Paths + s.Derivations + s.Sources + s.Other,
+		IndexRebuilt: o.IndexDir != "", Stats: s}
+}
+
+// fullBuild runs build on the current manifest, after any other build
+// holding the catalog's claim, and again when another build changed the
+// catalog first (at most maxAttempts times).
+func fullBuild(ctx context.Context, st *store.Store, repos []RepoInfo, o *BuildOptions) (*Catalog, int64, error) {
+	var w waiter
+	for attempt := 1; ; attempt++ {
+		base, prev, err := readManifestBytes(ctx, st)
+		if err != nil && base == nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, 0, fmt.Errorf("index: %w", err)
+		}
+		if err == nil && prev.Pending && !w.stale(prev) {
+			if err := w.wait(ctx, st, base, o.Logger); err != nil {
+				return nil, 0, err
+			}
+			continue
+		}
+		cat, gen, err := build(ctx, st, repos, o, base, prev)
+		if retryable(err) && attempt < maxAttempts {
+			o.Logger.Debug("the catalog changed during the build: starting again", "err", err)
+			continue
+		}
+		return cat, gen, err
+	}
+}
+
+func retryable(err error) bool { return errors.Is(err, errMoved) || errors.Is(err, errClaimLost) }
+
+// build builds the catalog under a claim taken over the manifest base (the
+// bytes read; nil: none) whose content is prev (nil if none or unusable);
+// it also returns the catalog's generation.
+func build(ctx context.Context, st *store.Store, repos []RepoInfo, o *BuildOptions, base []byte, prev *manifest) (*Catalog, int64, error) {
 	start := time.Now()
 	gen := int64(1)
 	if prev != nil {
 		gen = prev.Generation + 1
 	}
 	repos = sortedRepos(repos)
+	// Readers see the previous catalog's description until this one is
+	// complete.
+	pending := manifest{Format: catalogFormat, Generation: gen - 1, ShardStats: make([]shardStat, PackageShards)}
+	if prev != nil && prev.Format == catalogFormat {
+		pending = *prev
+	}
+	h, err := acquire(ctx, st, base, pending, o.Logger)
+	if err != nil {
+		return nil, 0, err
+	}
+	cat, err := buildClaimed(h, st, repos, o, gen, prev, start)
+	if err != nil {
+		return nil, 0, h.release(h.err(err))
+	}
+	return cat, gen, nil
+}
 
+func buildClaimed(h *holder, st *store.Store, repos []RepoInfo, o *BuildOptions, gen int64, prev *manifest, start time.Time) (*Catalog, error) {
+	ctx := h.ctx
 	// The repositories' paths and the channels are independent: read
 	// them at the same time.
 	var (
@@ -211,7 +267,7 @@ func build(ctx context.Context, st *store.Store, repos []RepoInfo, o *BuildOptio
 		err = chErr
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	for i := range repos {
 		repos[i].Paths = len(all[i].recs)
@@ -220,7 +276,7 @@ func build(ctx context.Context, st *store.Store, repos []RepoInfo, o *BuildOptio
 
 	ci, err := newChannelIndex(ctx, st, ch)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	cat := assembleAll(all, ci, meta)
 	ci = nil
@@ -238,20 +294,20 @@ func build(ctx context.Context, st *store.Store, repos []RepoInfo, o *BuildOptio
 	// The catalog first (the index records its generation), then the
 	// index, with the narinfo records released: both are CPU-bound, and
 	// measured side by side they took longer than one after the other.
-	if err := persistFull(ctx, st, m, cat.Packages, all, ch, meta, prev); err != nil {
-		return nil, 0, err
+	if err := persistFull(h, st, m, cat.Packages, all, ch, meta, prev); err != nil {
+		return nil, err
 	}
 	all, ch, meta = nil, nil, nil
 	tPersist := time.Since(start)
 	if o.IndexDir != "" {
 		if err := BuildIndex(o.IndexDir, cat.Packages, gen, o.IndexShards); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
 	o.Logger.Debug("catalog built", "paths", cat.Stats.Paths, "packages", cat.Stats.Packages,
 		"read", tRead, "assemble", tAssemble-tRead, "persist", tPersist-tAssemble,
 		"index", time.Since(start)-tPersist)
-	return cat, gen, nil
+	return cat, nil
 }
 
 func sortedRepos(repos []RepoInfo) []RepoInfo {

@@ -34,6 +34,12 @@ func readManifest(ctx context.Context, st *store.Store) (*manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseManifest(b)
+}
+
+// parseManifest decodes a manifest; one of another format is an error,
+// with its format and generation in the manifest returned.
+func parseManifest(b []byte) (*manifest, error) {
 	var m manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("index: %s: %w", store.CatalogManifest, err)
@@ -48,14 +54,6 @@ func readManifest(ctx context.Context, st *store.Store) (*manifest, error) {
 		m.ShardStats = make([]shardStat, PackageShards)
 	}
 	return &m, nil
-}
-
-func writeManifest(ctx context.Context, st *store.Store, m *manifest) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return st.Put(ctx, store.CatalogManifest, b, &store.WriteOptions{ContentType: "application/json"})
 }
 
 // encodeShard encodes a package shard (packages sorted by name) as a JSON
@@ -155,25 +153,24 @@ func stateShards(recs []pathRec) map[byte][]pathRec {
 	return out
 }
 
-// persistFull writes a complete catalog: every package shard, every state
-// shard of every repository, the snapshot pairs read in this run and the
-// metadata, then the manifest. State of repositories no longer cataloged
-// is deleted.
-func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Package, all []repoPaths, cd *channelsData, meta map[string]pkgMeta, prev *manifest) error {
-	pending := *m
-	pending.Pending = true
-	if prev != nil {
-		pending.Generation = prev.Generation
-	}
-	if err := writeManifest(ctx, st, &pending); err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
+// persistFull writes a complete catalog under the claim h: every package
+// shard, every state shard of every repository, the snapshot pairs read in
+// this run and the metadata; then it deletes what is no longer part of the
+// catalog (state of repositories no longer cataloged, an older format's
+// objects) and commits the manifest m. Deleting before the commit, while
+// the claim is held, keeps a later build's new objects safe from this
+// build's sweep.
+func persistFull(h *holder, st *store.Store, m *manifest, pkgs []Package, all []repoPaths, cd *channelsData, meta map[string]pkgMeta, prev *manifest) error {
+	ctx := h.ctx
 	byShard := make([][]Package, PackageShards)
 	for _, p := range pkgs {
 		s := ShardOf(p.Name)
 		byShard[s] = append(byShard[s], p)
 		m.ShardStats[s].Packages++
 		m.ShardStats[s].Versions += len(p.Versions)
+	}
+	for i := range m.ShardStats {
+		m.ShardStats[i].Gen = m.Generation
 	}
 	type job struct {
 		key string
@@ -203,6 +200,7 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 		return err
 	}
 	jobs = append(jobs, job{store.CatalogMeta, func() error { return putCompressed(ctx, st, store.CatalogMeta, mb) }})
+	h.wrote = true
 	err = work.Each(ctx, max(4, runtime.GOMAXPROCS(0)), len(jobs), func(i int) error {
 		if err := jobs[i].fn(); err != nil {
 			return fmt.Errorf("index: write %s: %w", jobs[i].key, err)
@@ -211,9 +209,6 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 	})
 	if err != nil {
 		return err
-	}
-	if err := writeManifest(ctx, st, m); err != nil {
-		return fmt.Errorf("index: %w", err)
 	}
 	if prev == nil || prev.Format != catalogFormat || prev.Pending {
 		// No complete catalog of this format before: whatever else lies
@@ -228,14 +223,12 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 			written[store.CatalogSnapshotPairs(s.key)] = true
 		}
 		sweepCatalog(ctx, st, written)
-		return nil
-	}
-	// Forget what is no longer cataloged.
-	keep := map[string]bool{}
-	for _, rp := range all {
-		keep[rp.name] = true
-	}
-	if prev != nil {
+	} else {
+		// Forget what is no longer cataloged.
+		keep := map[string]bool{}
+		for _, rp := range all {
+			keep[rp.name] = true
+		}
 		for _, r := range prev.Repos {
 			if !keep[r.Name] {
 				deletePrefix(ctx, st, store.CatalogStatePrefix(r.Name))
@@ -244,6 +237,9 @@ func persistFull(ctx context.Context, st *store.Store, m *manifest, pkgs []Packa
 		for _, key := range cd.stalePairs(prev.Snapshots) {
 			_ = st.Delete(ctx, key)
 		}
+	}
+	if err := h.commit(m); err != nil {
+		return err
 	}
 	return nil
 }

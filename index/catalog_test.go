@@ -465,6 +465,15 @@ func TestUpdateIncrementalEqualsFullBuild(t *testing.T) {
 	}
 }
 
+// writeManifest replaces the manifest as it is (no claim).
+func writeManifest(ctx context.Context, st *store.Store, m *manifest) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return st.Put(ctx, store.CatalogManifest, b, nil)
+}
+
 func TestUpdateWithoutCatalogBuilds(t *testing.T) {
 	f := newFixture(t)
 	f.add("main", "hello-1.0", "", 10)

@@ -2,8 +2,12 @@
 // with exactly the semantics Nix itself uses, and builds the package catalog
 // of all repositories (Build, Update: incremental) and its bleve search
 // index from the bucket alone. The catalog is kept in the bucket under
-// _nixrepo/catalog/; the search index in a local folder, rebuilt from the
-// bucket when it is missing or stale.
+// _nixrepo/catalog/; the search index in a local folder, brought up to
+// date from the bucket when it is behind (another process updated the
+// catalog) and rebuilt when it is missing. Any number of processes may
+// build and update one bucket's catalog at once: they take turns through a
+// claim in the manifest, changed by compare-and-swap (claim.go,
+// docs/concurrency.md).
 //
 // # Names and versions
 //

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,8 @@ type UpdateReport struct {
 	// Duration is the wall time; Seconds the same in seconds (JSON).
 	Duration time.Duration `json:"-"`
 	Seconds  float64       `json:"seconds"`
+
+	changed []Package // (for the search index)
 }
 
 // Finish sets Duration and Seconds from start and makes the lists non-nil.
@@ -58,24 +61,50 @@ func (r *UpdateReport) Finish(start time.Time) {
 // keys, compares them with the state the last build or update left, reads
 // only the new narinfos, and recomputes and re-indexes only the packages
 // whose paths, channel snapshots or metadata changed. Without a catalog (or
-// after an interrupted update) it runs Build.
+// after an interrupted update) it runs Build. Another process's update
+// running meanwhile is waited for, and an update that another finished
+// first is redone from the catalog it left (claim.go).
 func Update(ctx context.Context, st *store.Store, repos []RepoInfo, opts *BuildOptions) (*UpdateReport, error) {
 	o := opts.withDefaults(st)
 	start := time.Now()
-	m, err := readManifest(ctx, st)
-	if err != nil || m.Pending {
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			o.Logger.Warn("rebuilding the catalog", "err", err)
-		}
-		return rebuild(ctx, st, repos, &o, m)
-	}
 	repos = sortedRepos(repos)
-	u := &updater{ctx: ctx, st: st, o: &o, m: m, rep: &UpdateReport{Generation: m.Generation}, listedAt: time.Now()}
-	if err := u.run(repos); err != nil {
-		return nil, err
+	var w waiter
+	for attempt := 1; ; attempt++ {
+		base, m, err := readManifestBytes(ctx, st)
+		if err != nil && base == nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		if err == nil && m.Pending && !w.stale(m) {
+			if err := w.wait(ctx, st, base, o.Logger); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		var rep *UpdateReport
+		if err != nil || m.Pending {
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				o.Logger.Warn("rebuilding the catalog", "err", err)
+			}
+			var cat *Catalog
+			var gen int64
+			if cat, gen, err = build(ctx, st, repos, &o, base, m); err == nil {
+				rep = fullReport(cat, gen, &o)
+			}
+		} else {
+			u := &updater{ctx: ctx, st: st, o: &o, m: m, base: base, rep: &UpdateReport{Generation: m.Generation}, listedAt: time.Now()}
+			err = u.run(repos)
+			rep = u.rep
+		}
+		if retryable(err) && attempt < maxAttempts {
+			o.Logger.Debug("the catalog changed during the update: starting again", "err", err)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		rep.Finish(start)
+		return rep, nil
 	}
-	u.rep.Finish(start)
-	return u.rep, nil
 }
 
 type updater struct {
@@ -84,6 +113,10 @@ type updater struct {
 	o   *BuildOptions
 	m   *manifest
 	rep *UpdateReport
+	// base is the manifest's bytes m was read from; h the claim, once
+	// taken.
+	base []byte
+	h    *holder
 
 	// per repository, old and new state, sorted by hash
 	names    []string
@@ -170,21 +203,44 @@ func (u *updater) run(repos []RepoInfo) error {
 		// Nothing new in the catalog; keep descriptions and the like current.
 		if !reflect.DeepEqual(repoInfos, u.m.Repos) || !reflect.DeepEqual(cd.infos, u.m.Channels) {
 			u.m.Repos, u.m.Channels = repoInfos, cd.infos
-			if err := writeManifest(ctx, st, u.m); err != nil {
-				return fmt.Errorf("index: %w", err)
+			b, err := marshalManifest(u.m)
+			if err != nil {
+				return err
+			}
+			err = st.Update(ctx, store.CatalogManifest, manifestOpts, func(old []byte) ([]byte, error) {
+				if !bytes.Equal(old, u.base) {
+					return nil, errMoved
+				}
+				return b, nil
+			})
+			if err != nil {
+				return err
 			}
 		}
 		u.rep.Stats = u.m.Stats
-		return u.syncIndex(u.m.Generation, u.m.Generation, nil, nil)
+		return u.syncIndex(u.m.Generation, nil, nil)
 	}
 
 	stats := u.pathStats()
-	// Mark the catalog as being updated, then rewrite what changed.
-	pending := *u.m
-	pending.Pending = true
-	if err := writeManifest(ctx, st, &pending); err != nil {
-		return fmt.Errorf("index: %w", err)
+	// Take the catalog's claim (marking it as being updated), then
+	// rewrite what changed.
+	h, err := acquire(ctx, st, u.base, *u.m, u.o.Logger)
+	if err != nil {
+		return err
 	}
+	u.h, u.ctx = h, h.ctx
+	if err := u.apply(cd, affected, chChanged, metaChanged, newMeta, stats, repoInfos); err != nil {
+		return h.release(h.err(err))
+	}
+	return u.syncIndex(u.m.Generation-1, u.rep.changed, u.rep.Deleted)
+}
+
+// apply recomputes the affected packages and writes them, the state and
+// the manifest, under the claim.
+func (u *updater) apply(cd *channelsData, affected map[string]bool, chChanged, metaChanged bool, newMeta map[string]pkgMeta,
+	stats Stats, repoInfos []RepoInfo) error {
+	ctx, st := u.ctx, u.st
+	var err error
 	var ci *channelIndex
 	chans := func(name, version string) []string { return nil }
 	if chChanged || len(cd.snaps) > 0 {
@@ -228,44 +284,72 @@ func (u *updater) run(repos []RepoInfo) error {
 		stats.Packages += s.Packages
 		stats.Versions += s.Versions
 	}
-	u.m.Pending = false
+	prevGen := u.m.Generation
+	for i := range u.m.ShardStats {
+		if u.m.ShardStats[i].Gen == 0 {
+			// Written by a version that did not record it: at the
+			// latest by the previous generation.
+			u.m.ShardStats[i].Gen = prevGen
+		}
+	}
 	u.m.Generation++
 	u.m.Generated = u.o.Now().UTC()
 	u.m.Repos, u.m.Channels, u.m.Stats = repoInfos, cd.infos, stats
 	u.m.Snapshots, u.m.MetaSources = cd.records(), cd.metaSources()
-	if err := writeManifest(ctx, st, u.m); err != nil {
-		return fmt.Errorf("index: %w", err)
+	if err := u.h.commit(u.m); err != nil {
+		return err
 	}
 	u.rep.Generation, u.rep.Stats = u.m.Generation, stats
 	for _, p := range changed {
 		u.rep.Changed = append(u.rep.Changed, p.Name)
 	}
+	u.rep.changed = changed
 	u.rep.Deleted = deleted
-	return u.syncIndex(u.m.Generation-1, u.m.Generation, changed, deleted)
+	return nil
 }
 
-// syncIndex applies the changes to the search index, or rebuilds it from
-// the bucket when it cannot be updated.
-func (u *updater) syncIndex(from, to int64, changed []Package, deleted []string) error {
+// syncIndex brings the search index to the catalog's generation: it
+// applies this update's changes to an index at the generation the update
+// started from, catches up an index that is further behind (followIndex),
+// and rebuilds it from the bucket when neither works.
+func (u *updater) syncIndex(from int64, changed []Package, deleted []string) error {
 	dir := u.o.IndexDir
 	if dir == "" {
 		return nil
 	}
-	if from == to {
-		if g, err := IndexGeneration(dir); err == nil && g == to {
-			return nil
-		}
-	} else {
+	rebuilt, err := syncIndex(context.WithoutCancel(u.ctx), u.st, dir, u.m, from, changed, deleted, u.o)
+	u.rep.IndexRebuilt = rebuilt
+	return err
+}
+
+// syncIndex brings the search index in dir to the generation of m, the
+// catalog's committed manifest; changed and deleted are the packages an
+// update from generation from changed (none when from is m's generation).
+func syncIndex(ctx context.Context, st *store.Store, dir string, m *manifest, from int64, changed []Package, deleted []string,
+	o *BuildOptions) (rebuilt bool, err error) {
+	to := m.Generation
+	g, gerr := IndexGeneration(dir)
+	if gerr == nil && g == to {
+		return false, nil
+	}
+	if gerr == nil && g == from && from != to {
 		err := updateIndex(dir, from, to, changed, deleted)
 		if err == nil {
-			return nil
+			return false, nil
 		}
 		if !errors.Is(err, errIndexStale) && !errors.Is(err, ErrNoIndex) {
-			u.o.Logger.Warn("rebuilding the search index", "err", err)
+			o.Logger.Warn("rebuilding the search index", "err", err)
+		}
+	} else if gerr == nil && g < to {
+		err := followIndex(ctx, st, dir, m, g, o)
+		if err == nil {
+			return false, nil
+		}
+		if !errors.Is(err, errIndexStale) && !errors.Is(err, ErrNoIndex) {
+			o.Logger.Warn("rebuilding the search index", "err", err)
 		}
 	}
-	u.rep.IndexRebuilt = true
-	return RebuildIndex(u.ctx, u.st, dir, u.o.IndexShards)
+	return true, RebuildIndex(ctx, st, dir, o.IndexShards)
 }
 
 // diffRepo compares a repository's listing with its recorded state and
@@ -568,12 +652,14 @@ func (u *updater) applyPackages(affected map[string]bool, chChanged bool, chans 
 			ss.Packages++
 			ss.Versions += len(p.Versions)
 		}
+		ss.Gen = u.m.Generation + 1
 		u.m.ShardStats[sid] = ss
 	}
 	ids := make([]int, 0, len(writes))
 	for s := range writes {
 		ids = append(ids, s)
 	}
+	u.h.wrote = u.h.wrote || len(ids) > 0
 	err = work.Each(u.ctx, max(4, runtime.GOMAXPROCS(0)), len(ids), func(i int) error {
 		if err := writeShard(u.ctx, u.st, ids[i], writes[ids[i]]); err != nil {
 			return fmt.Errorf("index: write %s: %w", store.CatalogPackageShard(ids[i]), err)
@@ -656,6 +742,7 @@ func (u *updater) writeState(cd *channelsData, meta map[string]pkgMeta, metaChan
 		del  bool
 	}
 	var jobs []job
+	u.h.wrote = true
 	for _, repo := range u.names {
 		d := u.dirty[repo]
 		if len(d) == 0 {

@@ -20,6 +20,8 @@
 // unknown words.
 //
 // Engine wraps an index folder for a long-running process: it reopens the
-// index when an indexer switches it to a new generation and rebuilds it
-// from the catalog in the bucket when it is missing.
+// index when an indexer switches it to a new generation (the server's own
+// background updates, or "nixrepo index"), and on opening brings it to the
+// catalog's generation from the bucket (re-indexing the changed package
+// shards, or rebuilding it when it is missing).
 package search

@@ -28,5 +28,8 @@
 //
 // The package API (SearchAPI) shows only readable repositories and bounds
 // every input a reader sends (query length and words, repo=, limit=, the
-// package name) with a 400 naming the bound.
+// package name) with a 400 naming the bound. With Options.Catalog, Serve
+// keeps the catalog and the search index current in the background
+// (CatalogUpdate), so what any process sharing the bucket wrote becomes
+// searchable here within about the update interval.
 package server

@@ -42,7 +42,8 @@ const maxFastHead = 8 << 10
 // Serve accepts connections on ln and serves them until hs is shut down
 // (hs.Shutdown or hs.Close; Serve then returns http.ErrServerClosed).
 // hs.Handler should be s. Plain-HTTP listeners only: for TLS use ServeTLS.
-// While it serves, the path journal is flushed every JournalFlushInterval.
+// While it serves, the path journal is flushed every JournalFlushInterval
+// and, with Options.Catalog, the catalog is updated every Catalog.Interval.
 func (s *Server) Serve(ln net.Listener, hs *http.Server) error {
 	hl := &handoffListener{
 		Listener: ln,
@@ -75,11 +76,14 @@ func (s *Server) ServeTLS(ln net.Listener, hs *http.Server, certFile, keyFile st
 
 // flushingJournal runs serve, writing the path journal notes of uploads and
 // pulls every JournalFlushInterval until it returns (Store.Close writes the
-// rest).
+// rest), and updating the catalog (Options.Catalog) meanwhile.
 func (s *Server) flushingJournal(serve func() error) error {
 	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer close(done)
 	go s.flushJournal(done)
+	wg.Go(func() { s.updateCatalog(done) })
 	return serve()
 }
 

@@ -123,6 +123,9 @@ type Options struct {
 	// JournalFlushInterval is how often Serve writes the path journal
 	// notes of uploads and pulls (default 30 s; see docs/layout.md).
 	JournalFlushInterval time.Duration
+	// Catalog, when set, makes Serve update the package catalog and the
+	// search index in the background (see CatalogUpdate).
+	Catalog *CatalogUpdate
 }
 
 // DefaultMaxConcurrentUnpacks is Options.MaxConcurrentUnpacks' default: two
@@ -146,6 +149,8 @@ type Server struct {
 	mux     *http.ServeMux
 	bg      sync.WaitGroup
 	bgSem   chan struct{}
+	// catalogMu: one catalog update at a time.
+	catalogMu sync.Mutex
 }
 
 type repoState struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 	"github.com/nixrepo/nixrepo/ingest/channel"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/store"
+	"github.com/nixrepo/nixrepo/publish"
 )
 
 func newChannelCmd(a *app) *cobra.Command {
@@ -38,7 +40,7 @@ the current snapshot's tarball for static hosting.`,
 
 func newChannelPushCmd(a *app) *cobra.Command {
 	var repoName, chName, flavor, snapshot, gitRev, storePaths string
-	var force bool
+	var force, noSite bool
 	cmd := &cobra.Command{
 		Use:   "push --repo R --channel NAME --flavor nixpkgs|nixos --snapshot ID FILE",
 		Short: "Publish a nixexprs.tar.xz as an immutable channel snapshot",
@@ -51,7 +53,14 @@ is refused. The channel's current snapshot moves to ID only if ID is newer
 (Nix version order when both IDs contain numbers, else upload order), unless
 --force. Prints the fetchTarball sha256 of the snapshot. A virtual
 repository takes no channel snapshots (it serves its members' paths): naming
-one is refused.`,
+one is refused.
+
+When the static site is on ([site] disabled is not set) and shows R, push
+then brings the site's channel pages up to date: an incremental catalog
+update (as "nixrepo index": the listing of every repository's narinfos, plus
+reading the new snapshot's store-paths.xz and packages.json.br) and a site
+render (as "nixrepo publish" renders it; only changed objects are written).
+--no-site skips that, leaving it to the next run or publish.`,
 		Example: `  nixrepo channel push --repo nix-local --channel team --flavor nixpkgs --snapshot 2026.11.27 nixexprs.tar.xz`,
 		Args:    exactArgs(1, "the nixexprs.tar.xz FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,6 +102,15 @@ one is refused.`,
 			if err != nil {
 				return fmt.Errorf("channel push: %w", err)
 			}
+			var site *publish.AllReport
+			if opts := siteOptions(cfg); opts != nil && !noSite && slices.Contains(opts.Repos, r.Name) {
+				// The snapshot is published: a failure from here on is
+				// reported, and the next run or publish repairs it.
+				site, err = publish.All(cmd.Context(), st, publish.Plan{Index: a.indexStep(cfg, a.indexDir(cfg, ""), false), Site: opts})
+				if err != nil {
+					return fmt.Errorf("channel push: snapshot %s published, but the site was not updated: %w", snapshot, err)
+				}
+			}
 			if a.jsonOut {
 				return a.printJSON(res)
 			}
@@ -104,6 +122,10 @@ one is refused.`,
 			if len(res.Pruned) > 0 {
 				fmt.Fprintf(a.stdout, "retention removed: %s\n", strings.Join(res.Pruned, ", "))
 			}
+			if site != nil {
+				fmt.Fprintf(a.stdout, "site: catalog generation %d (%.2fs), %d object(s) written or removed under %s\n",
+					site.Index.Generation, site.Index.Seconds, max(site.Site, 0), store.SitePrefix)
+			}
 			return nil
 		},
 	}
@@ -114,6 +136,7 @@ one is refused.`,
 	cmd.Flags().StringVar(&gitRev, "git-revision", "", "file holding the git revision to keep with the snapshot")
 	cmd.Flags().StringVar(&storePaths, "store-paths", "", "store-paths.xz to keep with the snapshot")
 	cmd.Flags().BoolVar(&force, "force", false, "make this the current snapshot even if it is older")
+	cmd.Flags().BoolVar(&noSite, "no-site", false, "do not update the catalog and the static site after the push")
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/store"
 	"github.com/nixrepo/nixrepo/publish"
@@ -13,16 +14,19 @@ import (
 )
 
 func newPublishCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var dir string
+	cmd := &cobra.Command{
 		Use:   "publish",
 		Short: "Write each repository's derived files (nix-cache-info)",
 		Long: `publish writes the files derived from the repositories so that the bucket,
 behind any static file server, is a complete set of Nix substituters: each
 virtual repository materialised as its own prefix (the union of its members,
 first member winning; NAR files copied server-side where the bucket can,
-conflicting NarHashes reported), then each repository's nix-cache-info
-(StoreDir, WantMassQuery: 1, Priority), then the static site under _site/.
-Objects are only rewritten when their content changes.
+conflicting NarHashes reported), then the package catalog and search index
+brought up to date (as "nixrepo index" does, so the site shows new paths and
+channel snapshots), then each repository's nix-cache-info (StoreDir,
+WantMassQuery: 1, Priority), then the static site under _site/. Objects are
+only rewritten when their content changes.
 
 The site shows only public repositories (public = true) unless [site] repos
 lists others with [site] include_private = true: nothing of another
@@ -34,21 +38,28 @@ site's search files.`,
 			if err != nil {
 				return err
 			}
-			rep, err := a.publish(cmd.Context(), cfg, nil)
+			rep, err := a.publish(cmd.Context(), cfg, a.indexStep(cfg, a.indexDir(cfg, dir), false))
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(rep)
+				return a.printJSON(struct {
+					*publish.AllReport
+					Index *index.UpdateReport `json:"index"`
+				}{rep, rep.Index})
 			}
+			printIndexReport(a, rep.Index)
 			printPublishReport(a, rep)
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&dir, "index-dir", "", "search index folder (default $"+indexDirEnv+", else var/index next to the config)")
+	return cmd
 }
 
-// publish runs the publish stage; with index set (run), the catalog update
-// is part of it, after the virtual repositories and before the site.
+// publish runs the publish stage; with index set (run, publish), the
+// catalog update is part of it, after the virtual repositories and before
+// the site.
 func (a *app) publish(ctx context.Context, cfg *config.Config, index *publish.IndexStep) (*publish.AllReport, error) {
 	st, err := a.openStore(ctx)
 	if err != nil {
@@ -70,10 +81,16 @@ func (a *app) publish(ctx context.Context, cfg *config.Config, index *publish.In
 		}
 		plan.Virtual = append(plan.Virtual, v)
 	}
-	if !cfg.Site.Disabled {
-		plan.Site = &site.Options{BaseURL: cfg.Site.BaseURL, ServerURL: cfg.Site.ServerURL, Title: cfg.Site.Title, Repos: cfg.SiteRepos()}
-	}
+	plan.Site = siteOptions(cfg)
 	return publish.All(ctx, st, plan)
+}
+
+// siteOptions are the static site's options (nil when it is disabled).
+func siteOptions(cfg *config.Config) *site.Options {
+	if cfg.Site.Disabled {
+		return nil
+	}
+	return &site.Options{BaseURL: cfg.Site.BaseURL, ServerURL: cfg.Site.ServerURL, Title: cfg.Site.Title, Repos: cfg.SiteRepos()}
 }
 
 func printPublishReport(a *app, rep *publish.AllReport) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nixrepo/nixrepo/index"
 	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/config"
 	"github.com/nixrepo/nixrepo/internal/nix"
@@ -39,10 +40,17 @@ Configuration: [server] (listen, tls_cert_file, tls_key_file,
 max_object_size, max_uploads, max_uploads_per_token, max_uploads_per_repo,
 max_queued_uploads_per_token, upload_queue_timeout, upload_timeout,
 upload_min_rate, upload_stall_timeout, narinfo_cache_entries, max_nar_size,
-max_decoder_memory, max_listing_size, memory_limit), [[token]], public = true on a
+max_decoder_memory, max_listing_size, memory_limit, index_interval), [[token]], public = true on a
 repository for anonymous reads, [channels] (max_tarball_entries,
 max_tarball_unpacked_size, max_tarball_size, max_concurrent_unpacks), and [site] server_url (the server's public
-URL, named in channel redirects' Link header).`,
+URL, named in channel redirects' Link header).
+
+Every [server] index_interval (default 30s; "0" turns it off) the server
+updates the package catalog and its search index in the background, as
+"nixrepo index" does, so a path uploaded to any replica sharing the bucket
+(or ingested by a run) is found by /api/search here within about that
+interval. The search index is the folder "nixrepo index" uses
+($NIXREPO_INDEX_DIR, else var/index next to the configuration).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig()
@@ -115,7 +123,16 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 		copy(h[:], b)
 		opts.Tokens = append(opts.Tokens, server.Token{Name: t.Name, SHA256: h, Read: t.Read, Write: t.Write})
 	}
-	opts.Search = search.NewEngine(st, a.indexDir(cfg, ""))
+	dir := a.indexDir(cfg, "")
+	opts.Search = search.NewEngine(st, dir)
+	if every := cfg.Server.IndexEvery(); every > 0 {
+		opts.Catalog = &server.CatalogUpdate{
+			Repos:    catalogRepos(cfg),
+			Interval: every,
+			// Few parallel reads: the update must not crowd out uploads.
+			Options: &index.BuildOptions{IndexDir: dir, Workers: 4, Logger: opts.Logger},
+		}
+	}
 	opts.SearchLimits = searchLimits(cfg)
 	srv, err := server.New(st, opts)
 	if err != nil {

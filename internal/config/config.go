@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -131,6 +132,20 @@ type Server struct {
 	UploadStallTimeout Duration `toml:"upload_stall_timeout"`
 	// NarInfoCacheEntries bounds the in-memory narinfo cache.
 	NarInfoCacheEntries int `toml:"narinfo_cache_entries"`
+	// IndexInterval is how often the server updates the package catalog
+	// and its search index ("0": never; see IndexEvery).
+	IndexInterval Interval `toml:"index_interval"`
+}
+
+// DefaultIndexInterval is [server] index_interval's default.
+const DefaultIndexInterval = 30 * time.Second
+
+// IndexEvery is the server's catalog update interval (0: off).
+func (s *Server) IndexEvery() time.Duration {
+	if !s.IndexInterval.Set {
+		return DefaultIndexInterval
+	}
+	return s.IndexInterval.D
 }
 
 // Site configures the static site publish writes under _site/.
@@ -380,6 +395,9 @@ func (c *Config) validate(md toml.MetaData, lines keyLines) error {
 	}
 	if c.Server.MaxListingSize < 0 || c.Server.MaxListingSize > 1<<30 {
 		bad("server.max_listing_size", "must be between 0 (the default, 16MiB) and 1GiB")
+	}
+	if d := c.Server.IndexInterval.D; d != 0 && (d < time.Second || d > 24*time.Hour) {
+		bad("server.index_interval", "must be 0 (off) or between 1s and 24h")
 	}
 	if c.Server.NarInfoCacheEntries < 0 {
 		bad("server.narinfo_cache_entries", "must be ≥ 0")

@@ -59,6 +59,9 @@ func TestInvalidConfigRefusedWithReason(t *testing.T) {
 		{"bad rate", valid + "[server]\nupload_min_rate = \"fast\"\n", "bad rate"},
 		{"negative rate", valid + "[server]\nupload_min_rate = -5\n", "server.upload_min_rate: must be positive"},
 		{"bad queue timeout", valid + "[server]\nupload_queue_timeout = \"soon\"\n", "bad duration"},
+		{"bad index interval", valid + "[server]\nindex_interval = \"often\"\n", "bad interval"},
+		{"negative index interval", valid + "[server]\nindex_interval = \"-1s\"\n", "bad interval"},
+		{"index interval too short", valid + "[server]\nindex_interval = \"10ms\"\n", "server.index_interval: must be 0 (off) or between 1s and 24h"},
 		{"server_url not http", valid + "[site]\nserver_url = \"ftp://h\"\n", `site.server_url: "ftp://h" is not an http(s) URL`},
 		{"server_url with credentials", valid + "[site]\nserver_url = \"https://u:p@h\"\n", "site.server_url"},
 		{"unknown channels key", strings.Replace(valid, "[[repo]]", "[channels]\nmax_entries = 5\n[[repo]]", 1), "x.toml:5: channels.max_entries: unknown key"},
@@ -105,6 +108,21 @@ upload_min_rate = "1MiB/s"
 		c, err := config.Parse([]byte(valid+"[server]\nupload_min_rate = "+v+"\n"), "x.toml", "/d")
 		if err != nil || c.Server.UploadMinRate != 64<<10 {
 			t.Errorf("upload_min_rate = %s: %v, %v", v, err, c)
+		}
+	}
+}
+
+// TestIndexInterval: 30 s by default, "0" turns the server's catalog
+// updates off.
+func TestIndexInterval(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": 30 * time.Second, `"0"`: 0, `"0s"`: 0, `"5s"`: 5 * time.Second, `"10m"`: 10 * time.Minute} {
+		toml := valid
+		if v != "" {
+			toml += "[server]\nindex_interval = " + v + "\n"
+		}
+		c, err := config.Parse([]byte(toml), "x.toml", "/d")
+		if err != nil || c.Server.IndexEvery() != want {
+			t.Errorf("index_interval = %s: %v, %v", v, err, c)
 		}
 	}
 }

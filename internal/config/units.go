@@ -60,6 +60,23 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Interval is a Duration that may be "0" (off); Set tells whether the
+// key was given.
+type Interval struct {
+	D   time.Duration
+	Set bool
+}
+
+// UnmarshalText parses a Go duration or "0".
+func (d *Interval) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil || v < 0 {
+		return fmt.Errorf("bad interval %q (want e.g. \"30s\", or \"0\" for off)", b)
+	}
+	*d = Interval{D: v, Set: true}
+	return nil
+}
+
 // Rate is bytes per second, written as a Size with an optional "/s"
 // ("64KiB/s", "1MB/s", 65536).
 type Rate int64
