@@ -40,31 +40,28 @@ func missingReferences(ctx context.Context, repo *store.Cache, ni *nix.NarInfo) 
 // together with listing, the listing computed from that NAR file (empty:
 // none is kept), by the write protocol every writer of narinfos follows:
 // the listing is only created before the narinfo, never replacing another
-// writer's, and not at all once another writer's narinfo is there; the
-// narinfo is created write-once; then the listing is settled. The winner
-// (won) makes the listing its own; a loser puts back the one computed from
-// the winner's NAR file (SettleListing, bounded by lim), and the caller
-// compares the winner's narinfo with its own.
+// writer's; the narinfo is created write-once; then the listing is
+// settled. The winner (won) makes the listing its own unless it created it
+// itself (then no one else can have written another: every other writer
+// only creates, or settles to the winner's); a loser puts back the one
+// computed from the winner's NAR file (SettleListing, bounded by lim), and
+// the caller compares the winner's narinfo with its own.
 func commitNarInfo(ctx context.Context, repo *store.Cache, ni *nix.NarInfo, listing []byte, lim Limits) (won bool, err error) {
 	hash := ni.StorePath.HashPart()
-	has, err := repo.HasNarInfo(ctx, hash)
+	created, err := createListing(ctx, repo, hash, listing)
 	if err != nil {
 		return false, err
 	}
-	if !has {
-		if err := createListing(ctx, repo, hash, listing); err != nil {
-			return false, err
-		}
-		err := repo.PutNarInfo(ctx, ni)
-		if err == nil {
-			// A concurrent loser may have written its listing between
-			// ours and the narinfo; from now on every other writer of
-			// this listing settles it.
-			return true, ensureListing(ctx, repo, hash, listing)
-		}
-		if !errors.Is(err, store.ErrExists) {
-			return false, err
-		}
+	err = repo.PutNarInfo(ctx, ni)
+	switch {
+	case err == nil && created:
+		return true, nil
+	case err == nil:
+		// The listing there is another upload's (a client's .ls, a
+		// loser's) or none: make it this narinfo's.
+		return true, ensureListing(ctx, repo, hash, listing)
+	case !errors.Is(err, store.ErrExists):
+		return false, err
 	}
 	// Another writer got there first: first writer wins, and so does its
 	// listing. The listing just created may be this writer's.

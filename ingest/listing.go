@@ -41,16 +41,17 @@ func SettleListing(ctx context.Context, repo *store.Cache, hashPart string, lim 
 
 // createListing writes hashPart's listing before its narinfo, unless a
 // listing is there already (another upload's, or a client's): the
-// narinfo's writer settles it afterwards (ensureListing).
-func createListing(ctx context.Context, repo *store.Cache, hashPart string, listing []byte) error {
+// narinfo's writer settles it afterwards (ensureListing). It reports
+// whether it created the listing.
+func createListing(ctx context.Context, repo *store.Cache, hashPart string, listing []byte) (created bool, err error) {
 	if len(listing) == 0 {
-		return nil
+		return false, nil
 	}
-	err := repo.Put(ctx, store.ListingFile(hashPart), listing, &store.WriteOptions{ContentType: store.ContentTypeListing, IfNotExist: true})
+	err = repo.Put(ctx, store.ListingFile(hashPart), listing, &store.WriteOptions{ContentType: store.ContentTypeListing, IfNotExist: true})
 	if errors.Is(err, store.ErrExists) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 // writeListing writes hashPart's listing, or removes it when listing is
