@@ -53,6 +53,10 @@ var testSupport = map[string][]string{
 	"internal/s3test": {"internal/nixtest"},
 	// The conformance suite every store backend passes.
 	"internal/store/storetest": {"internal/store"},
+	// NAR streams built for tests (a file, many symlinks, raw tokens).
+	"internal/nar/nartest": {},
+	// The peak heap of a function, for tests that bound memory.
+	"internal/memtest": {},
 }
 
 // testExtra lists what a package's tests may import beyond the package

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/ulikunitz/xz"
 
+	"github.com/nixrepo/nixrepo/internal/nar/nartest"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -25,22 +25,6 @@ import (
 type synthetic struct {
 	ni  *nix.NarInfo
 	nar []byte
-}
-
-// narOfFile is the NAR serialisation of a single regular file.
-func narOfFile(contents []byte) []byte {
-	var b bytes.Buffer
-	str := func(s []byte) {
-		binary.Write(&b, binary.LittleEndian, uint64(len(s)))
-		b.Write(s)
-		b.Write(make([]byte, (8-len(s)%8)%8))
-	}
-	for _, s := range []string{"nix-archive-1", "(", "type", "regular", "contents"} {
-		str([]byte(s))
-	}
-	str(contents)
-	str([]byte(")"))
-	return b.Bytes()
 }
 
 // randomStorePath is a fresh store path named name.
@@ -57,7 +41,7 @@ func randomStorePath(t *testing.T, name string) nix.StorePath {
 // newSynthetic is store path sp holding a file with contents, uncompressed,
 // with refs as its references.
 func newSynthetic(sp nix.StorePath, contents []byte, refs ...nix.StorePath) *synthetic {
-	nar := narOfFile(contents)
+	nar := nartest.File(contents)
 	h := sha256.Sum256(nar)
 	ni := &nix.NarInfo{StorePath: sp, Compression: "none", FileHash: nix.SHA256(h[:]), FileSize: uint64(len(nar)),
 		NarHash: nix.SHA256(h[:]), NarSize: uint64(len(nar)), References: refs}

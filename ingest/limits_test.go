@@ -19,22 +19,10 @@ import (
 
 	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/compress"
+	"github.com/nixrepo/nixrepo/internal/nar/nartest"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
-
-// narStrings serialises NAR strings (length, bytes, zero padding).
-func narStrings(tokens ...string) []byte {
-	var b []byte
-	for _, t := range tokens {
-		b = binary.LittleEndian.AppendUint64(b, uint64(len(t)))
-		b = append(b, t...)
-		for len(b)%8 != 0 {
-			b = append(b, 0)
-		}
-	}
-	return b
-}
 
 // zeros yields n zero bytes and counts what was read.
 type zeros struct {
@@ -60,8 +48,8 @@ func (z *zeros) Read(p []byte) (int, error) {
 // read so far.
 func bigFileNAR(size int64) (io.Reader, *zeros) {
 	z := &zeros{n: size}
-	head := append(narStrings("nix-archive-1", "(", "type", "regular", "contents"), binary.LittleEndian.AppendUint64(nil, uint64(size))...)
-	tail := append(make([]byte, -size&7), narStrings(")")...)
+	head := append(nartest.Strings("nix-archive-1", "(", "type", "regular", "contents"), binary.LittleEndian.AppendUint64(nil, uint64(size))...)
+	tail := append(make([]byte, -size&7), nartest.Strings(")")...)
 	return io.MultiReader(bytes.NewReader(head), z, bytes.NewReader(tail)), z
 }
 
@@ -182,37 +170,6 @@ func TestPullNarStopsAtClaimedNarSize(t *testing.T) {
 	t.Logf("%v after %s; upstream sent %d KiB", err, time.Since(start), served.Load()>>10)
 }
 
-// symlinkNAR generates, as it is read, a NAR of a directory of n symlinks
-// with targets of targetLen bytes.
-type symlinkNAR struct {
-	n, targetLen, i int
-	entry, pending  []byte
-	done            bool
-}
-
-func (s *symlinkNAR) Read(p []byte) (int, error) {
-	for len(s.pending) == 0 {
-		switch {
-		case s.done:
-			return 0, io.EOF
-		case s.i == 0:
-			s.pending = narStrings("nix-archive-1", "(", "type", "directory")
-			s.entry = narStrings("entry", "(", "name", "l00000", "node", "(", "type", "symlink", "target", strings.Repeat("t", s.targetLen), ")", ")")
-			s.i = 1
-		case s.i <= s.n:
-			copy(s.entry[3*16+8:], fmt.Sprintf("l%05d", s.i)) // the name, after three 16-byte strings and its length
-			s.pending = s.entry
-			s.i++
-		default:
-			s.pending = narStrings(")")
-			s.done = true
-		}
-	}
-	n := copy(p, s.pending)
-	s.pending = s.pending[n:]
-	return n, nil
-}
-
 func zstdBytes(t *testing.T, r io.Reader) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -254,7 +211,7 @@ func TestPutNarSkipsOversizeListing(t *testing.T) {
 		{"large listing", 400, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			file := zstdBytes(t, &symlinkNAR{n: tc.n, targetLen: 1000})
+			file := zstdBytes(t, nartest.Symlinks(tc.n, 1000))
 			sum := sha256.Sum256(file)
 			fh := nix.SHA256(sum[:])
 			m, err := ingest.PutNar(ctx, repo, store.NarFile(fh, "zstd"), bytes.NewReader(file), ingest.UploadOptions{Limits: lim})
@@ -302,7 +259,7 @@ func TestPutNarInfoIgnoresOversizeNarMeta(t *testing.T) {
 	st := memStore(t)
 	repo := st.Repo("r")
 	lim := ingest.Limits{MaxListing: 64 << 10}
-	file := zstdBytes(t, &symlinkNAR{n: 10, targetLen: 10})
+	file := zstdBytes(t, nartest.Symlinks(10, 10))
 	sum := sha256.Sum256(file)
 	fh := nix.SHA256(sum[:])
 	m, err := ingest.PutNar(ctx, repo, store.NarFile(fh, "zstd"), bytes.NewReader(file), ingest.UploadOptions{Limits: lim})

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/nixrepo/nixrepo/ingest"
 	"github.com/nixrepo/nixrepo/internal/nar"
+	"github.com/nixrepo/nixrepo/internal/nar/nartest"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -118,7 +118,7 @@ func writeChain(t *testing.T, dir string, n int) []nix.StorePath {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nar := narOfFile([]byte(fmt.Sprintf("path %d of the chain\n", i)))
+		nar := nartest.File([]byte(fmt.Sprintf("path %d of the chain\n", i)))
 		sum := sha256.Sum256(nar)
 		ni := &nix.NarInfo{StorePath: sp, Compression: "none", FileHash: nix.SHA256(sum[:]), FileSize: uint64(len(nar)),
 			NarHash: nix.SHA256(sum[:]), NarSize: uint64(len(nar))}
@@ -138,22 +138,6 @@ func writeChain(t *testing.T, dir string, n int) []nix.StorePath {
 		out = append(out, sp)
 	}
 	return out
-}
-
-// narOfFile is the NAR serialisation of a single regular file.
-func narOfFile(contents []byte) []byte {
-	var b bytes.Buffer
-	str := func(s []byte) {
-		binary.Write(&b, binary.LittleEndian, uint64(len(s)))
-		b.Write(s)
-		b.Write(make([]byte, (8-len(s)%8)%8))
-	}
-	for _, s := range []string{"nix-archive-1", "(", "type", "regular", "contents"} {
-		str([]byte(s))
-	}
-	str(contents)
-	str([]byte(")"))
-	return b.Bytes()
 }
 
 // openTwice opens one folder bucket as two Stores, as two processes would:
@@ -189,7 +173,7 @@ func TestRacingUploadsListingFollowsWinner(t *testing.T) {
 		var infos [2][]byte
 		listings := map[string][]byte{}
 		for i, contents := range []string{"short\n", "rather longer contents\n"} {
-			narFile := narOfFile([]byte(contents))
+			narFile := nartest.File([]byte(contents))
 			sum := sha256.Sum256(narFile)
 			ni := &nix.NarInfo{StorePath: sp, Compression: "none", FileHash: nix.SHA256(sum[:]), FileSize: uint64(len(narFile)),
 				NarHash: nix.SHA256(sum[:]), NarSize: uint64(len(narFile))}

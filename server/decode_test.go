@@ -11,49 +11,17 @@ import (
 	"hash/crc32"
 	"io"
 	"net/http"
-	"runtime"
-	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/nixrepo/nixrepo/internal/memtest"
+	"github.com/nixrepo/nixrepo/internal/nar/nartest"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
-
-// peakHeap runs f and returns how far the heap (live objects and garbage
-// not yet freed) rose above its level before f, sampled every
-// millisecond. The server runs in the test process, so this is the
-// server's heap (plus the client's, which sends small bodies here).
-func peakHeap(f func()) uint64 {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	runtime.GC()
-	base := read()
-	peak := base
-	done, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			if v := read(); v > peak {
-				peak = v
-			}
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	f()
-	close(done)
-	<-stopped
-	return peak - base
-}
 
 // xzDictBomb is a 56-byte xz stream whose block header declares a
 // dictionary of (2|props&1) << (props/2+11) bytes (props 37: 1.5 GiB) and
@@ -119,7 +87,7 @@ func TestPutNarInfoXZDictionaryBomb(t *testing.T) {
 	}
 	var r resp
 	start := time.Now()
-	peak := peakHeap(func() {
+	peak := memtest.PeakHeap(func() {
 		r = e.do(http.MethodPut, "/api/nix/r/"+dataHash+".narinfo", writer, xzDictBomb(37), map[string]string{"Content-Encoding": "xz"})
 	})
 	wantStatus(t, "narinfo with a 1.5 GiB xz dictionary", r, http.StatusRequestEntityTooLarge)
@@ -195,7 +163,7 @@ func TestPutLogGzipBombStreamed(t *testing.T) {
 	e := newEnv(t, fileStore(t), nil)
 	before := snapshot(t, e.st)
 	var r resp
-	peak := peakHeap(func() {
+	peak := memtest.PeakHeap(func() {
 		r = e.do(http.MethodPut, "/api/nix/r/log/"+libDrv, writer, gzipBomb(1024), map[string]string{"Content-Encoding": "gzip"})
 	})
 	wantStatus(t, "gzip log decoding to 1 GiB", r, http.StatusRequestEntityTooLarge)
@@ -239,49 +207,6 @@ func TestPutLogIsWriteOnce(t *testing.T) {
 	wantStatus(t, "other realisation", e.put("/api/nix/r/"+realisationC, writer, bytes.Replace(real, []byte("dev"), []byte("out"), 1)), http.StatusConflict)
 }
 
-// symlinkNAR generates, as it is read, a NAR of a directory of n symlinks
-// with targets of targetLen bytes.
-type symlinkNAR struct {
-	n, targetLen, i int
-	entry, pending  []byte
-	done            bool
-}
-
-func narStrings(tokens ...string) []byte {
-	var b []byte
-	for _, t := range tokens {
-		b = binary.LittleEndian.AppendUint64(b, uint64(len(t)))
-		b = append(b, t...)
-		for len(b)%8 != 0 {
-			b = append(b, 0)
-		}
-	}
-	return b
-}
-
-func (s *symlinkNAR) Read(p []byte) (int, error) {
-	for len(s.pending) == 0 {
-		switch {
-		case s.done:
-			return 0, io.EOF
-		case s.i == 0:
-			s.pending = narStrings("nix-archive-1", "(", "type", "directory")
-			s.entry = narStrings("entry", "(", "name", "l00000", "node", "(", "type", "symlink", "target", strings.Repeat("t", s.targetLen), ")", ")")
-			s.i = 1
-		case s.i <= s.n:
-			copy(s.entry[3*16+8:], fmt.Sprintf("l%05d", s.i)) // the name, after three 16-byte strings and its length
-			s.pending = s.entry
-			s.i++
-		default:
-			s.pending = narStrings(")")
-			s.done = true
-		}
-	}
-	n := copy(p, s.pending)
-	s.pending = s.pending[n:]
-	return n, nil
-}
-
 // TestPutNarLongSymlinksBoundedListing: a NAR of 4000 symlinks with
 // 64 KiB targets (262 MB, a few hundred KiB as zstd) used to grow the
 // server by its 262 MB listing and write it into nar-meta. Now the
@@ -292,7 +217,7 @@ func TestPutNarLongSymlinksBoundedListing(t *testing.T) {
 	var nar bytes.Buffer
 	zw, _ := zstd.NewWriter(&nar, zstd.WithEncoderConcurrency(1))
 	h := sha256.New()
-	narSize, err := io.Copy(zw, io.TeeReader(&symlinkNAR{n: 4000, targetLen: 64 << 10}, h))
+	narSize, err := io.Copy(zw, io.TeeReader(nartest.Symlinks(4000, 64<<10), h))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +232,7 @@ func TestPutNarLongSymlinksBoundedListing(t *testing.T) {
 	ls := []byte(`{"version":1,"root":{"type":"directory","entries":{}}}`)
 	wantStatus(t, "client listing", e.put("/api/nix/r/"+hash+".ls", writer, ls), http.StatusOK)
 	var r resp
-	peak := peakHeap(func() { r = e.put("/api/nix/r/"+rel, writer, file) })
+	peak := memtest.PeakHeap(func() { r = e.put("/api/nix/r/"+rel, writer, file) })
 	wantStatus(t, fmt.Sprintf("NAR of %d bytes as %d bytes of zstd", narSize, len(file)), r, http.StatusOK)
 	if peak > 96<<20 {
 		t.Errorf("heap grew by %d MiB for a %d-byte upload", peak>>20, len(file))
@@ -338,7 +263,7 @@ func TestPutNarLongSymlinksBoundedListing(t *testing.T) {
 func TestPutNarPastMaxNarSize(t *testing.T) {
 	var nar bytes.Buffer
 	zw, _ := zstd.NewWriter(&nar, zstd.WithEncoderConcurrency(1))
-	io.Copy(zw, &symlinkNAR{n: 100, targetLen: 64 << 10})
+	io.Copy(zw, nartest.Symlinks(100, 64<<10))
 	zw.Close()
 	fsum := sha256.Sum256(nar.Bytes())
 	rel := store.NarFile(nix.SHA256(fsum[:]), "zstd")

@@ -16,6 +16,7 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/nixrepo/nixrepo/internal/memtest"
 	"github.com/nixrepo/nixrepo/internal/nixtest"
 )
 
@@ -187,7 +188,7 @@ func TestOutputCapStopsDecodingABomb(t *testing.T) {
 				in, consumed := bomb(t, v.method)
 				var n int64
 				var err error
-				peak := PeakHeap(func() {
+				peak := memtest.PeakHeap(func() {
 					rc := v.with(in, Options{MaxOutput: limit})
 					n, err = io.Copy(io.Discard, rc)
 					rc.Close()
@@ -270,7 +271,7 @@ func TestXZBombRefusedBeforeAllocating(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/props=%d", v.name, props), func(t *testing.T) {
 				var got []byte
 				var err error
-				peak := PeakHeap(func() {
+				peak := memtest.PeakHeap(func() {
 					rc := v.with(bytes.NewReader(in), Options{MaxMemory: 16 << 20})
 					got, err = io.ReadAll(rc)
 					rc.Close()

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash"
@@ -15,23 +14,15 @@ import (
 	"unicode/utf8"
 
 	gonar "github.com/nix-community/go-nix/pkg/nar"
+
+	"github.com/nixrepo/nixrepo/internal/nar/nartest"
 )
 
 // Helpers that assemble NAR token streams by hand, so that tests can build
 // both valid and deliberately broken NARs.
 
 // enc serialises tokens as NAR strings.
-func enc(tokens ...string) []byte {
-	var b []byte
-	for _, t := range tokens {
-		b = binary.LittleEndian.AppendUint64(b, uint64(len(t)))
-		b = append(b, t...)
-		for len(b)%8 != 0 {
-			b = append(b, 0)
-		}
-	}
-	return b
-}
+func enc(tokens ...string) []byte { return nartest.Strings(tokens...) }
 
 func cat(parts ...[]string) []string {
 	var out []string

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"runtime"
-	"runtime/metrics"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/nixrepo/nixrepo/internal/memtest"
 	"github.com/nixrepo/nixrepo/internal/nar"
+	"github.com/nixrepo/nixrepo/internal/nar/nartest"
 )
 
 // TestCheckSkipsListingPastMaxListing: a listing that would exceed
@@ -55,72 +53,6 @@ func TestCheckSkipsListingPastMaxListing(t *testing.T) {
 	}
 }
 
-// symlinkNAR generates, as it is read, a NAR of a directory holding n
-// symlinks with targets of targetLen bytes: a small compressed upload
-// whose listing is n*targetLen bytes.
-type symlinkNAR struct {
-	n, targetLen int
-	i            int
-	entry        []byte // one entry, named l00000; the name is patched
-	pending      []byte
-	done         bool
-}
-
-func (s *symlinkNAR) Read(p []byte) (int, error) {
-	for len(s.pending) == 0 {
-		switch {
-		case s.done:
-			return 0, io.EOF
-		case s.i == 0:
-			s.pending = enc("nix-archive-1", "(", "type", "directory")
-			s.entry = enc(entryT("l00000", linkT(strings.Repeat("t", s.targetLen)))...)
-			s.i = 1
-		case s.i <= s.n:
-			// The name is the fifth string: after "entry", "(", "name"
-			// (16 bytes each) and its length.
-			copy(s.entry[3*16+8:], fmt.Sprintf("l%05d", s.i))
-			s.pending = s.entry
-			s.i++
-		default:
-			s.pending = enc(")")
-			s.done = true
-		}
-	}
-	n := copy(p, s.pending)
-	s.pending = s.pending[n:]
-	return n, nil
-}
-
-// peakHeap runs f and returns how far the heap (live and not yet freed
-// objects) rose above its level before f, sampled every millisecond.
-func peakHeap(f func()) uint64 {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	runtime.GC()
-	base := read()
-	peak := base
-	done, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			if v := read(); v > peak {
-				peak = v
-			}
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	f()
-	close(done)
-	<-stopped
-	return peak - base
-}
-
 // TestCheckListingMemoryBounded: 4000 symlinks with 64 KiB targets (a
 // 262 MB NAR that compresses to kilobytes) would make a 262 MB listing;
 // with the default MaxListing the heap stays within three times
@@ -129,8 +61,8 @@ func peakHeap(f func()) uint64 {
 func TestCheckListingMemoryBounded(t *testing.T) {
 	var res nar.Result
 	var err error
-	peak := peakHeap(func() {
-		res, err = nar.Check(&symlinkNAR{n: 4000, targetLen: nar.MaxTargetLen}, nar.Options{Listing: true})
+	peak := memtest.PeakHeap(func() {
+		res, err = nar.Check(nartest.Symlinks(4000, nar.MaxTargetLen), nar.Options{Listing: true})
 	})
 	if err != nil {
 		t.Fatal(err)
