@@ -164,7 +164,9 @@ func (w *writers) run(d time.Duration) {
 			}()
 		}
 	}
-	loop(8, func(int) { w.rawUpload() })
+	// Twenty uploaders in all: raw PUTs, nix copy, contested claims, corrupt
+	// NARs, shared NAR files, channel snapshots; and the incoming feeder.
+	loop(12, func(int) { w.rawUpload() })
 	loop(2, func(int) { w.nixCopy(ctx) })
 	loop(2, func(i int) { w.contested(i) })
 	loop(1, func(int) { w.corrupt() })
