@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -24,6 +25,10 @@ type Measured struct {
 	// ListingSkipped: the listing would have exceeded Limits.MaxListing,
 	// so none was built (Listing is nil).
 	ListingSkipped bool
+	// Compression is how the file was decoded: MeasureOptions.Compression,
+	// except that a file measured as "none" whose bytes are gzip is "gzip"
+	// (Nix names gzip NAR files plain ".nar").
+	Compression string
 }
 
 // ErrTooLarge is returned by Measure when the file exceeds its limit, or
@@ -176,7 +181,7 @@ func Measure(r io.Reader, o MeasureOptions) (Measured, error) {
 		feedDone <- err
 	}()
 
-	res, err := decodeAndCheck(pr, o)
+	res, compression, err := decodeAndCheck(pr, o)
 	if err == nil {
 		// The decoder saw the end of the compressed stream. Anything still
 		// unread is trailing data after it.
@@ -201,7 +206,7 @@ func Measure(r io.Reader, o MeasureOptions) (Measured, error) {
 	if limitErr != nil {
 		return Measured{}, limitErr
 	}
-	m := Measured{FileHash: nix.SHA256(fileHash.Sum(nil)), FileSize: uint64(fileSize)}
+	m := Measured{FileHash: nix.SHA256(fileHash.Sum(nil)), FileSize: uint64(fileSize), Compression: compression}
 	if err != nil {
 		return m, &NarError{Err: err}
 	}
@@ -247,25 +252,36 @@ func (e *NarError) Unwrap() error { return e.Err }
 
 var errStopped = errors.New("measurement stopped")
 
-func decodeAndCheck(r io.Reader, o MeasureOptions) (nar.Result, error) {
+func decodeAndCheck(r io.Reader, o MeasureOptions) (nar.Result, string, error) {
 	maxOut := o.maxNarSize()
 	if o.NarSize > 0 {
 		maxOut = int64(min(o.NarSize, math.MaxInt64))
 	}
-	dr, err := compress.NewReaderOptions(r, o.Compression, compress.Options{
+	compression := o.Compression
+	if compression == "none" {
+		// Nix names a gzip NAR file ".nar", like an uncompressed one; the
+		// first bytes tell them apart (a NAR starts with the length of
+		// "nix-archive-1", 0x0d, never with gzip's 0x1f 0x8b).
+		br := bufio.NewReader(r)
+		if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
+			compression = "gzip"
+		}
+		r = br
+	}
+	dr, err := compress.NewReaderOptions(r, compression, compress.Options{
 		SizeHint: o.SizeHint, MaxOutput: maxOut, MaxMemory: o.MaxDecoderMemory})
 	if err != nil {
-		return nar.Result{}, err
+		return nar.Result{}, compression, err
 	}
 	res, err := nar.Check(dr, nar.Options{Listing: true, MaxListing: o.maxListing()})
 	cerr := dr.Close()
 	if err != nil {
-		return nar.Result{}, err
+		return nar.Result{}, compression, err
 	}
 	if cerr != nil {
-		return nar.Result{}, cerr
+		return nar.Result{}, compression, cerr
 	}
-	return res, nil
+	return res, compression, nil
 }
 
 // CheckClaims compares a narinfo's claims with what was measured. Every
@@ -283,6 +299,9 @@ func CheckClaims(ni *nix.NarInfo, m Measured) error {
 	}
 	if ni.NarSize != m.NarSize {
 		errs = append(errs, fmt.Errorf("NarSize mismatch: narinfo claims %d, NAR has %d bytes", ni.NarSize, m.NarSize))
+	}
+	if m.Compression != "" && m.Compression != ni.EffectiveCompression() {
+		errs = append(errs, fmt.Errorf("Compression mismatch: narinfo claims %s, the file is %s", ni.EffectiveCompression(), m.Compression))
 	}
 	return errors.Join(errs...)
 }

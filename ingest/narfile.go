@@ -14,13 +14,17 @@ import (
 // meta is what the store records of a measured NAR file (store.NarMeta):
 // the listing is embedded, at most Limits.MaxListing bytes.
 func (m Measured) meta() store.NarMeta {
-	return store.NarMeta{FileHash: m.FileHash, FileSize: m.FileSize, NarHash: m.NarHash, NarSize: m.NarSize,
+	meta := store.NarMeta{FileHash: m.FileHash, FileSize: m.FileSize, NarHash: m.NarHash, NarSize: m.NarSize,
 		Listing: m.Listing, ListingSkipped: m.ListingSkipped}
+	if m.Compression == "gzip" {
+		meta.Compression = m.Compression // not told by the file's name
+	}
+	return meta
 }
 
 func measuredOf(meta *store.NarMeta) Measured {
 	return Measured{FileHash: meta.FileHash, FileSize: meta.FileSize, NarHash: meta.NarHash, NarSize: meta.NarSize,
-		Listing: meta.Listing, ListingSkipped: meta.ListingSkipped}
+		Listing: meta.Listing, ListingSkipped: meta.ListingSkipped, Compression: meta.Compression}
 }
 
 // whenStored says what storeNar does when the repository already has the

@@ -106,7 +106,9 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	if !ok {
 		return res, fmt.Errorf("%w: URL %q is not a NAR file name of this repository (want nar/<FileHash>.nar[.xz|.zst|.bz2])", ErrInvalid, ni.URL)
 	}
-	if c := ni.EffectiveCompression(); c != compression {
+	// A ".nar" name holds an uncompressed NAR or, as Nix names them, a
+	// gzip one: its bytes decide (checked below against the measurement).
+	if c := ni.EffectiveCompression(); c != compression && !(compression == "none" && c == "gzip") {
 		return res, fmt.Errorf("%w: Compression %q does not match the NAR file name %s", ErrInvalid, c, ni.URL)
 	}
 	if !ni.FileHash.IsZero() && ni.FileHash.Nix32() != fileHash {
@@ -120,6 +122,9 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 		return res, err
 	}
 	m := measuredOf(meta)
+	if m.Compression == "" {
+		m.Compression = compression // what the name says: a record of before gzip was told apart
+	}
 	if err := CheckClaims(ni, m); err != nil {
 		return res, fmt.Errorf("%w: %s", ErrMismatch, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
@@ -131,7 +136,7 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 		return res, fmt.Errorf("%w: missing references (upload them first): %s", ErrMismatch, strings.Join(missing, ", "))
 	}
 	ni.FileHash, ni.FileSize = m.FileHash, m.FileSize
-	ni.Compression = compression
+	ni.Compression = m.Compression
 	if err := ni.Sign(key); err != nil {
 		return res, err
 	}

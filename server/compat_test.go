@@ -105,27 +105,39 @@ func TestPutEveryDocumentedCompressionServes(t *testing.T) {
 	}
 }
 
-// TestPutGzipNarNamedNarIsRefused documents a limitation: `nix copy --to
-// 'http://…?compression=gzip'` names a gzip NAR file plain ".nar" (protocols
-// doc §1.2), so the server, which takes the compression from the name,
-// measures it as an uncompressed NAR and refuses it. It must at least be a
-// 4xx with a reason, and leave nothing.
-func TestPutGzipNarNamedNarIsRefused(t *testing.T) {
-	rel, file, _ := recompressed(t, "gzip")
+// TestPutGzipNarNamedNarIsAccepted: `nix copy --to 'http://…?compression=gzip'`
+// names a gzip NAR file plain ".nar" (protocols doc §1.2) and uploads it
+// before its narinfo: the server tells gzip from an uncompressed NAR by its
+// bytes, and the narinfo must say gzip (one that says none is refused, or
+// Nix would read gzip bytes as a NAR).
+func TestPutGzipNarNamedNarIsAccepted(t *testing.T) {
+	rel, file, narinfo := recompressed(t, "gzip")
 	if !strings.HasSuffix(rel, ".nar") {
 		t.Fatalf("Nix names a gzip NAR %s", rel)
 	}
 	e := newEnv(t, nil, nil)
-	r := e.put("/api/nix/r/"+rel, writer, file)
-	wantStatus(t, "gzip NAR named .nar", r, http.StatusUnprocessableEntity, http.StatusBadRequest)
-	t.Logf("gzip NAR: %s", r)
-	checkVisible(t, e.st, "r", nil, nil)
-	// And the other names Nix can write are refused as unknown objects.
+	if r := e.put("/api/nix/r/"+rel, writer, file); r.status != 200 {
+		t.Fatalf("PUT gzip NAR named .nar: %s", r)
+	}
+	lie := bytes.Replace(narinfo, []byte("Compression: gzip"), []byte("Compression: none"), 1)
+	r := e.put("/api/nix/r/"+dataHash+".narinfo", writer, lie)
+	wantStatus(t, "narinfo saying none for a gzip NAR", r, http.StatusUnprocessableEntity)
+	if r := e.put("/api/nix/r/"+dataHash+".narinfo", writer, narinfo); r.status != 200 {
+		t.Fatalf("PUT narinfo: %s", r)
+	}
+	g := e.get("/api/nix/r/"+dataHash+".narinfo", reader)
+	if ni, err := nix.ParseNarInfo(g.body); err != nil || ni.Compression != "gzip" || ni.URL != rel {
+		t.Errorf("served narinfo: %v\n%s", err, g.body)
+	}
+	if n := e.get("/api/nix/r/"+rel, reader); n.status != 200 || !bytes.Equal(n.body, file) {
+		t.Errorf("GET %s: %d", rel, n.status)
+	}
+	checkVisible(t, e.st, "r", []string{rel, dataHash + ".narinfo", dataHash + ".ls"}, []string{rel})
+	// The other names Nix can write are refused as unknown objects.
 	for _, ext := range []string{".lz4", ".lzip", ".br"} {
 		r := e.put("/api/nix/r/"+strings.TrimSuffix(rel, ".nar")+".nar"+ext, writer, file)
 		wantStatus(t, "NAR "+ext, r, http.StatusBadRequest)
 	}
-	checkVisible(t, e.st, "r", nil, nil)
 }
 
 // TestPutExpectContinueRefusesBefore100: curl (and so Nix) sends "Expect: 100-continue"

@@ -203,6 +203,13 @@ func serveDirOn(t *testing.T, dir string, ln net.Listener, observe http.HandlerF
 	return srv, hs
 }
 
+// uploadURL is the repository's upload URL with token as the Basic password.
+func (f *serverFixture) uploadURL(token string) string {
+	u, _ := url.Parse(f.url + server.UploadPrefix + "nix-local")
+	u.User = url.UserPassword("ci", token)
+	return u.String()
+}
+
 // TestUploadURLLeavesSubstitutionSigned: a machine that uploads with nix
 // copy to the upload URL and then substitutes the same paths from the
 // repository URL (one netrc for both, as a CI machine has), with its own Nix
@@ -231,5 +238,23 @@ func TestUploadURLLeavesSubstitutionSigned(t *testing.T) {
 	out := mustRun(t, f.dir, "setmeup", "--repo", "nix-local", "--url", "https://cache.example.org")
 	if !strings.Contains(out, "nix copy --to 'https://cache.example.org"+server.UploadPrefix+"nix-local'") {
 		t.Errorf("setmeup does not print the upload URL:\n%s", out)
+	}
+}
+
+// TestServeNixCopyEveryCompression: nix copy uploads with every compression
+// the server verifies, gzip included (Nix names its NAR files ".nar"), and
+// a fresh store substitutes the closure with require-sigs.
+func TestServeNixCopyEveryCompression(t *testing.T) {
+	env := nixtest.Require(t)
+	f := startServer(t)
+	for _, c := range []string{"gzip", "zstd", "none"} {
+		paths := env.Build(t, nixtest.ClosureExpr(fmt.Sprintf("compression-%s-%d", c, os.Getpid()), 3))
+		if _, stderr, err := env.RunErr("nix", "copy", "--to", f.uploadURL(f.write)+"?compression="+c, paths[0]); err != nil {
+			t.Errorf("nix copy with compression=%s: %v\n%s", c, err, stderr)
+			continue
+		}
+		if err := env.Substitute(t, f.repoURL(f.read), []string{f.pub}, paths...); err != nil {
+			t.Errorf("substitution of what compression=%s uploaded: %v", c, err)
+		}
 	}
 }

@@ -20,6 +20,9 @@ type NarMeta struct {
 	NarSize        uint64          `json:"narSize"`
 	Listing        json.RawMessage `json:"listing,omitempty"`
 	ListingSkipped bool            `json:"listingSkipped,omitempty"`
+	// Compression is set when the file's name does not tell it: "gzip"
+	// for a gzip NAR file named ".nar", as Nix names them.
+	Compression string `json:"compression,omitempty"`
 }
 
 // narMetaSlack is what a nar-meta object holds besides its listing.
