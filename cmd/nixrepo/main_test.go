@@ -312,3 +312,52 @@ func TestConfigCheckRefusesSchemeAndReachesBucket(t *testing.T) {
 		t.Errorf("unreachable S3 store, --offline: exit %d, %q %q", code, out, errs)
 	}
 }
+
+// TestRunGoesOnWhenAStageFails: with a channels upstream that is down, run
+// reports the failed mirror, still ingests and publishes, and exits 1; the
+// JSON report names the failed stage.
+func TestRunGoesOnWhenAStageFails(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("..", "..", "testdata", "sample-cache"), filepath.Join(dir, "in"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close() // nobody answers there
+	cfg := `version = 1
+[store]
+url = "file://./store"
+[[repo]]
+name = "nix-local"
+type = "local"
+signing_key_file = "k.sec"
+generate_key = true
+incoming = ["file://./in"]
+[[repo]]
+name = "mirror"
+type = "remote"
+upstream = "` + down + `"
+trusted_keys = ["cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="]
+channels_upstream = "` + down + `"
+channels = ["nixos-25.11"]
+`
+	os.WriteFile(filepath.Join(dir, "nixrepo.toml"), []byte(cfg), 0o644)
+	out, errs, code := nixrepo(t, dir, "run")
+	if code != 1 || !strings.Contains(errs, "run: mirror channels: repository mirror: mirror nixos-25.11") || !strings.Contains(errs, "1 stage(s) failed (mirror channels") {
+		t.Errorf("run with the channels upstream down: exit %d\nstderr: %s", code, errs)
+	}
+	if !strings.Contains(out, "3 accepted") {
+		t.Errorf("run did not ingest after the failed mirror:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "store", "nix-local", "nix-cache-info")); err != nil {
+		t.Errorf("run did not publish after the failed mirror: %v", err)
+	}
+	jout, _, code := nixrepo(t, dir, "--json", "run")
+	var rep struct {
+		Errors []struct{ Stage, Error string } `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(jout), &rep); err != nil || code != 1 || len(rep.Errors) != 1 || rep.Errors[0].Stage != "mirror channels" {
+		t.Errorf("run --json: exit %d, %v, %+v", code, err, rep)
+	}
+}

@@ -42,15 +42,24 @@ upstream that points to an older release never moves the channel back.
 			if err != nil {
 				return err
 			}
+			// What was mirrored is reported even when another channel
+			// failed; the failures make the exit status 1.
 			results, err := a.mirrorChannels(cmd.Context(), cfg, repoName)
-			if err != nil {
+			var ue usageError
+			if errors.As(err, &ue) || cmd.Context().Err() != nil {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(results)
+				if jerr := a.printJSON(results); jerr != nil {
+					return jerr
+				}
+			} else {
+				for _, r := range results {
+					printMirrorResult(a, r)
+				}
 			}
-			for _, r := range results {
-				printMirrorResult(a, r)
+			if err != nil {
+				return failedError{err}
 			}
 			return nil
 		},
@@ -198,16 +207,23 @@ func (a *app) mirrorChannels(ctx context.Context, cfg *config.Config, only strin
 		return nil, err
 	}
 	defer st.Close()
+	// One channel's failure (its upstream down, a bad tarball) does not
+	// keep the others from being mirrored; the errors are returned together.
+	var errs []error
 	for _, r := range todo {
 		for _, ch := range r.Channels {
 			res, err := channel.Mirror(ctx, st.Repo(r.Name), r.ChannelsUpstream, ch, &channel.MirrorOptions{Keep: r.ChannelKeep, Pins: r.ChannelPins, Tarball: tarballLimits(cfg)})
 			if err != nil {
-				return results, fmt.Errorf("repository %s: %w", r.Name, err)
+				if ctx.Err() != nil {
+					return results, ctx.Err()
+				}
+				errs = append(errs, fmt.Errorf("repository %s: %w", r.Name, err))
+				continue
 			}
 			results = append(results, res)
 		}
 	}
-	return results, nil
+	return results, errors.Join(errs...)
 }
 
 func printMirrorResult(a *app, r *channel.MirrorResult) {

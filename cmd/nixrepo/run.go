@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -25,8 +27,12 @@ the package catalog and search index (see "nixrepo index", so the catalog
 includes what the virtual repositories just gained), then each repository's
 nix-cache-info and the static site.
 
-An incoming folder that does not exist yet is skipped. The exit status is 0
-when nothing was refused and 1 otherwise (publish still runs).`,
+An incoming folder that does not exist yet is skipped. A stage that fails (a
+channels upstream that is down, a source that cannot be read) is reported and
+the others still run: ingest after a failed mirror, publish after a failed
+ingest. The exit status is 0 when every stage succeeded and nothing was
+refused, 1 otherwise; with --json the report lists the failed stages under
+"errors".`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -34,15 +40,31 @@ when nothing was refused and 1 otherwise (publish still runs).`,
 			if err != nil {
 				return err
 			}
+			// Every stage runs whatever happened in the one before: an
+			// upstream that is down stops neither ingest nor publish. Each
+			// failure is reported as it happens and counted in the exit
+			// status.
+			type stageError struct {
+				Stage string `json:"stage"`
+				Error string `json:"error"`
+			}
 			out := struct {
 				Channels []*channel.MirrorResult `json:"channels"`
 				Ingest   []*ingest.Report        `json:"ingest"`
 				Index    *index.UpdateReport     `json:"index"`
 				Publish  *publish.AllReport      `json:"publish"`
-			}{Ingest: []*ingest.Report{}}
+				Errors   []stageError            `json:"errors"`
+			}{Ingest: []*ingest.Report{}, Errors: []stageError{}}
+			failed := func(stage string, err error) {
+				out.Errors = append(out.Errors, stageError{Stage: stage, Error: oneLine(err)})
+				fmt.Fprintf(a.stderr, "nixrepo: run: %s: %s\n", stage, oneLine(err))
+			}
 			out.Channels, err = a.mirrorChannels(ctx, cfg, "")
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				failed("mirror channels", err)
 			}
 			if !a.jsonOut {
 				for _, r := range out.Channels {
@@ -58,7 +80,10 @@ when nothing was refused and 1 otherwise (publish still runs).`,
 				reports, err := a.ingestSources(ctx, cfg, r, r.Incoming, !r.KeepIncoming, false)
 				out.Ingest = append(out.Ingest, reports...)
 				if err != nil {
-					return err
+					if ctx.Err() != nil {
+						return err
+					}
+					failed("ingest "+r.Name, err)
 				}
 				for _, rep := range reports {
 					refused += rep.Refused
@@ -69,21 +94,37 @@ when nothing was refused and 1 otherwise (publish still runs).`,
 			}
 			out.Publish, err = a.publish(ctx, cfg, a.indexStep(cfg, a.indexDir(cfg, ""), false))
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				failed("publish", err)
 			}
-			out.Index = out.Publish.Index
-			if !a.jsonOut {
+			if out.Publish != nil {
+				out.Index = out.Publish.Index
+			}
+			if !a.jsonOut && out.Index != nil {
 				printIndexReport(a, out.Index)
 			}
 			if a.jsonOut {
 				if err := a.printJSON(out); err != nil {
 					return err
 				}
-			} else {
+			} else if out.Publish != nil {
 				printPublishReport(a, out.Publish)
 			}
+			var problems []string
+			if n := len(out.Errors); n > 0 {
+				stages := make([]string, n)
+				for i, e := range out.Errors {
+					stages[i] = e.Stage
+				}
+				problems = append(problems, fmt.Sprintf("%d stage(s) failed (%s; reasons above)", n, strings.Join(stages, ", ")))
+			}
 			if refused > 0 {
-				return failedError{fmt.Errorf("%d path(s) refused (reasons above)", refused)}
+				problems = append(problems, fmt.Sprintf("%d path(s) refused (reasons above)", refused))
+			}
+			if len(problems) > 0 {
+				return failedError{errors.New(strings.Join(problems, "; "))}
 			}
 			return nil
 		},
