@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/nixrepo/nixrepo/internal/compress"
 	"github.com/nixrepo/nixrepo/internal/nix"
 	"github.com/nixrepo/nixrepo/internal/store"
 )
@@ -131,6 +132,20 @@ func readMeta(ctx context.Context, repo *store.Cache, rel, compression string, n
 	}
 	meta := m.meta()
 	return &meta, nil
+}
+
+// NarNameError explains why rel, an upload's name under nar/, is not a NAR
+// file name of this repository: for the names Nix gives the compressions
+// nixrepo does not verify (".nar.br", ".nar.lz4", ".nar.lzip") it is the
+// unsupported-compression error every entry point gives; it wraps
+// ErrInvalid.
+func NarNameError(rel string) error {
+	for _, c := range []string{"br", "lz4", "lzip"} {
+		if strings.HasSuffix(rel, ".nar"+nix.NarExtension(c)) {
+			return fmt.Errorf("%w: %s: %v; upload with another compression (nix copy --to 'URL?compression=zstd')", ErrInvalid, rel, compress.Supported(c))
+		}
+	}
+	return fmt.Errorf("%w: %q is not a NAR file name (want nar/<52-character nix32 sha256>.nar[.xz|.zst|.bz2])", ErrInvalid, rel)
 }
 
 // ParseNarName splits a NAR file name "nar/<nix32 sha256>.nar<ext>" into

@@ -35,7 +35,7 @@ type UploadOptions struct {
 func PutNar(ctx context.Context, repo *store.Cache, rel string, body io.Reader, o UploadOptions) (Measured, error) {
 	fileHash, compression, ok := ParseNarName(rel)
 	if !ok {
-		return Measured{}, fmt.Errorf("%w: %q is not a NAR file name (want nar/<52-character nix32 sha256>.nar[.xz|.zst|.bz2])", ErrInvalid, rel)
+		return Measured{}, NarNameError(rel)
 	}
 	open := func() (io.ReadCloser, error) { return io.NopCloser(body), nil }
 	m, _, err := storeNar(ctx, repo, rel, open, MeasureOptions{Compression: compression, MaxFileSize: o.MaxFileSize,
@@ -104,7 +104,7 @@ func PutNarInfo(ctx context.Context, repo *store.Cache, hashPart string, data []
 	}
 	fileHash, compression, ok := ParseNarName(ni.URL)
 	if !ok {
-		return res, fmt.Errorf("%w: URL %q is not a NAR file name of this repository (want nar/<FileHash>.nar[.xz|.zst|.bz2])", ErrInvalid, ni.URL)
+		return res, fmt.Errorf("narinfo URL: %w", NarNameError(ni.URL))
 	}
 	// A ".nar" name holds an uncompressed NAR or, as Nix names them, a
 	// gzip one: its bytes decide (checked below against the measurement).

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,6 +210,40 @@ func TestRacingUploadsListingFollowsWinner(t *testing.T) {
 		}
 		if !bytes.Equal(ls, listings[won.NarHash.String()]) {
 			t.Errorf("trial %d: the listing describes the losing NAR", trial)
+		}
+	}
+}
+
+// TestUnsupportedCompressionOneMessage: Nix's compressions nixrepo does
+// not verify (br, lz4, lzip) are refused with one message by batch ingest,
+// a NAR upload and a narinfo upload alike.
+func TestUnsupportedCompressionOneMessage(t *testing.T) {
+	ctx := context.Background()
+	for _, method := range []string{"br", "lz4", "lzip"} {
+		want := fmt.Sprintf("unsupported compression method %q (supported: none, xz, zstd, bzip2, gzip)", method)
+		var d [20]byte
+		rand.Read(d[:])
+		sp, err := nix.ParseStorePath(fmt.Sprintf("%s/%s-%s-1.0", nix.StoreDir, nix.EncodeNix32(d[:]), method))
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := []byte("compressed bytes nixrepo cannot read")
+		sum := sha256.Sum256(file)
+		narSum := sha256.Sum256(nartest.File([]byte("x")))
+		ni := &nix.NarInfo{StorePath: sp, Compression: method, FileHash: nix.SHA256(sum[:]), FileSize: uint64(len(file)),
+			NarHash: nix.SHA256(narSum[:]), NarSize: 104}
+		ni.URL = store.NarFile(ni.FileHash, method)
+		src := load(t, map[string][]byte{ni.URL: file, sp.HashPart() + ".narinfo": ni.Bytes()})
+		rep := run(t, memStore(t), src, false)
+		if len(rep.Paths) != 1 || rep.Paths[0].Outcome != ingest.Refused || !strings.Contains(rep.Paths[0].Reason, want) {
+			t.Errorf("ingest of a %s path: %+v, want refused with %q", method, rep.Paths, want)
+		}
+		repo := memStore(t).Repo("r")
+		if _, err := ingest.PutNar(ctx, repo, ni.URL, bytes.NewReader(file), ingest.UploadOptions{}); !errors.Is(err, ingest.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("PutNar %s: %v, want %q", ni.URL, err, want)
+		}
+		if _, err := ingest.PutNarInfo(ctx, repo, sp.HashPart(), ni.Bytes(), testKey, ingest.Limits{}); !errors.Is(err, ingest.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("PutNarInfo with Compression %s: %v, want %q", method, err, want)
 		}
 	}
 }

@@ -133,10 +133,14 @@ func TestPutGzipNarNamedNarIsAccepted(t *testing.T) {
 		t.Errorf("GET %s: %d", rel, n.status)
 	}
 	checkVisible(t, e.st, "r", []string{rel, dataHash + ".narinfo", dataHash + ".ls"}, []string{rel})
-	// The other names Nix can write are refused as unknown objects.
-	for _, ext := range []string{".lz4", ".lzip", ".br"} {
+	// The other compressions Nix can write are refused, with the message
+	// every entry point gives for them.
+	for method, ext := range map[string]string{"lz4": ".lz4", "lzip": ".lzip", "br": ".br"} {
 		r := e.put("/api/nix/r/"+strings.TrimSuffix(rel, ".nar")+".nar"+ext, writer, file)
 		wantStatus(t, "NAR "+ext, r, http.StatusBadRequest)
+		if want := fmt.Sprintf("unsupported compression method %q (supported: none, xz, zstd, bzip2, gzip)", method); !strings.Contains(string(r.body), want) {
+			t.Errorf("PUT of a .nar%s: %q lacks %q", ext, r.body, want)
+		}
 	}
 }
 

@@ -439,7 +439,11 @@ func (s *Server) serveNix(w http.ResponseWriter, r *http.Request, rest string) {
 	if k == kindUnknown {
 		if write {
 			s.metrics.upload(k, "refused")
-			httpError(rw, http.StatusBadRequest, fmt.Sprintf("%q is not a binary-cache object name (nix-cache-info, <hash>.narinfo, <hash>.ls, nar/<FileHash>.nar[.xz|.zst|.bz2], log/<drv>, realisations/<id>.doi)", rel))
+			msg := fmt.Sprintf("%q is not a binary-cache object name (nix-cache-info, <hash>.narinfo, <hash>.ls, nar/<FileHash>.nar[.xz|.zst|.bz2], log/<drv>, realisations/<id>.doi)", rel)
+			if strings.HasPrefix(rel, store.NarDir) {
+				msg = ingest.NarNameError(rel).Error()
+			}
+			httpError(rw, http.StatusBadRequest, msg)
 			return
 		}
 		httpError(rw, http.StatusNotFound, "not found")

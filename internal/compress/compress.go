@@ -143,11 +143,22 @@ func NewReaderSize(r io.Reader, compression string, compressedSize int64) (io.Re
 // NewReaderOptions is NewReader bounded by o: the decoded size
 // (o.MaxOutput) and the window the stream may declare (o.MaxMemory).
 func NewReaderOptions(r io.Reader, compression string, o Options) (io.ReadCloser, error) {
+	if err := Supported(compression); err != nil {
+		return nil, err
+	}
+	return open(r, compression, o), nil
+}
+
+// Supported returns nil for a narinfo Compression that NewReader decodes,
+// and otherwise the error, wrapping ErrUnsupported, that names the ones it
+// does: the one message every entry point gives for Nix's other methods
+// (br, lz4, lzip).
+func Supported(compression string) error {
 	switch compression {
 	case "none", "xz", "zstd", "bzip2", "", "gzip":
-		return open(r, compression, o), nil
+		return nil
 	}
-	return nil, fmt.Errorf("compress: %w %q (supported: none, xz, zstd, bzip2, gzip)", ErrUnsupported, compression)
+	return fmt.Errorf("compress: %w %q (supported: none, xz, zstd, bzip2, gzip)", ErrUnsupported, compression)
 }
 
 // NewContentReader decodes an HTTP body by its Content-Encoding header
