@@ -209,6 +209,10 @@ func (w *folderWriter) commit() error {
 		w.abort()
 		return fmt.Errorf("write %s: %w", w.key, err)
 	}
+	// Start writing the file back now, without waiting: a later Sync (a
+	// run makes the repository durable before it consumes its source)
+	// then finds little left to write.
+	_ = unix.SyncFileRange(int(w.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	if err := w.f.Close(); err != nil {
 		os.Remove(w.f.Name())
 		return fmt.Errorf("write %s: %w", w.key, err)
