@@ -29,8 +29,8 @@ does a narinfo over 1 MiB.
 
 Each path is fully verified before it becomes visible: the narinfo parses by
 Nix's rules, the NAR file is there with the claimed FileSize and FileHash, it
-decompresses (xz, zstd, bzip2, none) to a well-formed NAR with the claimed
-NarSize and NarHash, and every reference is in the repository or in the same
+decompresses (xz, zstd, bzip2, gzip, none; Nix's br, lz4 and lzip are
+refused) to a well-formed NAR with the claimed NarSize and NarHash, and every reference is in the repository or in the same
 batch. Accepted paths are signed with the repository key; NAR files are stored
 as uploaded, first and once; narinfos last. Paths the repository already has
 are skipped; a different NarHash for an existing path is refused. Refused

@@ -234,9 +234,22 @@ var typeErrRE = regexp.MustCompile(`^incompatible types: TOML value has type (\S
 
 func typeMsg(msg string) string {
 	if m := typeErrRE.FindStringSubmatch(msg); m != nil {
-		return fmt.Sprintf("expected %s, got %s", m[2], m[1])
+		return fmt.Sprintf("expected %s, got %s", tomlType(m[2]), tomlType(m[1]))
 	}
 	return msg
+}
+
+// tomlType names a decoder's Go type as the TOML value it stands for.
+func tomlType(goType string) string {
+	switch goType {
+	case "int", "int64", "int32", "uint", "uint64", "uint32":
+		return "integer"
+	case "float64", "float32":
+		return "float"
+	case "bool":
+		return "boolean"
+	}
+	return goType
 }
 
 var repoNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
@@ -296,7 +309,7 @@ func Parse(data []byte, source, dir string) (*Config, error) {
 		}
 		if m := decodeErrRE.FindStringSubmatch(err.Error()); m != nil {
 			ln, _ := strconv.Atoi(m[1])
-			return nil, &Error{Source: source, Line: ln, Key: m[2], Msg: typeMsg(m[3])}
+			return nil, &Error{Source: source, Line: ln, Key: scanLines(string(data)).keyAt(ln, m[2]), Msg: typeMsg(m[3])}
 		}
 		return nil, &Error{Source: source, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 	}

@@ -43,7 +43,9 @@ func TestInvalidConfigRefusedWithReason(t *testing.T) {
 		{"unknown repo key", valid + "prioritee = 3\n", "x.toml:9: repo[0].prioritee: unknown key"},
 		{"unknown key in second repo", valid + "[[repo]]\nname = \"b\"\ntype = \"local\"\nsigning_key_file = \"b\"\ntypo = 1\n", "x.toml:13: repo[1].typo: unknown key"},
 		{"unknown store key", strings.Replace(valid, `url = "mem://"`, "url = \"mem://\"\nbucket = \"x\"", 1), "x.toml:4: store.bucket: unknown key"},
-		{"wrong type", strings.Replace(valid, "priority = 30", `priority = "high"`, 1), "x.toml:7: repo.priority: expected integer, got string"},
+		{"wrong type", strings.Replace(valid, "priority = 30", `priority = "high"`, 1), "x.toml:7: repo[0].priority: expected integer, got string"},
+		{"wrong type in second repo", valid + "[[repo]]\nname = \"b\"\ntype = \"local\"\npriority = \"low\"\n", "x.toml:12: repo[1].priority: expected integer, got string"},
+		{"wrong type outside arrays", strings.Replace(valid, `url = "mem://"`, "url = 3", 1), "x.toml:3: store.url: expected string, got integer"},
 		{"bad version", strings.Replace(valid, "version = 1", "version = 2", 1), "x.toml:1: version: unsupported version 2"},
 		{"no version", strings.Replace(valid, "version = 1", "", 1), "version: missing"},
 		{"bad repo name", strings.Replace(valid, `name = "a"`, `name = "_x"`, 1), `x.toml:5: repo[0].name: "_x" is not a valid repository name`},
@@ -69,7 +71,7 @@ func TestInvalidConfigRefusedWithReason(t *testing.T) {
 		{"negative tarball entries", strings.Replace(valid, "[[repo]]", "[channels]\nmax_tarball_entries = -1\n[[repo]]", 1), "x.toml:5: channels.max_tarball_entries: must be ≥ 0"},
 		{"negative unpacks", strings.Replace(valid, "[[repo]]", "[channels]\nmax_concurrent_unpacks = -1\n[[repo]]", 1), "x.toml:5: channels.max_concurrent_unpacks: must be ≥ 0"},
 		{"bad tarball size", strings.Replace(valid, "[[repo]]", "[channels]\nmax_tarball_unpacked_size = \"lots\"\n[[repo]]", 1), "bad size \"lots\""},
-		{"temp_dir not a string", strings.Replace(valid, `url = "mem://"`, "url = \"mem://\"\ntemp_dir = 5", 1), "x.toml:4: store.temp_dir: expected string, got int64"},
+		{"temp_dir not a string", strings.Replace(valid, `url = "mem://"`, "url = \"mem://\"\ntemp_dir = 5", 1), "x.toml:4: store.temp_dir: expected string, got integer"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

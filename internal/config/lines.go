@@ -70,6 +70,36 @@ func normKey(k string) string {
 	return strings.Join(parts, ".")
 }
 
+// keyAt returns the key set on line ln whose name without array indexes
+// is short ("repo.priority" on the line of repo[1]'s priority is
+// "repo[1].priority"): the decoder's type errors name keys without
+// indexes, and messages name them one way. Without a match it is short.
+func (m keyLines) keyAt(ln int, short string) string {
+	for k, l := range m {
+		if l == ln && stripIndexes(k) == short {
+			return k
+		}
+	}
+	return short
+}
+
+// stripIndexes drops the "[N]" of array tables from key.
+func stripIndexes(key string) string {
+	var b strings.Builder
+	depth := 0
+	for _, r := range key {
+		switch {
+		case r == '[':
+			depth++
+		case r == ']':
+			depth--
+		case depth == 0:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 // line returns the line of key, else of its table, else 0.
 func (m keyLines) line(key string) int {
 	for key != "" {
