@@ -153,10 +153,16 @@ func readChannels(ctx context.Context, st *store.Store, repos []RepoInfo, prev *
 		return nil, err
 	}
 	for i := range cd.infos {
-		for _, sd := range snapsOf[i] {
-			cd.infos[i].Snapshots = append(cd.infos[i].Snapshots, sd.info)
+		// In the channel's own order, newest first (store.Channel.InOrder).
+		ch := store.Channel{Snapshots: make([]store.Snapshot, len(snapsOf[i]))}
+		byID := map[string]SnapshotInfo{}
+		for j, sd := range snapsOf[i] {
+			ch.Snapshots[j] = store.Snapshot{ID: sd.info.ID}
+			byID[sd.info.ID] = sd.info
 		}
-		slices.Reverse(cd.infos[i].Snapshots) // newest upload first
+		for _, s := range ch.InOrder() {
+			cd.infos[i].Snapshots = append(cd.infos[i].Snapshots, byID[s.ID])
+		}
 	}
 	return cd, nil
 }

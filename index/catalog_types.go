@@ -40,7 +40,8 @@ type RepoInfo struct {
 	Paths       int    `json:"paths"`
 }
 
-// ChannelInfo describes a channel and its snapshots (newest upload first).
+// ChannelInfo describes a channel and its snapshots, newest first in the
+// channel's own order (store.Channel.InOrder).
 type ChannelInfo struct {
 	Repo      string         `json:"repo"`
 	Name      string         `json:"name"`

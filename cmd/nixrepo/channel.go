@@ -261,8 +261,7 @@ func (a *app) channelViews(ctx context.Context, repoName, channel, base string, 
 			v := channelView{Repo: r.Name, Channel: n, Latest: ch.Latest,
 				NixChannel: "nix-channel --add " + srv + " " + n, NixChannelStatic: "nix-channel --add " + static + " " + n}
 			if withSnapshots {
-				for i := len(ch.Snapshots) - 1; i >= 0; i-- {
-					s := ch.Snapshots[i]
+				for _, s := range ch.InOrder() { // the channel's own order, newest first
 					rel := store.SnapshotFileRel(n, s.Flavor, s.ID, store.ChannelTarball)
 					v.Snapshots = append(v.Snapshots, snapshotView{Snapshot: s, Current: s.ID == ch.Latest,
 						URL: fmt.Sprintf("%s/api/nix/%s/%s", base, r.Name, rel), StaticURL: fmt.Sprintf("%s/%s/%s", base, r.Name, rel)})

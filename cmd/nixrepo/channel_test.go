@@ -333,3 +333,47 @@ public = true
 		t.Errorf("Nix %s did not revalidate the expired tarball with its ETag (%d conditional requests, If-None-Match %v)", env.Version(), revalidated.Load(), etag.Load())
 	}
 }
+
+// TestChannelSnapshotsInChannelOrder: channel show, the catalog and the
+// site list snapshots in the channel's own order (Nix's version order of
+// their IDs), not by upload: 1.2 uploaded last is listed last.
+func TestChannelSnapshotsInChannelOrder(t *testing.T) {
+	dir := t.TempDir()
+	cfg := `version = 1
+[store]
+url = "file://./store"
+[[repo]]
+name = "nix-local"
+type = "local"
+signing_key_file = "k.sec"
+generate_key = true
+public = true
+`
+	os.WriteFile(filepath.Join(dir, "nixrepo.toml"), []byte(cfg), 0o644)
+	for _, id := range []string{"1.9", "1.10", "1.2"} {
+		tb := filepath.Join(dir, id+".tar.xz")
+		writeChannelTarball(t, tb, "team-"+id, id)
+		mustRun(t, dir, "channel", "push", "--repo", "nix-local", "--channel", "team", "--flavor", "nixpkgs", "--snapshot", id, tb)
+	}
+	var views []channelView
+	out := mustRun(t, dir, "--json", "channel", "show", "--repo", "nix-local", "--channel", "team", "--url", "https://h")
+	if err := json.Unmarshal([]byte(out), &views); err != nil || len(views) != 1 {
+		t.Fatalf("channel show: %v\n%s", err, out)
+	}
+	var got []string
+	for _, s := range views[0].Snapshots {
+		got = append(got, s.ID)
+	}
+	if strings.Join(got, " ") != "1.10 1.9 1.2" || views[0].Latest != "1.10" {
+		t.Errorf("channel show lists %v (latest %s), want 1.10 1.9 1.2 (latest 1.10)", got, views[0].Latest)
+	}
+	// The site's channel page, written by the pushes, in the same order.
+	page, err := os.ReadFile(filepath.Join(dir, "store", "_site", "channels.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i10, i9, i2 := strings.Index(string(page), ">1.10<"), strings.Index(string(page), ">1.9<"), strings.Index(string(page), ">1.2<")
+	if i10 < 0 || i9 < 0 || i2 < 0 || !(i10 < i9 && i9 < i2) {
+		t.Errorf("the site's channel page lists 1.10 at %d, 1.9 at %d, 1.2 at %d; want that order", i10, i9, i2)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -231,17 +230,11 @@ func syncChannelTarball(ctx context.Context, repo *store.Cache, name string) err
 // by Nix version order when both IDs look like versions, else by upload
 // order (a new upload is newer).
 func newer(id, current string, isNewUpload bool) bool {
-	if looksLikeVersion(id) && looksLikeVersion(current) {
+	if store.LooksLikeVersion(id) && store.LooksLikeVersion(current) {
 		return nix.CompareVersions(id, current) > 0
 	}
 	return isNewUpload
 }
-
-var versionish = regexp.MustCompile(`\d`)
-
-// looksLikeVersion: the ID carries a number (20240101, 1.2.3,
-// nixos-25.11.1234.abcdef …).
-func looksLikeVersion(s string) bool { return versionish.MatchString(s) }
 
 // prune applies retention: keep the newest keep snapshots (by upload order)
 // plus the current one and pinned ones. It returns the IDs dropped from ch.

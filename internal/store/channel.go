@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nixrepo/nixrepo/internal/nix"
 )
 
 // Channels live in a repository under channels/:
@@ -79,6 +82,23 @@ func (c *Channel) Snapshot(id string) (*Snapshot, bool) {
 
 // Current returns the latest snapshot, if any.
 func (c *Channel) Current() (*Snapshot, bool) { return c.Snapshot(c.Latest) }
+
+// InOrder returns the channel's snapshots newest first, in the channel's
+// own order: by Nix's version order of their IDs when every ID carries a
+// number (20240101, 1.2.3, nixos-25.11.1234.abcdef, as the current
+// snapshot moves), else by upload order. Equal versions keep upload order.
+func (c *Channel) InOrder() []Snapshot {
+	out := slices.Clone(c.Snapshots)
+	slices.Reverse(out) // newest upload first
+	if !slices.ContainsFunc(out, func(s Snapshot) bool { return !LooksLikeVersion(s.ID) }) {
+		slices.SortStableFunc(out, func(a, b Snapshot) int { return nix.CompareVersions(b.ID, a.ID) })
+	}
+	return out
+}
+
+// LooksLikeVersion reports whether a snapshot ID carries a number, so that
+// snapshots are ordered (and the current one moves) by Nix's version order.
+func LooksLikeVersion(id string) bool { return strings.ContainsAny(id, "0123456789") }
 
 // ChannelRel is a channel's name relative to its repository,
 // channels/NAME (a folder, and the server's route to the channel).

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,5 +153,32 @@ func TestCacheRelativeNames(t *testing.T) {
 	}
 	if b, err := far.Get(ctx, "nar/z.nar"); err != nil || string(b) != "x" {
 		t.Fatalf("CopyFrom another bucket: %q, %v", b, err)
+	}
+}
+
+// TestChannelInOrder: snapshots are listed newest first in the channel's
+// own order: Nix's version order when every ID carries a number (an older
+// release uploaded later is not first), upload order otherwise.
+func TestChannelInOrder(t *testing.T) {
+	ids := func(ss []store.Snapshot) string {
+		var out []string
+		for _, s := range ss {
+			out = append(out, s.ID)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct{ uploaded, want string }{
+		{"1.9 1.10 1.2", "1.10 1.9 1.2"},
+		{"nixos-25.11.100.aaa nixos-25.05.900.bbb nixos-25.11.99.ccc", "nixos-25.11.100.aaa nixos-25.11.99.ccc nixos-25.05.900.bbb"},
+		{"alpha 2.0 beta", "beta 2.0 alpha"},
+		{"", ""},
+	} {
+		ch := &store.Channel{}
+		for _, id := range strings.Fields(tc.uploaded) {
+			ch.Snapshots = append(ch.Snapshots, store.Snapshot{ID: id})
+		}
+		if got := ids(ch.InOrder()); got != tc.want {
+			t.Errorf("uploaded %q: InOrder = %q, want %q", tc.uploaded, got, tc.want)
+		}
 	}
 }
