@@ -126,6 +126,10 @@ type Options struct {
 	// Catalog, when set, makes Serve update the package catalog and the
 	// search index in the background (see CatalogUpdate).
 	Catalog *CatalogUpdate
+	// Site serves the static site (what publish writes under _site/) at
+	// "/", to anyone: set it only for a site that shows public
+	// repositories alone.
+	Site bool
 }
 
 // DefaultMaxConcurrentUnpacks is Options.MaxConcurrentUnpacks' default: two
@@ -287,6 +291,9 @@ func New(st *store.Store, opts *Options) (*Server, error) {
 		api := s.SearchAPI(o.Search)
 		s.mux.Handle("/api/search", api)
 		s.mux.Handle("/api/packages/", api)
+	}
+	if o.Site {
+		s.mux.HandleFunc("/", s.serveSite)
 	}
 	return s, nil
 }

@@ -31,11 +31,15 @@ func newServeCmd(a *app) *cobra.Command {
 binary cache (GET/HEAD) and accepts uploads from "nix copy --to" (PUT) with a
 token of the [[token]] tables as the HTTP Basic password:
 
-  nix copy --to 'https://ci:TOKEN@host/api/nix/R' ./result
+  nix copy --to 'https://ci:TOKEN@host/api/upload/R' ./result
 
+(/api/upload/R serves the same routes: an uploader's Nix then keeps its cache
+of the unsigned narinfos it sent apart from the signed ones at /api/nix/R.)
 Uploads go through the same verification as "nixrepo ingest" and are signed
-with the repository key, so the same URL is a substituter the moment the
-narinfo upload returns. Also: /healthz and Prometheus /metrics.
+with the repository key, so /api/nix/R substitutes them the moment the
+narinfo upload returns. Also: /healthz, Prometheus /metrics, the search API,
+and the static site at / (what publish writes under _site/) unless the
+site is disabled or shows private repositories ([site] include_private).
 Configuration: [server] (listen, tls_cert_file, tls_key_file,
 max_object_size, max_uploads, max_uploads_per_token, max_uploads_per_repo,
 max_queued_uploads_per_token, upload_queue_timeout, upload_timeout,
@@ -134,6 +138,10 @@ func (a *app) newServer(ctx context.Context, cfg *config.Config) (*server.Server
 		}
 	}
 	opts.SearchLimits = searchLimits(cfg)
+	// The site at "/" for anyone, unless it shows private repositories
+	// (include_private): those pages are left to static hosting with its
+	// own access control.
+	opts.Site = !cfg.Site.Disabled && !cfg.Site.IncludePrivate
 	srv, err := server.New(st, opts)
 	if err != nil {
 		st.Close()
