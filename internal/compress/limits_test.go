@@ -202,8 +202,12 @@ func TestOutputCapStopsDecodingABomb(t *testing.T) {
 					t.Errorf("consumed %d compressed bytes to decode %d", c, limit)
 				}
 				// xz -6 and zstd -3 streams use windows of 8 MiB at
-				// most; brotli level 1 4 MiB.
-				if peak > 32<<20 {
+				// most; brotli level 1 4 MiB. The probe counts objects not
+				// yet collected too: Go's xz decoder leaves up to about
+				// twice its window as garbage between collections (33 MiB
+				// seen once on a loaded machine), still nothing like the
+				// 2 GiB the bomb decodes to.
+				if peak > 48<<20 {
 					t.Errorf("heap grew by %d MiB decoding %d bytes", peak>>20, limit)
 				}
 				t.Logf("consumed %d compressed bytes, heap grew by %d KiB", consumed(), peak>>10)
