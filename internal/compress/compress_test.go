@@ -439,9 +439,13 @@ func TestXZProcessLifecycle(t *testing.T) {
 	t.Run("close during blocked read", func(t *testing.T) {
 		noLeaks(t)
 		pr, pw := io.Pipe()
+		fed := make(chan struct{})
 		go func() {
-			// Half of the input, then stall until the test gives up.
+			// Half of the input, then stall until the test gives up. The
+			// write returns once the feeding goroutine has read it: the
+			// process has started.
 			pw.Write(comp[:len(comp)/2])
+			close(fed)
 		}()
 		p := newXZProcess(pr, path, DefaultMaxMemory)
 		readErr := make(chan error, 1)
@@ -449,7 +453,12 @@ func TestXZProcessLifecycle(t *testing.T) {
 			_, err := io.Copy(io.Discard, p)
 			readErr <- err
 		}()
-		time.Sleep(200 * time.Millisecond) // let the reader block
+		select {
+		case <-fed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the xz process never read its input")
+		}
+		time.Sleep(100 * time.Millisecond) // let the reader block on the output
 		closed := make(chan struct{})
 		go func() {
 			p.Close()
