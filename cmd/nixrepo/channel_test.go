@@ -283,17 +283,7 @@ channels = ["nixos-25.11"]
 func TestSnapshotTarballRevalidatedByETag(t *testing.T) {
 	env := nixtest.Require(t)
 	dir := t.TempDir()
-	cfg := `version = 1
-[store]
-url = "file://./store"
-[[repo]]
-name = "nix-local"
-type = "local"
-signing_key_file = "k.sec"
-generate_key = true
-public = true
-`
-	os.WriteFile(filepath.Join(dir, "nixrepo.toml"), []byte(cfg), 0o644)
+	siteConfig(t, dir)
 	tb := filepath.Join(dir, "one.tar.xz")
 	writeChannelTarball(t, tb, "team-one", fmt.Sprintf("etag-%d", os.Getpid()))
 	mustRun(t, dir, "channel", "push", "--repo", "nix-local", "--channel", "team", "--flavor", "nixpkgs", "--snapshot", "1.0", tb)
@@ -339,17 +329,7 @@ public = true
 // their IDs), not by upload: 1.2 uploaded last is listed last.
 func TestChannelSnapshotsInChannelOrder(t *testing.T) {
 	dir := t.TempDir()
-	cfg := `version = 1
-[store]
-url = "file://./store"
-[[repo]]
-name = "nix-local"
-type = "local"
-signing_key_file = "k.sec"
-generate_key = true
-public = true
-`
-	os.WriteFile(filepath.Join(dir, "nixrepo.toml"), []byte(cfg), 0o644)
+	siteConfig(t, dir)
 	for _, id := range []string{"1.9", "1.10", "1.2"} {
 		tb := filepath.Join(dir, id+".tar.xz")
 		writeChannelTarball(t, tb, "team-"+id, id)
