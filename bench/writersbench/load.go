@@ -62,7 +62,9 @@ func do(c *http.Client, method, url, token, contentType string, body []byte) ([]
 		return nil, fmt.Errorf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	// Answers here are narinfos and short reasons; a server that sent more
+	// is broken, not measured.
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: reading the answer: %v", method, url, err)
 	}
